@@ -1,0 +1,51 @@
+"""clinvec: an offline-first vector + keyword index for clinical text, one async API in browser and server."""
+
+from __future__ import annotations
+
+from .errors import (
+    ClinvecError,
+    CorruptIndex,
+    DimensionMismatch,
+    DuplicateId,
+    IndexClosed,
+    IndexExists,
+    IndexLocked,
+    IndexNotFound,
+    InvalidFilter,
+    InvalidInput,
+    InvalidMetadata,
+    InvalidVector,
+    NoEmbedder,
+    NoUpdateInProgress,
+    ReadOnlyIndex,
+    StorageFull,
+    UpdateInProgress,
+)
+from .index import LocalIndex
+from .types import Item, Result
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClinvecError",
+    "CorruptIndex",
+    "DimensionMismatch",
+    "DuplicateId",
+    "IndexClosed",
+    "IndexExists",
+    "IndexLocked",
+    "IndexNotFound",
+    "InvalidFilter",
+    "InvalidInput",
+    "InvalidMetadata",
+    "InvalidVector",
+    "Item",
+    "LocalIndex",
+    "NoEmbedder",
+    "NoUpdateInProgress",
+    "ReadOnlyIndex",
+    "Result",
+    "StorageFull",
+    "UpdateInProgress",
+    "__version__",
+]

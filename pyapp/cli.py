@@ -1,0 +1,323 @@
+"""``python -m pyapp``: the command line over the same LocalIndex core (sqlite-utils style: library + CLI).
+
+Exit codes a script can rely on: 0 success, 1 a clinvec error (message on stderr, nothing changed),
+2 bad usage, 3 the item or index asked for does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import ClinvecError, IndexNotFound
+from .index import LocalIndex
+from .progress import ProgressBar
+from .transfer import read_items
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 3
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False))
+
+
+def _load_embedder(args: argparse.Namespace) -> Any:
+    """The embedder named on the command line (``--model DIR``/``--hashing``), or None."""
+    from .embed.resolve import resolve_embedder
+
+    return resolve_embedder(getattr(args, "model", None), getattr(args, "hashing", None), quiet=args.quiet)
+
+
+def _vector_arg(value: str | None) -> Any:
+    if value is None:
+        return None
+    if os.path.exists(value):
+        with open(value, encoding="utf-8") as handle:
+            value = handle.read()
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise ClinvecError(f"--vector must be a JSON array or a file holding one, got {value[:40]!r}") from None
+
+
+def _metadata_arg(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        raise ClinvecError(f"--metadata must be a JSON object, got {value[:40]!r}") from None
+    return parsed
+
+
+def _result_json(result: Any, with_vector: bool = False) -> dict[str, Any]:
+    item = result.item
+    out = {"id": item.id, "score": result.score, "vector_score": result.vector_score,
+           "keyword_score": result.keyword_score, "metadata": item.metadata, "text": item.text}
+    if with_vector:
+        out["vector"] = item.vector
+    return out
+
+
+async def _open(args: argparse.Namespace, read_only: bool) -> LocalIndex:
+    """Open the index; when text may need embedding, attach the embedder named or the one it recorded."""
+    index = await LocalIndex.open(args.index, read_only=read_only)
+    if getattr(args, "needs_embedder", False):
+        from .embed.resolve import embedder_from_identity
+
+        try:
+            embedder = _load_embedder(args) or embedder_from_identity(index.manifest.get("embedder"), args.quiet)
+            index.use_embedder(embedder)
+        except BaseException:
+            await index.close()
+            raise
+    return index
+
+
+async def cmd_create(args: argparse.Namespace) -> int:
+    embedder = _load_embedder(args)
+    index = await LocalIndex.create(args.index, dims=args.dims, indexed=args.indexed or (), embedder=embedder)
+    _print_json(await index.stats())
+    await index.close()
+    return EXIT_OK
+
+
+async def cmd_add(args: argparse.Namespace) -> int:
+    args.needs_embedder = args.file is not None or args.vector is None
+    index = await _open(args, read_only=False)
+    try:
+        if args.file:
+            items = read_items(args.file, args.format, index.dims, ProgressBar("read", force=args.progress))
+            bar = ProgressBar("embed", force=args.progress)
+            ids = await (index.upsert_many if args.upsert else index.insert_many)(items, progress=bar)
+            _print_json({"added": len(ids)})
+        else:
+            vector = _vector_arg(args.vector)
+            metadata = _metadata_arg(args.metadata)
+            if args.upsert:
+                if not args.id:
+                    raise ClinvecError("--upsert needs --id")
+                new_id = await index.upsert(args.id, vector, metadata=metadata, text=args.text)
+            else:
+                new_id = await index.insert(vector, metadata=metadata, text=args.text, id=args.id)
+            _print_json({"id": new_id})
+    finally:
+        await index.close()
+    return EXIT_OK
+
+
+async def cmd_query(args: argparse.Namespace) -> int:
+    args.needs_embedder = args.vector is None and args.mode != "keyword"
+    index = await _open(args, read_only=True)
+    try:
+        results = await index.query(
+            vector=_vector_arg(args.vector), text=args.text, top_k=args.top_k,
+            filter=_metadata_arg(args.filter), mode=args.mode, min_score=args.min_score,
+        )
+    finally:
+        await index.close()
+    for result in results:
+        _print_json(_result_json(result, args.with_vector))
+    return EXIT_OK
+
+
+async def cmd_get(args: argparse.Namespace) -> int:
+    index = await _open(args, read_only=True)
+    try:
+        item = await index.get(args.id)
+    finally:
+        await index.close()
+    if item is None:
+        print(f"clinvec: no item with id {args.id!r}", file=sys.stderr)
+        return EXIT_MISSING
+    _print_json(item.to_dict())
+    return EXIT_OK
+
+
+async def cmd_list(args: argparse.Namespace) -> int:
+    index = await _open(args, read_only=True)
+    try:
+        items = await index.list(filter=_metadata_arg(args.filter), limit=args.limit, offset=args.offset)
+    finally:
+        await index.close()
+    for item in items:
+        record = item.to_dict()
+        if not args.with_vector:
+            record.pop("vector")
+        _print_json(record)
+    return EXIT_OK
+
+
+async def cmd_delete(args: argparse.Namespace) -> int:
+    index = await _open(args, read_only=False)
+    try:
+        if args.where:
+            count = await index.delete_where(_metadata_arg(args.where) or {})
+        else:
+            count = await index.delete_many(args.ids)
+    finally:
+        await index.close()
+    _print_json({"deleted": count})
+    return EXIT_OK
+
+
+async def cmd_stats(args: argparse.Namespace) -> int:
+    index = await _open(args, read_only=True)
+    try:
+        _print_json(await index.stats())
+    finally:
+        await index.close()
+    return EXIT_OK
+
+
+async def cmd_export(args: argparse.Namespace) -> int:
+    index = await _open(args, read_only=True)
+    try:
+        count = await index.export_to(args.path, format=args.format)
+    finally:
+        await index.close()
+    _print_json({"exported": count, "path": args.path})
+    return EXIT_OK
+
+
+async def cmd_import(args: argparse.Namespace) -> int:
+    args.needs_embedder = True
+    index = await _open(args, read_only=False)
+    try:
+        count = await index.import_from(
+            args.path, format=args.format, progress=ProgressBar("import", force=args.progress), upsert=args.upsert
+        )
+    finally:
+        await index.close()
+    _print_json({"imported": count})
+    return EXIT_OK
+
+
+async def cmd_compact(args: argparse.Namespace) -> int:
+    index = await _open(args, read_only=False)
+    try:
+        await index.compact()
+        _print_json(await index.stats())
+    finally:
+        await index.close()
+    return EXIT_OK
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return await run_demo(args.dir, args.text, quiet=args.quiet, model=args.model)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model bundle folder (from `python -m export`) used to embed text")
+    parser.add_argument("--hashing", type=int, metavar="DIMS", help="use the dependency-free hashing embedder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pyapp", description=__doc__.splitlines()[0])
+    parser.add_argument("-q", "--quiet", action="store_true", help="no notices on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("create", help="create an empty index")
+    p.add_argument("index")
+    p.add_argument("--dims", type=int)
+    p.add_argument("--indexed", nargs="*", help="metadata fields to keep columnar (fast filters)")
+    _add_model_options(p)
+    p.set_defaults(run=cmd_create)
+
+    p = sub.add_parser("add", help="add one item (--vector/--text) or many (--file JSONL/CSV)")
+    p.add_argument("index")
+    p.add_argument("--file")
+    p.add_argument("--format", choices=["jsonl", "csv"])
+    p.add_argument("--vector", help="JSON array or a file holding one")
+    p.add_argument("--text")
+    p.add_argument("--metadata", help="JSON object")
+    p.add_argument("--id")
+    p.add_argument("--upsert", action="store_true")
+    p.add_argument("--progress", action="store_true", help="draw progress bars even when not on a terminal")
+    _add_model_options(p)
+    p.set_defaults(run=cmd_add)
+
+    p = sub.add_parser("query", help="search by vector and/or text")
+    p.add_argument("index")
+    p.add_argument("--vector", help="JSON array or a file holding one")
+    p.add_argument("--text")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--filter", help="JSON filter, e.g. '{\"ward\": \"ICU\"}'")
+    p.add_argument("--mode", default="auto", choices=["auto", "vector", "keyword", "hybrid"])
+    p.add_argument("--min-score", type=float)
+    p.add_argument("--with-vector", action="store_true")
+    _add_model_options(p)
+    p.set_defaults(run=cmd_query)
+
+    p = sub.add_parser("get", help="print one item")
+    p.add_argument("index")
+    p.add_argument("id")
+    p.set_defaults(run=cmd_get)
+
+    p = sub.add_parser("list", help="list items in insertion order")
+    p.add_argument("index")
+    p.add_argument("--filter")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--with-vector", action="store_true")
+    p.set_defaults(run=cmd_list)
+
+    p = sub.add_parser("delete", help="delete items by id or by --where filter")
+    p.add_argument("index")
+    p.add_argument("ids", nargs="*")
+    p.add_argument("--where", help="JSON filter")
+    p.set_defaults(run=cmd_delete)
+
+    p = sub.add_parser("stats", help="counts and storage facts")
+    p.add_argument("index")
+    p.set_defaults(run=cmd_stats)
+
+    p = sub.add_parser("export", help="write every item to JSONL or CSV")
+    p.add_argument("index")
+    p.add_argument("path")
+    p.add_argument("--format", default="jsonl", choices=["jsonl", "csv"])
+    p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("import", help="load JSONL, CSV or a vectra index folder")
+    p.add_argument("index")
+    p.add_argument("path")
+    p.add_argument("--format", choices=["jsonl", "csv", "vectra"])
+    p.add_argument("--upsert", action="store_true")
+    p.add_argument("--progress", action="store_true")
+    _add_model_options(p)
+    p.set_defaults(run=cmd_import)
+
+    p = sub.add_parser("compact", help="fold the write-ahead log into a new snapshot")
+    p.add_argument("index")
+    p.set_defaults(run=cmd_compact)
+
+    p = sub.add_parser("demo", help="build an index from the bundled clinical notes and search it")
+    p.add_argument("--dir", help="where to keep the demo index (default: a temporary folder)")
+    p.add_argument("--text", default="shortness of breath after surgery", help="the query")
+    p.add_argument("--model", help="model bundle folder (default: the exported MiniLM if present)")
+    p.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(args.run(args))
+    except IndexNotFound as exc:
+        print(f"clinvec: error: {exc}", file=sys.stderr)
+        return EXIT_MISSING
+    except ClinvecError as exc:
+        print(f"clinvec: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"clinvec: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130

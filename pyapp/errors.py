@@ -1,0 +1,71 @@
+"""Every error clinvec raises on purpose: one base class so callers can catch them all."""
+
+from __future__ import annotations
+
+
+class ClinvecError(Exception):
+    """Base of every deliberate clinvec error; a failed call that raises one changed nothing."""
+
+
+class IndexNotFound(ClinvecError):
+    """No index exists at the location given to ``open``."""
+
+
+class IndexExists(ClinvecError):
+    """``create`` was asked for a location that already holds an index (and ``exist_ok`` is False)."""
+
+
+class DimensionMismatch(ClinvecError):
+    """A vector's length differs from the index's ``dims``."""
+
+
+class InvalidVector(ClinvecError):
+    """A vector holds NaN/inf, is all zeros, or is not a flat list of numbers."""
+
+
+class DuplicateId(ClinvecError):
+    """``insert`` was given an id that is already taken (use ``upsert`` to replace)."""
+
+
+class InvalidFilter(ClinvecError):
+    """A metadata filter uses an unknown operator or is malformed."""
+
+
+class InvalidMetadata(ClinvecError):
+    """Metadata is not JSON (str, number, bool, null, lists, objects with string keys)."""
+
+
+class IndexLocked(ClinvecError):
+    """Another writer holds the index; open it ``read_only=True`` or try later."""
+
+
+class ReadOnlyIndex(ClinvecError):
+    """A write was attempted on an index opened with ``read_only=True``."""
+
+
+class CorruptIndex(ClinvecError):
+    """Stored files fail their checksums or cannot be parsed."""
+
+
+class UpdateInProgress(ClinvecError):
+    """``begin_update``/``batch`` was called while an update is already open."""
+
+
+class NoUpdateInProgress(ClinvecError):
+    """``end_update``/``cancel_update`` was called with no open update."""
+
+
+class IndexClosed(ClinvecError):
+    """The index was closed; open it again to use it."""
+
+
+class StorageFull(ClinvecError):
+    """The storage quota or disk is full; the stored index is unchanged."""
+
+
+class NoEmbedder(ClinvecError):
+    """Text was given where a vector is needed, but the index has no embedder."""
+
+
+class InvalidInput(ClinvecError):
+    """An argument is malformed (bad id, bad top_k, unknown mode or format, malformed import file)."""

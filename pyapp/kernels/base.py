@@ -1,0 +1,93 @@
+"""The vector kernel interface: all per-element vector math lives behind it.
+
+One implementation per environment (httpx transports style): ``numpy_kernel`` for CPython and for
+Pyodide when numpy loads, ``pyapp.browser.js_kernel`` over a JS ``Float32Array`` when it does not.
+The core never loops over vector elements in Python.
+
+Vectors cross this interface as raw little-endian float32 bytes (``bytes``/``memoryview``/``array('f')``):
+the one format numpy, JS typed arrays and the stores all read without conversion.
+Rows are dense ``0..size-1``; deleting swaps the last row into the hole (O(dims), not O(n*dims)).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import DimensionMismatch, InvalidVector
+
+Buffer = bytes | bytearray | memoryview
+
+
+class VectorKernel(ABC):
+    """A growable float32 matrix of L2-normalised rows plus cosine top-k over it."""
+
+    dims: int
+
+    def pack(self, vectors: Sequence[Any]) -> bytes:
+        """Turn user vectors (lists of numbers, arrays) into float32 bytes, checking every length.
+
+        Raises ``DimensionMismatch`` or ``InvalidVector`` naming the first bad vector. The default
+        uses the stdlib ``array`` constructor (C speed); kernels may override it with a faster path.
+        """
+        out = array("f")
+        for i, vector in enumerate(vectors):
+            if isinstance(vector, (str, bytes, dict)) or not hasattr(vector, "__len__"):
+                raise InvalidVector(f"vector {i} is not a list of numbers")
+            if len(vector) != self.dims:
+                raise DimensionMismatch(f"vector {i} has {len(vector)} dimensions; the index has {self.dims}")
+            try:
+                out.extend(array("f", [float(x) for x in vector]) if not isinstance(vector, array) else vector)
+            except (TypeError, ValueError) as exc:
+                raise InvalidVector(f"vector {i} holds a value that is not a number ({exc})") from None
+        return out.tobytes()
+
+    @property
+    @abstractmethod
+    def size(self) -> int:
+        """Number of rows."""
+
+    @abstractmethod
+    def prepare(self, data: Buffer, n: int) -> bytes:
+        """Validate ``n`` rows (finite, non-zero) and return them L2-normalised.
+
+        Raises ``InvalidVector`` naming the first bad row; never touches the matrix.
+        """
+
+    @abstractmethod
+    def load(self, data: Buffer, n: int) -> None:
+        """Replace the whole matrix with ``n`` prepared rows (used on open)."""
+
+    @abstractmethod
+    def append(self, data: Buffer, n: int) -> None:
+        """Append ``n`` prepared rows at the end."""
+
+    @abstractmethod
+    def set_row(self, row: int, data: Buffer) -> None:
+        """Overwrite one row with a prepared vector."""
+
+    @abstractmethod
+    def swap_remove(self, row: int) -> None:
+        """Delete ``row`` by moving the last row into its place."""
+
+    @abstractmethod
+    def get_row(self, row: int) -> bytes:
+        """One row as float32 bytes."""
+
+    @abstractmethod
+    def to_bytes(self) -> bytes:
+        """The whole matrix, rows in order, as float32 bytes (for snapshots)."""
+
+    @abstractmethod
+    def topk(self, query: Buffer, k: int, rows: Sequence[int] | None = None) -> list[tuple[int, float]]:
+        """Cosine top-k of a prepared query over ``rows`` (all rows when None).
+
+        Returns ``(row, score)`` pairs, best first, and also every row tied with the k-th score, so
+        the caller can break ties by insertion order exactly. ``k >= candidates`` returns all of them.
+        """
+
+    @abstractmethod
+    def scores(self, query: Buffer, rows: Sequence[int]) -> list[float]:
+        """Cosine scores of a prepared query against the given rows (for hybrid re-scoring)."""

@@ -1,0 +1,133 @@
+"""numpy vector kernel: a contiguous, growable float32 matrix with exact cosine top-k.
+
+Rows are L2-normalised on the way in, so cosine similarity is one matrix-vector product.
+Capacity grows geometrically so appends are amortised O(dims); deletes swap the last row in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import DimensionMismatch, InvalidVector
+from .base import Buffer, VectorKernel
+
+
+class NumpyKernel(VectorKernel):
+    """The server kernel (and the browser's when Pyodide can load numpy)."""
+
+    def __init__(self, dims: int) -> None:
+        self.dims = dims
+        self._data = np.empty((0, dims), dtype=np.float32)
+        self._n = 0
+
+    @property
+    def size(self) -> int:
+        return self._n
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """A view of the live rows (no copy)."""
+        return self._data[: self._n]
+
+    def _rows(self, data: Buffer, n: int) -> np.ndarray:
+        arr = np.frombuffer(data, dtype="<f4")
+        if arr.size != n * self.dims:
+            raise InvalidVector(f"expected {n} x {self.dims} float32 values, got {arr.size}")
+        return arr.reshape(n, self.dims)
+
+    def pack(self, vectors: Sequence[object]) -> bytes:
+        """One vectorised conversion for the common case; per-vector checks only to name a bad one."""
+        try:
+            arr = np.asarray(vectors, dtype=np.float64)
+            ok = arr.ndim == 2 and arr.shape[1] == self.dims
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            for i, vector in enumerate(vectors):
+                if isinstance(vector, (str, bytes, dict)) or not hasattr(vector, "__len__"):
+                    raise InvalidVector(f"vector {i} is not a list of numbers")
+                if len(vector) != self.dims:
+                    raise DimensionMismatch(f"vector {i} has {len(vector)} dimensions; the index has {self.dims}")
+                try:
+                    np.asarray(vector, dtype=np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise InvalidVector(f"vector {i} holds a value that is not a number ({exc})") from None
+            raise InvalidVector("vectors must be a list of equal-length lists of numbers")
+        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+            raise InvalidVector("vectors must hold numbers")
+        return arr.astype("<f4").tobytes()
+
+    def prepare(self, data: Buffer, n: int) -> bytes:
+        rows = self._rows(data, n).astype(np.float64)
+        finite = np.isfinite(rows).all(axis=1)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            raise InvalidVector(f"vector {bad} contains NaN or infinity")
+        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+        zero = norms == 0
+        if zero.any():
+            bad = int(np.flatnonzero(zero)[0])
+            raise InvalidVector(f"vector {bad} is all zeros: it has no direction to compare")
+        return (rows / norms[:, None]).astype("<f4").tobytes()
+
+    def _reserve(self, total: int) -> None:
+        if total <= self._data.shape[0]:
+            return
+        capacity = max(total, int(self._data.shape[0] * 1.5) + 16)
+        grown = np.empty((capacity, self.dims), dtype=np.float32)
+        grown[: self._n] = self._data[: self._n]
+        self._data = grown
+
+    def load(self, data: Buffer, n: int) -> None:
+        self._data = np.array(self._rows(data, n), dtype=np.float32, copy=True)
+        self._n = n
+
+    def append(self, data: Buffer, n: int) -> None:
+        rows = self._rows(data, n)
+        self._reserve(self._n + n)
+        self._data[self._n : self._n + n] = rows
+        self._n += n
+
+    def set_row(self, row: int, data: Buffer) -> None:
+        self._data[row] = self._rows(data, 1)[0]
+
+    def swap_remove(self, row: int) -> None:
+        last = self._n - 1
+        if row != last:
+            self._data[row] = self._data[last]
+        self._n = last
+
+    def get_row(self, row: int) -> bytes:
+        return self._data[row].astype("<f4").tobytes()
+
+    def to_bytes(self) -> bytes:
+        return self.matrix.astype("<f4").tobytes()
+
+    def topk(self, query: Buffer, k: int, rows: Sequence[int] | None = None) -> list[tuple[int, float]]:
+        q = self._rows(query, 1)[0]
+        if rows is None:
+            scores = self.matrix @ q
+            index = None
+        else:
+            index = np.asarray(rows, dtype=np.int64)
+            scores = self._data[index] @ q if index.size else np.empty(0, dtype=np.float32)
+        count = scores.shape[0]
+        if count == 0 or k <= 0:
+            return []
+        if k < count:
+            kth = np.partition(scores, count - k)[count - k]
+            picked = np.flatnonzero(scores >= kth)  # every row tied with the k-th score too
+        else:
+            picked = np.arange(count)
+        order = picked[np.argsort(-scores[picked], kind="stable")]
+        chosen = order if index is None else index[order]
+        return list(zip(chosen.tolist(), scores[order].astype(np.float64).tolist()))
+
+    def scores(self, query: Buffer, rows: Sequence[int]) -> list[float]:
+        q = self._rows(query, 1)[0]
+        index = np.asarray(rows, dtype=np.int64)
+        if index.size == 0:
+            return []
+        return (self._data[index] @ q).astype(np.float64).tolist()
