@@ -280,9 +280,7 @@ class LocalIndex:
                     self._kernel.set_row(existing, op.vector)
                     self._table.set(existing, row.metadata)
                     self._rows[existing] = row
-                    self._keyword.remove(row.id)
-                    if row.text:
-                        self._keyword.add(row.id, row.text)
+                    self._keyword.replace(row.id, row.text)
                 self._next_seq = max(self._next_seq, row.seq + 1)
             else:
                 flush()
