@@ -102,7 +102,8 @@ class LocalIndex:
         self.dims: int = manifest["dims"]
         self.indexed: list[str] = list(manifest.get("indexed", []))
         bm25 = manifest.get("bm25", {})
-        self._keyword = KeywordIndex(k1=bm25.get("k1", 0.9), b=bm25.get("b", 0.4))
+        self._bm25 = (bm25.get("k1", 0.9), bm25.get("b", 0.4))
+        self._keyword_index: KeywordIndex | None = KeywordIndex(*self._bm25)
         self._table = MetadataTable(self.indexed)
         self._rows: list[Row] = []
         self._row_of: dict[str, int] = {}
@@ -242,7 +243,7 @@ class LocalIndex:
         self._rows = list(rows)
         self._row_of = {row.id: i for i, row in enumerate(rows)}
         self._table.load([row.metadata for row in rows])
-        self._keyword.load((row.id, row.text) for row in rows if row.text)
+        self._keyword_index = None  # built on the first text query: opening stays fast (Pyodide: ~6 s per 50k texts)
         self._next_seq = max((row.seq for row in rows), default=-1) + 1
 
     def _apply(self, ops: Sequence[Op]) -> None:
@@ -258,8 +259,8 @@ class LocalIndex:
                     self._rows.append(row)
                     self._row_of[row.id] = start + offset
                     self._table.append(row.metadata)
-                    if row.text:
-                        self._keyword.add(row.id, row.text)
+                    if row.text and self._keyword_index is not None:
+                        self._keyword_index.add(row.id, row.text)
                 pending_rows.clear()
                 pending_vectors.clear()
 
@@ -280,13 +281,22 @@ class LocalIndex:
                     self._kernel.set_row(existing, op.vector)
                     self._table.set(existing, row.metadata)
                     self._rows[existing] = row
-                    self._keyword.replace(row.id, row.text)
+                    if self._keyword_index is not None:
+                        self._keyword_index.replace(row.id, row.text)
                 self._next_seq = max(self._next_seq, row.seq + 1)
             else:
                 flush()
                 pending_ids.clear()
                 self._remove_row(op.id)
         flush()
+
+    def _keyword(self) -> KeywordIndex:
+        """The BM25 index, built from the rows on first use and kept incrementally after that."""
+        if self._keyword_index is None:
+            keyword = KeywordIndex(*self._bm25)
+            keyword.load((row.id, row.text) for row in sorted(self._rows, key=lambda r: r.seq) if row.text)
+            self._keyword_index = keyword
+        return self._keyword_index
 
     def _remove_row(self, item_id: str) -> None:
         row = self._row_of.pop(item_id, None)
@@ -299,7 +309,8 @@ class LocalIndex:
         if row != last:
             self._rows[row] = moved
             self._row_of[moved.id] = row
-        self._keyword.remove(item_id)
+        if self._keyword_index is not None:
+            self._keyword_index.remove(item_id)
 
     # ------------------------------------------------------------------ write plumbing
     def _ensure_open(self) -> None:
@@ -630,7 +641,7 @@ class LocalIndex:
             allowed = lambda key: row_of[key] in allowed_rows  # noqa: E731
         if mode == "keyword":
             assert text is not None
-            keyword_hits = self._keyword.search(text, top_k=None, allowed=allowed)
+            keyword_hits = self._keyword().search(text, top_k=None, allowed=allowed)
             keyword_hits.sort(key=lambda h: (-h[1], seq_of[self._row_of[h[0]]].seq))
             results = [
                 Result(self._item(self._row_of[k]), s, keyword_score=s) for k, s in keyword_hits[:top_k]
@@ -642,7 +653,7 @@ class LocalIndex:
         vector_hits = self._kernel.topk(prepared, depth, rows)
         vector_hits.sort(key=lambda h: (-h[1], seq_of[h[0]].seq))
         vector_leg = [(self._rows[r].id, s) for r, s in vector_hits[:depth]]
-        keyword_leg = self._keyword.search(text, top_k=depth, allowed=allowed)
+        keyword_leg = self._keyword().search(text, top_k=depth, allowed=allowed)
         if fusion == "rrf":
             fused = reciprocal_rank_fusion([[k for k, _ in vector_leg], [k for k, _ in keyword_leg]])
         else:
@@ -676,7 +687,7 @@ class LocalIndex:
             "store": type(self._store).__name__,
             "read_only": self._read_only,
             "embedder": self._manifest.get("embedder"),
-            "keyword": self._keyword.stats(),
+            "keyword": self._keyword().stats(),
             "update_in_progress": self._staged is not None,
             "created": self._manifest.get("created"),
             **self._store.info(),
