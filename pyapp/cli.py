@@ -57,8 +57,14 @@ def _metadata_arg(value: str | None) -> dict[str, Any] | None:
 
 def _result_json(result: Any, with_vector: bool = False) -> dict[str, Any]:
     item = result.item
-    out = {"id": item.id, "score": result.score, "vector_score": result.vector_score,
-           "keyword_score": result.keyword_score, "metadata": item.metadata, "text": item.text}
+    out = {
+        "id": item.id,
+        "score": result.score,
+        "vector_score": result.vector_score,
+        "keyword_score": result.keyword_score,
+        "metadata": item.metadata,
+        "text": item.text,
+    }
     if with_vector:
         out["vector"] = item.vector
     return out
@@ -116,8 +122,12 @@ async def cmd_query(args: argparse.Namespace) -> int:
     index = await _open(args, read_only=True)
     try:
         results = await index.query(
-            vector=_vector_arg(args.vector), text=args.text, top_k=args.top_k,
-            filter=_metadata_arg(args.filter), mode=args.mode, min_score=args.min_score,
+            vector=_vector_arg(args.vector),
+            text=args.text,
+            top_k=args.top_k,
+            filter=_metadata_arg(args.filter),
+            mode=args.mode,
+            min_score=args.min_score,
         )
     finally:
         await index.close()
@@ -249,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vector", help="JSON array or a file holding one")
     p.add_argument("--text")
     p.add_argument("--top-k", type=int, default=10)
-    p.add_argument("--filter", help="JSON filter, e.g. '{\"ward\": \"ICU\"}'")
+    p.add_argument("--filter", help='JSON filter, e.g. \'{"ward": "ICU"}\'')
     p.add_argument("--mode", default="auto", choices=["auto", "vector", "keyword", "hybrid"])
     p.add_argument("--min-score", type=float)
     p.add_argument("--with-vector", action="store_true")

@@ -78,9 +78,7 @@ class DocumentInfo:
     hash: str
 
 
-def chunk_text(
-    text: str, tokenizer: OffsetTokenizer, chunk_tokens: int = 128, overlap: int = 32
-) -> list[Chunk]:
+def chunk_text(text: str, tokenizer: OffsetTokenizer, chunk_tokens: int = 128, overlap: int = 32) -> list[Chunk]:
     """Cut ``text`` into windows of ``chunk_tokens`` tokens; consecutive windows share ``overlap`` tokens."""
     if chunk_tokens < 1 or not 0 <= overlap < chunk_tokens:
         raise InvalidInput("chunk_tokens must be >= 1 and 0 <= overlap < chunk_tokens")
@@ -130,8 +128,13 @@ class DocumentIndex:
 
     @classmethod
     async def create(
-        cls, location: str | Store, embedder: Embedder, indexed: Sequence[str] = (), exist_ok: bool = False,
-        chunk_tokens: int = 128, overlap: int = 32,
+        cls,
+        location: str | Store,
+        embedder: Embedder,
+        indexed: Sequence[str] = (),
+        exist_ok: bool = False,
+        chunk_tokens: int = 128,
+        overlap: int = 32,
     ) -> DocumentIndex:
         index = await LocalIndex.create(
             location, embedder=embedder, indexed=[*DOC_INDEXED, *indexed], exist_ok=exist_ok
@@ -140,7 +143,11 @@ class DocumentIndex:
 
     @classmethod
     async def open(
-        cls, location: str | Store, embedder: Embedder, read_only: bool = False, chunk_tokens: int = 128,
+        cls,
+        location: str | Store,
+        embedder: Embedder,
+        read_only: bool = False,
+        chunk_tokens: int = 128,
         overlap: int = 32,
     ) -> DocumentIndex:
         index = await LocalIndex.open(location, read_only=read_only, embedder=embedder)
@@ -175,8 +182,14 @@ class DocumentIndex:
                 "text": c.text,
                 "metadata": {
                     **metadata,
-                    DOC_KEY: {"uri": uri, "chunk": c.index, "chunks": len(chunks), "start": c.start, "end": c.end,
-                              "hash": digest},
+                    DOC_KEY: {
+                        "uri": uri,
+                        "chunk": c.index,
+                        "chunks": len(chunks),
+                        "start": c.start,
+                        "end": c.end,
+                        "hash": digest,
+                    },
                 },
             }
             for c in chunks
@@ -213,13 +226,18 @@ class DocumentIndex:
             piece = item.text or ""
             if start + len(piece) > covered:
                 gap = " " * max(0, start - covered)
-                text += gap + piece[max(0, covered - start):]
+                text += gap + piece[max(0, covered - start) :]
                 covered = start + len(piece)
         return text
 
     async def query_documents(
-        self, text: str, top_k: int = 5, filter: dict[str, Any] | None = None, mode: str = "auto",
-        group: str = "max", passages: int = 3,
+        self,
+        text: str,
+        top_k: int = 5,
+        filter: dict[str, Any] | None = None,
+        mode: str = "auto",
+        group: str = "max",
+        passages: int = 3,
     ) -> list[DocumentResult]:
         """Search chunks, group hits per document (``max`` or ``mean`` of chunk scores), best passages first."""
         if group not in ("max", "mean"):
@@ -236,8 +254,13 @@ class DocumentIndex:
             score = max(scores) if group == "max" else sum(scores) / len(scores)
             meta = {k: v for k, v in doc_hits[0].item.metadata.items() if k != DOC_KEY}
             best = [
-                Passage(h.item.text or "", h.item.metadata[DOC_KEY]["start"], h.item.metadata[DOC_KEY]["end"], h.score,
-                        h.item.metadata[DOC_KEY]["chunk"])
+                Passage(
+                    h.item.text or "",
+                    h.item.metadata[DOC_KEY]["start"],
+                    h.item.metadata[DOC_KEY]["end"],
+                    h.score,
+                    h.item.metadata[DOC_KEY]["chunk"],
+                )
                 for h in doc_hits[:passages]
             ]
             results.append(DocumentResult(uri, score, meta, best))

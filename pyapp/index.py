@@ -10,6 +10,7 @@ committed once at the end; queries keep seeing the last commit until then.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import math
 import time
 import uuid
@@ -100,12 +101,12 @@ class LocalIndex:
         self._read_only = read_only
         self._embedder = embedder
         self.dims: int = manifest["dims"]
-        self.indexed: list[str] = list(manifest.get("indexed", []))
+        self.indexed: builtins.list[str] = list(manifest.get("indexed", []))
         bm25 = manifest.get("bm25", {})
         self._bm25 = (bm25.get("k1", 0.9), bm25.get("b", 0.4))
         self._keyword_index: KeywordIndex | None = KeywordIndex(*self._bm25)
         self._table = MetadataTable(self.indexed)
-        self._rows: list[Row] = []
+        self._rows: builtins.list[Row] = []
         self._row_of: dict[str, int] = {}
         self._next_seq = 0
         self._staged: _Staged | None = None
@@ -125,7 +126,9 @@ class LocalIndex:
         bm25_k1: float = 0.9,
         bm25_b: float = 0.4,
     ) -> LocalIndex:
-        """Create an empty index (or open it when ``exist_ok`` and it exists). ``dims`` comes from the embedder if given."""
+        """Create an empty index (or open it when ``exist_ok`` and it exists).
+
+        ``dims`` comes from the embedder when one is given."""
         if embedder is not None:
             if dims is not None and dims != embedder.dims:
                 raise DimensionMismatch(f"dims={dims} but the embedder produces {embedder.dims}-d vectors")
@@ -157,9 +160,7 @@ class LocalIndex:
         return await cls.open(store, embedder=embedder)
 
     @classmethod
-    async def open(
-        cls, location: str | Store, read_only: bool = False, embedder: Embedder | None = None
-    ) -> LocalIndex:
+    async def open(cls, location: str | Store, read_only: bool = False, embedder: Embedder | None = None) -> LocalIndex:
         """Open an existing index (``IndexNotFound`` if absent, ``IndexLocked`` if another writer holds it)."""
         store = store_for(location)
         snapshot = await store.open(read_only=read_only)
@@ -180,7 +181,9 @@ class LocalIndex:
     @staticmethod
     def _check_embedder(manifest: dict[str, Any], embedder: Embedder) -> None:
         if embedder.dims != manifest["dims"]:
-            raise DimensionMismatch(f"the embedder makes {embedder.dims}-d vectors; the index holds {manifest['dims']}-d")
+            raise DimensionMismatch(
+                f"the embedder makes {embedder.dims}-d vectors; the index holds {manifest['dims']}-d"
+            )
         recorded = manifest.get("embedder")
         if recorded:
             mine = embedder.identity
@@ -238,7 +241,7 @@ class LocalIndex:
         return self._store.location
 
     # ------------------------------------------------------------------ in-memory state
-    def _load(self, rows: list[Row], vectors: bytes | memoryview) -> None:
+    def _load(self, rows: builtins.list[Row], vectors: bytes | memoryview) -> None:
         self._kernel.load(vectors, len(rows))
         self._rows = list(rows)
         self._row_of = {row.id: i for i, row in enumerate(rows)}
@@ -248,8 +251,8 @@ class LocalIndex:
 
     def _apply(self, ops: Sequence[Op]) -> None:
         """Apply durable ops in memory. Runs of new ids are appended to the kernel in one call."""
-        pending_rows: list[Row] = []
-        pending_vectors: list[bytes] = []
+        pending_rows: builtins.list[Row] = []
+        pending_vectors: builtins.list[bytes] = []
 
         def flush() -> None:
             if pending_rows:
@@ -335,7 +338,7 @@ class LocalIndex:
         index = self._row_of.get(item_id)
         return None if index is None else self._rows[index]
 
-    async def _commit(self, ops: list[Op]) -> None:
+    async def _commit(self, ops: builtins.list[Op]) -> None:
         """Durable first, memory second: a store failure leaves both unchanged."""
         if not ops:
             return
@@ -355,9 +358,7 @@ class LocalIndex:
             await self._commit(staged.ops)
             return result
 
-    async def _vectors_for(
-        self, entries: list[dict[str, Any]], progress: Progress | None = None
-    ) -> bytes:
+    async def _vectors_for(self, entries: builtins.list[dict[str, Any]], progress: Progress | None = None) -> bytes:
         """Prepared vectors for entries: given vectors are packed, missing ones embedded from their text."""
         missing = [i for i, e in enumerate(entries) if e.get("vector") is None]
         given = [i for i, e in enumerate(entries) if e.get("vector") is not None]
@@ -370,7 +371,8 @@ class LocalIndex:
         if missing:
             if self._embedder is None:
                 raise NoEmbedder(
-                    f"item {missing[0]} has no vector and this index has no embedder; pass a vector or open with an embedder"
+                    f"item {missing[0]} has no vector and this index has no embedder; "
+                    "pass a vector or open the index with an embedder"
                 )
             texts = [entries[i].get("text") for i in missing]
             if any(not t for t in texts):
@@ -386,12 +388,12 @@ class LocalIndex:
         return prepared
 
     async def _stage_puts(
-        self, staged: _Staged, entries: list[dict[str, Any]], replace: bool, progress: Progress | None = None
-    ) -> list[str]:
-        ids: list[str] = []
+        self, staged: _Staged, entries: builtins.list[dict[str, Any]], replace: bool, progress: Progress | None = None
+    ) -> builtins.list[str]:
+        ids: builtins.list[str] = []
         seen: set[str] = set()
-        clean: list[tuple[str, dict[str, Any], str | None]] = []
-        for position, entry in enumerate(entries):
+        clean: builtins.list[tuple[str, dict[str, Any], str | None]] = []
+        for entry in entries:
             item_id = entry.get("id")
             item_id = str(uuid.uuid4()) if item_id is None else _check_id(item_id)
             if item_id in seen:
@@ -429,7 +431,9 @@ class LocalIndex:
 
         return await self._write(build)
 
-    async def upsert(self, id: str, vector: Any = None, metadata: dict[str, Any] | None = None, text: str | None = None) -> str:
+    async def upsert(
+        self, id: str, vector: Any = None, metadata: dict[str, Any] | None = None, text: str | None = None
+    ) -> str:
         """Insert or replace vector, metadata and text of ``id`` (its insertion order is kept)."""
         _check_id(id)
 
@@ -439,12 +443,12 @@ class LocalIndex:
 
         return await self._write(build)
 
-    async def insert_many(self, items: Iterable[Any], progress: Progress | None = None) -> list[str]:
+    async def insert_many(self, items: Iterable[Any], progress: Progress | None = None) -> builtins.list[str]:
         """Insert many items in one commit; all or nothing (one bad item rejects the whole call)."""
         entries = [_as_item_dict(item, i) for i, item in enumerate(items)]
         return await self._write(lambda staged: self._stage_puts(staged, entries, replace=False, progress=progress))
 
-    async def upsert_many(self, items: Iterable[Any], progress: Progress | None = None) -> list[str]:
+    async def upsert_many(self, items: Iterable[Any], progress: Progress | None = None) -> builtins.list[str]:
         """Insert or replace many items in one commit; all or nothing. Every item needs an id."""
         entries = [_as_item_dict(item, i) for i, item in enumerate(items)]
         for i, entry in enumerate(entries):
@@ -556,7 +560,7 @@ class LocalIndex:
 
     async def list(
         self, filter: dict[str, Any] | None = None, limit: int | None = None, offset: int = 0
-    ) -> list[Item]:
+    ) -> builtins.list[Item]:
         """Committed items in insertion order, optionally filtered and paged."""
         self._ensure_open()
         if limit is not None and (not isinstance(limit, int) or limit < 0):
@@ -569,7 +573,7 @@ class LocalIndex:
         end = None if limit is None else offset + limit
         return [self._item(r) for r in ordered[offset:end]]
 
-    async def ids(self) -> list[str]:
+    async def ids(self) -> builtins.list[str]:
         """Every committed id in insertion order (cheap: no vectors are copied)."""
         self._ensure_open()
         return [row.id for row in sorted(self._rows, key=lambda row: row.seq)]
@@ -584,7 +588,7 @@ class LocalIndex:
         min_score: float | None = None,
         fusion: str = "rrf",
         weights: Sequence[float] = (0.5, 0.5),
-    ) -> list[Result]:
+    ) -> builtins.list[Result]:
         """Search committed items.
 
         ``mode``: ``vector`` (cosine), ``keyword`` (BM25 over text), ``hybrid`` (both legs fused by ``fusion``:
@@ -643,9 +647,7 @@ class LocalIndex:
             assert text is not None
             keyword_hits = self._keyword().search(text, top_k=None, allowed=allowed)
             keyword_hits.sort(key=lambda h: (-h[1], seq_of[self._row_of[h[0]]].seq))
-            results = [
-                Result(self._item(self._row_of[k]), s, keyword_score=s) for k, s in keyword_hits[:top_k]
-            ]
+            results = [Result(self._item(self._row_of[k]), s, keyword_score=s) for k, s in keyword_hits[:top_k]]
             return self._cut(results, min_score)
 
         assert prepared is not None and text is not None
@@ -670,7 +672,7 @@ class LocalIndex:
         return self._cut(results, min_score)
 
     @staticmethod
-    def _cut(results: list[Result], min_score: float | None) -> list[Result]:
+    def _cut(results: builtins.list[Result], min_score: float | None) -> builtins.list[Result]:
         return results if min_score is None else [r for r in results if r.score >= min_score]
 
     # ------------------------------------------------------------------ maintenance

@@ -57,12 +57,14 @@ def export_items(index: LocalIndex, path: str, format: str = "jsonl") -> int:
             writer = csv.writer(handle)
             writer.writerow(CSV_FIELDS)
             for item in _item_lines(index):
-                writer.writerow([
-                    item["id"],
-                    json.dumps(item["vector"]),
-                    json.dumps(item["metadata"], ensure_ascii=False, allow_nan=False),
-                    "" if item["text"] is None else item["text"],
-                ])
+                writer.writerow(
+                    [
+                        item["id"],
+                        json.dumps(item["vector"]),
+                        json.dumps(item["metadata"], ensure_ascii=False, allow_nan=False),
+                        "" if item["text"] is None else item["text"],
+                    ]
+                )
                 count += 1
         handle.flush()
         os.fsync(handle.fileno())

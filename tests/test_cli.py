@@ -28,13 +28,17 @@ def test_vector_workflow(tmp_path):
     assert lines(cli("create", idx, "--dims", "3", "--indexed", "ward"))[0]["dims"] == 3
     cli("create", idx, "--dims", "3", check_code=1)  # exists
     src = tmp_path / "items.jsonl"
-    src.write_text("".join(
-        json.dumps({"id": f"n{i}", "vector": [1, i, 0], "metadata": {"ward": "ICU" if i % 2 else "ED"}}) + "\n"
-        for i in range(6)
-    ))
+    src.write_text(
+        "".join(
+            json.dumps({"id": f"n{i}", "vector": [1, i, 0], "metadata": {"ward": "ICU" if i % 2 else "ED"}}) + "\n"
+            for i in range(6)
+        )
+    )
     assert lines(cli("add", idx, "--file", str(src)))[0] == {"added": 6}
     cli("add", idx, "--file", str(src), check_code=1)  # duplicate ids: all-or-nothing
-    assert lines(cli("add", idx, "--vector", "[0, 0, 1]", "--id", "z", "--metadata", '{"ward": "ICU"}'))[0] == {"id": "z"}
+    assert lines(cli("add", idx, "--vector", "[0, 0, 1]", "--id", "z", "--metadata", '{"ward": "ICU"}'))[0] == {
+        "id": "z"
+    }
     hits = lines(cli("query", idx, "--vector", "[0, 0, 1]", "--top-k", "2"))
     assert hits[0]["id"] == "z" and len(hits) == 2
     hits = lines(cli("query", idx, "--vector", "[1, 5, 0]", "--filter", '{"ward": "ED"}', "--top-k", "10"))
@@ -83,7 +87,10 @@ def test_text_workflow_with_recorded_embedder(tmp_path):
 def test_demo_runs_offline(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pyapp", "demo", "--dir", str(tmp_path / "demo"), "--text", "femoral neck fracture"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "40 notes" in proc.stdout

@@ -32,7 +32,7 @@ def test_chunks_overlap_and_offsets():
     tokens = tok.tokenize_with_offsets(LONG)
     assert chunks[0].start == 0 and chunks[-1].end == len(LONG)
     for chunk in chunks:
-        assert LONG[chunk.start:chunk.end] == chunk.text
+        assert LONG[chunk.start : chunk.end] == chunk.text
         assert len(tok.tokenize_with_offsets(chunk.text)) <= 50
     for a, b in zip(chunks, chunks[1:]):  # consecutive chunks share exactly `overlap` tokens
         shared = [t for t in tokens if t[1] >= b.start and t[2] <= a.end]
@@ -54,7 +54,7 @@ def test_chunks_with_wordpiece_tokenizer():
     chunks = chunk_text(text, tok, chunk_tokens=128, overlap=16)
     assert len(chunks) > 2
     for chunk in chunks:
-        assert text[chunk.start:chunk.end] == chunk.text
+        assert text[chunk.start : chunk.end] == chunk.text
         assert len(tok.tokenize(chunk.text)) <= 128
 
 
@@ -70,7 +70,7 @@ async def test_upsert_skip_replace_delete_and_query():
     hits = await docs.query_documents("pneumothorax decompression", top_k=2)
     assert hits[0].uri == "note://1" and hits[0].metadata == {"ward": "ICU"}
     best = hits[0].passages[0]
-    assert "pneumothorax" in best.text and LONG[best.start:best.end] == best.text
+    assert "pneumothorax" in best.text and LONG[best.start : best.end] == best.text
     assert (await docs.query_documents("pneumothorax", filter={"ward": "ED"}))[0].uri == "note://2"
     # replacing shrinks the document: no chunk of the old version survives
     assert await docs.upsert_document("note://1", "Short replacement note about sepsis.", {"ward": "ICU"})

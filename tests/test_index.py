@@ -200,8 +200,10 @@ async def test_query_exact_topk_ties_and_min_score(location):
 
 async def test_filtered_query_returns_exactly_top_k(location):
     idx = await make(location, indexed=["ward"])
-    items = [{"id": f"i{n}", "vector": vec(n), "metadata": {"ward": "ICU" if n % 10 == 0 else "ED", "n": n}}
-             for n in range(200)]
+    items = [
+        {"id": f"i{n}", "vector": vec(n), "metadata": {"ward": "ICU" if n % 10 == 0 else "ED", "n": n}}
+        for n in range(200)
+    ]
     await idx.insert_many(items)
     results = await idx.query(vec(5), top_k=7, filter={"ward": "ICU"})
     assert len(results) == 7 and all(r.item.metadata["ward"] == "ICU" for r in results)
@@ -296,8 +298,9 @@ async def test_batch_commit_and_rollback(location):
 
 async def test_reopen_sees_everything(location):
     idx = await make(location, indexed=["k"])
-    await idx.insert_many([{"id": f"i{n}", "vector": vec(n), "metadata": {"k": n % 2}, "text": f"word{n}"}
-                           for n in range(30)])
+    await idx.insert_many(
+        [{"id": f"i{n}", "vector": vec(n), "metadata": {"k": n % 2}, "text": f"word{n}"} for n in range(30)]
+    )
     await idx.delete("i3")
     await idx.upsert("i4", vec(100), metadata={"k": 9}, text="replaced")
     await idx.update_metadata("i5", {"k": 7})

@@ -20,11 +20,15 @@ HERE = Path(__file__).parent
 VECTRA_DIR = Path(os.environ.get("VECTRA_DIR", Path.home() / ".cache/clinvec-peers/vectra"))
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=20),
 )
 json_values = st.recursive(
-    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8,
 )
 items_strategy = st.lists(
@@ -48,7 +52,9 @@ async def _snapshot(idx: LocalIndex) -> list[tuple]:
 @given(items=items_strategy)
 async def test_round_trip_is_exact(tmp_path, fmt, items):
     src = await LocalIndex.create(f"memory://{uuid.uuid4()}", dims=4)
-    await src.insert_many([{"id": f"id-{n}", "vector": v, "metadata": m, "text": t} for n, (v, m, t) in enumerate(items)])
+    await src.insert_many(
+        [{"id": f"id-{n}", "vector": v, "metadata": m, "text": t} for n, (v, m, t) in enumerate(items)]
+    )
     path = str(tmp_path / f"out-{uuid.uuid4()}.{fmt}")
     assert await src.export_to(path, format=fmt) == len(items)
     dst = await LocalIndex.create(f"memory://{uuid.uuid4()}", dims=4)

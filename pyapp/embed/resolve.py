@@ -55,7 +55,9 @@ def resolve_embedder(model: str | None, hashing: int | None, quiet: bool = False
         return HashingEmbedder(dims=hashing)
     if model:
         if not os.path.exists(os.path.join(model, "manifest.json")):
-            raise InvalidInput(f"{model!r} is not a model bundle (no manifest.json); export one with `python -m export`")
+            raise InvalidInput(
+                f"{model!r} is not a model bundle (no manifest.json); export one with `python -m export`"
+            )
         from .onnx import OnnxEmbedder
 
         return OnnxEmbedder(model)

@@ -53,6 +53,8 @@ class VectorKernel(ABC):
     def prepare(self, data: Buffer, n: int) -> bytes:
         """Validate ``n`` rows (finite, non-zero) and return them L2-normalised.
 
+        Rows whose norm is already within 1e-6 of 1 are returned bit-identical (re-import stays exact).
+
         Raises ``InvalidVector`` naming the first bad row; never touches the matrix.
         """
 

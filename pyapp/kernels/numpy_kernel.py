@@ -14,6 +14,9 @@ from ..errors import DimensionMismatch, InvalidVector
 from .base import Buffer, VectorKernel
 
 
+UNIT_TOLERANCE = 1e-6  # a float32 vector normalised in float64 has |norm - 1| well below this
+
+
 class NumpyKernel(VectorKernel):
     """The server kernel (and the browser's when Pyodide can load numpy)."""
 
@@ -70,7 +73,9 @@ class NumpyKernel(VectorKernel):
         if zero.any():
             bad = int(np.flatnonzero(zero)[0])
             raise InvalidVector(f"vector {bad} is all zeros: it has no direction to compare")
-        return (rows / norms[:, None]).astype("<f4").tobytes()
+        # Rows already unit-length (to float32 precision) stay bit-identical, so export -> import is exact.
+        scale = np.where(np.abs(norms - 1.0) <= UNIT_TOLERANCE, 1.0, norms)
+        return (rows / scale[:, None]).astype("<f4").tobytes()
 
     def _reserve(self, total: int) -> None:
         if total <= self._data.shape[0]:

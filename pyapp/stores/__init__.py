@@ -9,13 +9,13 @@ from .memory import MemoryStore
 MEMORY_PREFIX = "memory://"
 
 
-def store_for(location: "str | Store") -> Store:
+def store_for(location: str | Store) -> Store:
     """``memory://name`` -> in-memory; otherwise a folder (CPython) or an IndexedDB database (Pyodide)."""
     if isinstance(location, Store):
         return location
     location = str(location)
     if location.startswith(MEMORY_PREFIX):
-        return MemoryStore(location[len(MEMORY_PREFIX):])
+        return MemoryStore(location[len(MEMORY_PREFIX) :])
     if is_pyodide():
         from ..browser.idb_store import IndexedDBStore
 

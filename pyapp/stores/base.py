@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Delete:
     id: str
 
 
-Op = Union[Put, Delete]
+Op = Put | Delete
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import IndexExists, IndexLocked, IndexNotFound
 from .base import Op, Row, Snapshot, Store
 
-_REGISTRY: dict[str, "_Stored"] = {}
+_REGISTRY: dict[str, _Stored] = {}
 
 
 class _Stored:
