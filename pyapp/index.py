@@ -14,7 +14,6 @@ import builtins
 import math
 import time
 import uuid
-from array import array
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -537,9 +536,7 @@ class LocalIndex:
     # ------------------------------------------------------------------ reads
     def _item(self, row_index: int) -> Item:
         row = self._rows[row_index]
-        vector = array("f")
-        vector.frombytes(self._kernel.get_row(row_index))
-        return Item(row.id, vector.tolist(), validate_metadata(row.metadata), row.text)
+        return Item(row.id, self._kernel.row_list(row_index), validate_metadata(row.metadata), row.text)
 
     async def get(self, id: str) -> Item | None:
         """The committed item with this id, or None."""

@@ -45,7 +45,7 @@ def encode_commit(ops: Sequence[Op]) -> bytes:
         if isinstance(op, Put):
             row = op.row
             header.append([_PUT, row.id, row.metadata, row.text, row.seq, len(op.vector)])
-            vectors.append(bytes(op.vector))
+            vectors.append(op.vector)  # bytes or memoryview: joined below without a copy each
         elif isinstance(op, Delete):
             header.append([_DELETE, op.id])
         else:
