@@ -45,6 +45,7 @@ MODES = ("auto", "vector", "keyword", "hybrid")
 FUSIONS = ("rrf", "weighted")
 MAX_ID_LENGTH = 512
 MIN_COMPACT_LOG_BYTES = 1 << 20  # never compact for logs under 1 MiB
+BULK_SNAPSHOT_OPS = 1000  # a first commit this large goes straight to a snapshot
 
 
 def _check_id(item_id: Any) -> str:
@@ -341,6 +342,16 @@ class LocalIndex:
         """Durable first, memory second: a store failure leaves both unchanged."""
         if not ops:
             return
+        if not self._rows and self._store.log_bytes == 0 and len(ops) >= BULK_SNAPSHOT_OPS:
+            # A bulk load into an empty index would be logged and then compacted at once: write the
+            # snapshot directly instead (half the bytes written); on failure the index is empty again.
+            self._apply(ops)
+            try:
+                await self._write_snapshot()
+            except BaseException:
+                self._load([], b"")
+                raise
+            return
         await self._store.commit(ops)
         self._apply(ops)
         if self._store.log_bytes > max(self._store.snapshot_bytes, MIN_COMPACT_LOG_BYTES):
@@ -363,10 +374,14 @@ class LocalIndex:
         given = [i for i, e in enumerate(entries) if e.get("vector") is not None]
         packed: dict[int, bytes] = {}
         width = self.dims * 4
+        joined = b""
         if given:
             raw = self._kernel.pack([entries[i]["vector"] for i in given])
-            for j, i in enumerate(given):
-                packed[i] = raw[j * width : (j + 1) * width]
+            if not missing:
+                joined = raw  # the common bulk case: no per-item slicing and re-joining
+            else:
+                for j, i in enumerate(given):
+                    packed[i] = raw[j * width : (j + 1) * width]
         if missing:
             if self._embedder is None:
                 raise NoEmbedder(
@@ -379,7 +394,8 @@ class LocalIndex:
             raw = await self._embedder.embed_raw(texts, progress)
             for j, i in enumerate(missing):
                 packed[i] = raw[j * width : (j + 1) * width]
-        joined = b"".join(packed[i] for i in range(len(entries)))
+        if packed:
+            joined = b"".join(packed[i] for i in range(len(entries)))
         try:
             prepared = self._kernel.prepare(joined, len(entries))
         except Exception as exc:  # name the item, not the position in a sub-batch

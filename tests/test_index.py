@@ -386,3 +386,26 @@ async def test_many_operations_match_reference(location):
             assert top[0].score == pytest.approx(1.0, abs=1e-5)
         assert await idx.count({"g": 9}) == sum(1 for _, m, _ in reference.values() if m["g"] == 9)
     await idx.close()
+
+
+async def test_bulk_first_load_goes_to_snapshot_and_fails_cleanly(location, monkeypatch):
+    from pyapp import StorageFull
+
+    idx = await make(location)
+    items = [{"id": f"b{n}", "vector": vec(n), "metadata": {"n": n}} for n in range(1200)]
+    real = idx._store.write_snapshot
+
+    async def full(*args, **kwargs):
+        raise StorageFull("disk full (simulated)")
+
+    monkeypatch.setattr(idx._store, "write_snapshot", full)
+    with pytest.raises(StorageFull):
+        await idx.insert_many(items)
+    assert await idx.count() == 0 and await idx.get("b1") is None
+    monkeypatch.setattr(idx._store, "write_snapshot", real)
+    await idx.insert_many(items)
+    await idx.close()
+    idx = await LocalIndex.open(location)
+    assert await idx.count() == 1200 and (await idx.get("b7")).metadata == {"n": 7}
+    assert (await idx.query(vec(7), top_k=1))[0].id == "b7"
+    await idx.close()
