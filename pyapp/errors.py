@@ -69,3 +69,7 @@ class NoEmbedder(ClinvecError):
 
 class InvalidInput(ClinvecError):
     """An argument is malformed (bad id, bad top_k, unknown mode or format, malformed import file)."""
+
+
+class ModelBundleError(ClinvecError):
+    """A model bundle is missing, incomplete, or fails its sha256 check."""

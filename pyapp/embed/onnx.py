@@ -1,0 +1,202 @@
+"""Server embedder: an exported model bundle (``python -m export``) run by onnxruntime.
+
+The bundle's graph already mean-pools and L2-normalises, so this module only tokenises (with the pure-Python
+``pyapp.tokenizer`` port, never transformers), batches and runs the session. Texts are sorted by length
+before batching so padding stays small; results come back in the caller's order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInput, ModelBundleError
+from .base import Embedder, Progress
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MANIFEST = "manifest.json"
+_VARIANT_FILES = {"int8": "model_int8.onnx", "fp32": "model.onnx"}
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Streamed sha256 (hashlib releases the GIL, so this does not stall other threads)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(bundle_dir: str | Path) -> dict[str, Any]:
+    """The bundle's manifest, with the keys this module relies on checked."""
+    path = Path(bundle_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelBundleError(f"{bundle_dir} is not a model bundle (no {MANIFEST}); run `python -m export`") from None
+    except (OSError, ValueError) as exc:
+        raise ModelBundleError(f"cannot read {path}: {exc}") from None
+    required = ("model", "dims", "max_seq_length", "do_lower_case", "vocab_file", "files", "output")
+    missing = [key for key in required if key not in manifest]
+    if missing:
+        raise ModelBundleError(f"{path} lacks {missing}: export it again with `python -m export`")
+    return manifest
+
+
+class OnnxEmbedder(Embedder):
+    """Embeds texts with a bundle's fp32 or int8 graph on onnxruntime (CPU)."""
+
+    def __init__(
+        self,
+        bundle_dir: str | Path,
+        quantized: bool = True,
+        batch_size: int = 16,
+        threads: int | None = None,
+        verify: bool = True,
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.bundle_dir = Path(bundle_dir).resolve()
+        self.manifest = load_manifest(self.bundle_dir)
+        self.variant = "int8" if quantized else "fp32"
+        self.batch_size = batch_size
+        self.threads = threads
+        self.dims = int(self.manifest["dims"])
+        self.max_seq_length = int(self.manifest["max_seq_length"])
+        model_file = self.manifest.get("variants", {}).get(self.variant, {}).get("file", _VARIANT_FILES[self.variant])
+        self.model_path = self._checked(model_file, verify)
+        vocab_path = self._checked(self.manifest["vocab_file"], verify)
+        self._sha256 = self.manifest["files"][model_file]["sha256"]
+
+        from ..tokenizer import WordPieceTokenizer
+
+        self.tokenizer = WordPieceTokenizer(
+            str(vocab_path),
+            do_lower_case=bool(self.manifest["do_lower_case"]),
+            max_length=self.max_seq_length,
+        )
+        self._verify = verify
+        self._pad_id = self.tokenizer.pad_id
+        self._session = self._open(self.model_path)
+        self._mlm_session: Any = None
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {
+            "model": self.manifest["model"],
+            "revision": self.manifest.get("revision"),
+            "variant": self.variant,
+            "sha256": self._sha256,
+            "bundle": str(self.bundle_dir),
+        }
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        """``(len(texts), dims)`` float32 unit vectors, in the order of ``texts``."""
+        import numpy as np
+
+        if isinstance(texts, str):
+            raise InvalidInput("embed takes a sequence of texts, not one string")
+        for text in texts:
+            if not isinstance(text, str):
+                raise InvalidInput(f"texts must be strings, got {type(text).__name__}")
+        rows = [self._ids(text) for text in texts]
+        out = np.empty((len(rows), self.dims), dtype=np.float32)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            out[chunk] = self._run(self._session, [rows[i] for i in chunk], self.manifest["output"])
+            if progress is not None:
+                progress(min(start + self.batch_size, len(order)), len(order))
+        return out
+
+    async def embed_raw(self, texts: Sequence[str], progress: Progress | None = None) -> bytes:
+        """Runs ``embed`` on a worker thread (onnxruntime releases the GIL); ``progress`` is called from it."""
+        matrix = await asyncio.to_thread(self.embed, list(texts), progress)
+        return matrix.astype("<f4", copy=False).tobytes()
+
+    def predict_masked(self, text: str, top_k: int = 5) -> list[list[dict[str, Any]]]:
+        """Top ``top_k`` tokens (with softmax scores) for each [MASK] in ``text``, left to right.
+
+        Needs a bundle exported with ``--with-mlm``.
+        """
+        import numpy as np
+
+        if not isinstance(top_k, int) or top_k < 1:
+            raise InvalidInput(f"top_k must be a positive integer, got {top_k!r}")
+        mlm = self.manifest.get("mlm")
+        if not mlm:
+            raise ModelBundleError(f"{self.bundle_dir} has no masked-LM graph; export it with --with-mlm")
+        if self._mlm_session is None:
+            self._mlm_session = self._open(self._checked(mlm["file"], self._verify))
+        mask_id = int(self.manifest["special_tokens"]["mask"]["id"])
+        row = self._ids(text)
+        logits = self._run(self._mlm_session, [row], mlm.get("output", "logits"))[0]
+        result = []
+        for pos in [i for i, tok in enumerate(row[0]) if tok == mask_id]:
+            scores = logits[pos].astype(np.float64)
+            probs = np.exp(scores - scores.max())
+            probs /= probs.sum()
+            best = np.argsort(-probs, kind="stable")[:top_k]
+            result.append(
+                [
+                    {"token": self.tokenizer.id_to_token(int(i)), "token_id": int(i), "score": float(probs[i])}
+                    for i in best
+                ]
+            )
+        return result
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _checked(self, name: str, verify: bool) -> Path:
+        """Path of a bundle file after its size (and, unless skipped, sha256) matched the manifest."""
+        path = self.bundle_dir / name
+        entry = self.manifest["files"].get(name)
+        if entry is None or not path.is_file():
+            raise ModelBundleError(f"{path} is missing from the bundle or its manifest")
+        if path.stat().st_size != entry.get("bytes"):
+            raise ModelBundleError(f"{path} has {path.stat().st_size} bytes, the manifest says {entry.get('bytes')}")
+        if verify and sha256_file(path) != entry.get("sha256"):
+            raise ModelBundleError(f"{path} fails its sha256 check: the bundle is corrupt or was altered")
+        return path
+
+    def _open(self, path: Path) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            options.intra_op_num_threads = int(self.threads)
+            options.inter_op_num_threads = 1
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+    def _ids(self, text: str) -> tuple[list[int], list[int]]:
+        """Token and type ids, cut to ``max_seq_length`` (keeping the final [SEP]) even if the tokenizer did not."""
+        enc = self.tokenizer.encode(text)
+        ids, types = list(enc.input_ids), list(enc.token_type_ids)
+        if len(ids) > self.max_seq_length:
+            ids = ids[: self.max_seq_length - 1] + ids[-1:]
+            types = types[: self.max_seq_length]
+        return ids, types
+
+    def _run(self, session: Any, rows: list[tuple[list[int], list[int]]], output: str) -> np.ndarray:
+        import numpy as np
+
+        width = max(len(ids) for ids, _ in rows)
+        input_ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        types = np.zeros((len(rows), width), dtype=np.int64)
+        for r, (ids, tt) in enumerate(rows):
+            input_ids[r, : len(ids)] = ids
+            mask[r, : len(ids)] = 1
+            types[r, : len(tt)] = tt
+        feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
+        return session.run([output], feeds)[0]
+
+
+__all__ = ["ModelBundleError", "OnnxEmbedder", "load_manifest"]
