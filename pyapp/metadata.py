@@ -60,16 +60,6 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _check_str(value: str, root: str, parts: list[str | int], error: type[ClinvecError], what: str) -> None:
-    """Reject lone surrogates: they cannot be encoded as UTF-8, so no store could write them."""
-    if value.isascii():
-        return
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise error(f"{format_path(root, parts)}: {what} is not valid Unicode (lone surrogate)") from None
-
-
 def copy_json(value: Any, root: str, error: type[ClinvecError]) -> Any:
     """Deep-copy ``value`` into exact JSON types, raising ``error`` with the offending path.
 
@@ -82,8 +72,7 @@ def copy_json(value: Any, root: str, error: type[ClinvecError]) -> Any:
     def walk(v: Any, depth: int) -> Any:
         if v is None or v is True or v is False:
             return v
-        if isinstance(v, str):
-            _check_str(v, root, parts, error, "string")
+        if isinstance(v, str):  # lone surrogates are kept: the stores write JSON with ensure_ascii
             return v if type(v) is str else str.__str__(v)
         if isinstance(v, int):
             return v if type(v) is int else int(v)
@@ -103,7 +92,6 @@ def copy_json(value: Any, root: str, error: type[ClinvecError]) -> Any:
                     for k, item in v.items():
                         if not isinstance(k, str):
                             raise error(f"{format_path(root, parts)}: key {k!r} ({_type_name(k)}) is not a string")
-                        _check_str(k, root, parts, error, f"key {k!r}")
                         parts.append(k)
                         out[str.__str__(k)] = walk(item, depth + 1)
                         parts.pop()
