@@ -1,0 +1,210 @@
+"""Browser build benchmark: boot, vector kernel, commit and reopen latency in Chromium (Playwright).
+
+    python bench/browser_bench.py [--rows 10000] [--dims 768] [--out bench/results/browser-DATE.json]
+
+Measures, on this machine, in Debian's Chromium driving the real page served by ``serve.py``:
+
+* boot to ``data-state="ready"``: cold (fresh profile, empty HTTP cache) and warm (reloads);
+* top-10 query latency over ``rows x dims`` with the active kernel (JsKernel alone, and LocalIndex.query);
+* latency of one ``LocalIndex.insert`` (one IndexedDB commit) into an index of ``rows`` items;
+* reopening that index from IndexedDB after a reload (``IndexedDBStore.open`` alone and ``LocalIndex.open``).
+
+Why in-page timers: ``performance.now()`` inside the worker excludes the Playwright round trip.
+Figures vary a lot on a shared 2-core VM: report medians and run it on an idle machine when possible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run", "--disable-quic"]
+
+SETUP = """
+import js, random, statistics
+from array import array
+from pyapp import LocalIndex
+WORDS = ("chest pain dyspnoea fever cough sepsis fracture fall asthma wheeze troponin ecg stroke headache "
+         "nausea vomiting diabetes insulin renal failure anaemia transfusion pneumonia copd").split()
+rnd = random.Random(11)
+
+def vectors(n):
+    return array("f", array("b", rnd.randbytes(n * dims)))
+
+def note(i):
+    return " ".join(rnd.choice(WORDS) for _ in range(12)) + f" note {i}"
+
+def ms(t0):
+    return js.performance.now() - t0
+"""
+
+KERNEL = """
+from pyapp.browser.js_kernel import JsKernel
+k = JsKernel(dims)
+k.load(k.prepare(vectors(rows).tobytes(), rows), rows)
+q = k.prepare(vectors(1).tobytes(), 1)
+times = []
+for _ in range(30):
+    t0 = js.performance.now()
+    k.topk(q, 10)
+    times.append(ms(t0))
+subset = list(range(0, rows, 2))
+sub_times = []
+for _ in range(15):
+    t0 = js.performance.now()
+    k.topk(q, 10, subset)
+    sub_times.append(ms(t0))
+result = {"engine": str(k._m.engine), "topk_ms": times, "topk_half_rows_ms": sub_times}
+"""
+
+BUILD_INDEX = """
+await LocalIndex.drop(name)
+idx = await LocalIndex.create(name, dims=dims, indexed=["ward"])
+allv = vectors(rows)
+items = [{"id": f"n{i}", "vector": allv[i * dims:(i + 1) * dims], "metadata": {"ward": "ABC"[i % 3], "i": i},
+          "text": note(i)} for i in range(rows)]
+t0 = js.performance.now()
+await idx.insert_many(items)
+bulk = ms(t0)
+one = []
+for i in range(20):
+    v = vectors(1)
+    t0 = js.performance.now()
+    await idx.insert(v, metadata={"ward": "A"}, text=note(rows + i), id=f"extra{i}")
+    one.append(ms(t0))
+q = vectors(1)
+query_ms = []
+for _ in range(20):
+    t0 = js.performance.now()
+    await idx.query(q, top_k=10)
+    query_ms.append(ms(t0))
+hybrid_ms = []
+for _ in range(10):
+    t0 = js.performance.now()
+    await idx.query(q, text="chest pain troponin", top_k=10)
+    hybrid_ms.append(ms(t0))
+stats = await idx.stats()
+await idx.close()
+result = {"insert_many_ms": bulk, "insert_one_ms": one, "query_ms": query_ms, "hybrid_query_ms": hybrid_ms,
+          "kernel": stats["kernel"], "items": stats["items"], "persisted": stats.get("persisted"),
+          "snapshot_bytes": stats.get("snapshot_bytes"), "log_bytes": stats.get("log_bytes")}
+"""
+
+REOPEN = """
+from pyapp.browser.idb_store import IndexedDBStore
+s = IndexedDBStore(name)
+t0 = js.performance.now()
+snap = await s.open(read_only=True)
+store_ms = ms(t0)
+await s.close()
+t0 = js.performance.now()
+idx = await LocalIndex.open(name)
+index_ms = ms(t0)
+count = await idx.count()
+await idx.close()
+result = {"store_open_ms": store_ms, "index_open_ms": index_ms, "count": count, "log_commits": len(snap.log)}
+"""
+
+
+class Page:
+    """The page at ``?test`` and a way to run Python in its worker."""
+
+    def __init__(self, page: Any, url: str) -> None:
+        self.page, self.url = page, url
+
+    def boot(self, reload: bool = False) -> float:
+        t0 = time.perf_counter()
+        self.page.reload() if reload else self.page.goto(self.url + "?test")
+        self.page.wait_for_selector('html:not([data-state="loading"])', state="attached", timeout=300_000)
+        if self.page.get_attribute("html", "data-state") != "ready":
+            raise RuntimeError(self.page.text_content("#error"))
+        return time.perf_counter() - t0
+
+    def marks(self) -> list[Any]:
+        return self.page.evaluate("() => window.clinvecBootMarks")
+
+    def run(self, code: str, **params: Any) -> Any:
+        prelude = "".join(f"{k} = __import__('json').loads({json.dumps(json.dumps(v))})\n" for k, v in params.items())
+        out = json.loads(self.page.evaluate("c => window.clinvecTest.run(c)", prelude + SETUP + code))
+        if not out["ok"]:
+            raise RuntimeError(out["traceback"])
+        return out["result"]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"median": round(statistics.median(ordered), 2), "min": round(ordered[0], 2),
+            "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 2), "n": len(ordered)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--dims", type=int, default=768)
+    parser.add_argument("--warm", type=int, default=3, help="warm reloads to time")
+    parser.add_argument("--out", type=Path, help="write the JSON result here too")
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT))
+    import web_build
+
+    web_build.build() if web_build.needs_build() else web_build.refresh_app()
+    server = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), "--no-build", "--port", "0", "--quiet"],
+                              stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    url = server.stdout.readline().strip().rsplit(" at ", 1)[1]
+    params = {"rows": args.rows, "dims": args.dims, "name": f"bench-{args.rows}x{args.dims}"}
+    report: dict[str, Any] = {"rows": args.rows, "dims": args.dims, "chromium": None}
+    try:
+        with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+            context = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=LAUNCH_ARGS,
+                                                            headless=True)
+            report["chromium"] = context.browser.version if context.browser else None
+            page = Page(context.new_page(), url)
+            report["boot_cold_s"] = round(page.boot(), 2)
+            report["boot_cold_marks_ms"] = page.marks()
+            warm = [page.boot(reload=True) for _ in range(args.warm)]
+            report["boot_warm_s"] = summary(warm)
+            report["boot_warm_marks_ms"] = page.marks()
+            report["runtime"] = page.run("import sys, pyodide\nresult = [sys.version.split()[0], pyodide.__version__]")
+            kernel = page.run(KERNEL, **params)
+            report["kernel"] = {"engine": kernel["engine"], "topk10_ms": summary(kernel["topk_ms"]),
+                                "topk10_half_rows_ms": summary(kernel["topk_half_rows_ms"])}
+            built = page.run(BUILD_INDEX, **params)
+            report["index"] = {
+                "kernel": built["kernel"], "items": built["items"], "persisted": built["persisted"],
+                "insert_many_s": round(built["insert_many_ms"] / 1000, 2),
+                "insert_one_commit_ms": summary(built["insert_one_ms"]),
+                "query_top10_ms": summary(built["query_ms"]),
+                "hybrid_query_top10_ms": summary(built["hybrid_query_ms"]),
+                "snapshot_bytes": built["snapshot_bytes"], "log_bytes": built["log_bytes"],
+            }
+            page.boot(reload=True)  # a new session: nothing of the index left in memory
+            report["reopen"] = page.run(REOPEN, **params)
+            page.run("await LocalIndex.drop(name)\nresult = True", **params)
+            context.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
