@@ -25,6 +25,7 @@ from .errors import (
     IndexClosed,
     IndexExists,
     InvalidInput,
+    InvalidVector,
     NoEmbedder,
     NoUpdateInProgress,
     ReadOnlyIndex,
@@ -82,6 +83,10 @@ class _Staged:
     def add(self, op: Op) -> None:
         self.ops.append(op)
         self.overlay[op.row.id if isinstance(op, Put) else op.id] = op
+
+    def extend(self, puts: list[Put]) -> None:
+        self.ops.extend(puts)
+        self.overlay.update({put.row.id: put for put in puts})
 
 
 class LocalIndex:
@@ -258,12 +263,15 @@ class LocalIndex:
             if pending_rows:
                 start = len(self._rows)
                 self._kernel.append(b"".join(pending_vectors), len(pending_rows))
-                for offset, row in enumerate(pending_rows):
-                    self._rows.append(row)
-                    self._row_of[row.id] = start + offset
-                    self._table.append(row.metadata)
-                    if row.text and self._keyword_index is not None:
-                        self._keyword_index.add(row.id, row.text)
+                self._rows.extend(pending_rows)
+                self._row_of.update({row.id: start + offset for offset, row in enumerate(pending_rows)})
+                append_metadata = self._table.append
+                for row in pending_rows:
+                    append_metadata(row.metadata)
+                if self._keyword_index is not None:
+                    for row in pending_rows:
+                        if row.text:
+                            self._keyword_index.add(row.id, row.text)
                 pending_rows.clear()
                 pending_vectors.clear()
 
@@ -398,7 +406,7 @@ class LocalIndex:
             joined = b"".join(packed[i] for i in range(len(entries)))
         try:
             prepared = self._kernel.prepare(joined, len(entries))
-        except Exception as exc:  # name the item, not the position in a sub-batch
+        except (InvalidVector, DimensionMismatch) as exc:  # name the item, not the position in a sub-batch
             raise type(exc)(str(exc).replace("vector ", "item ", 1)) from None
         return prepared
 
@@ -419,16 +427,18 @@ class LocalIndex:
             metadata = validate_metadata({} if entry.get("metadata") is None else entry["metadata"])
             clean.append((item_id, metadata, _check_text(entry.get("text"))))
             ids.append(item_id)
-        vectors = await self._vectors_for(entries, progress)
+        vectors = memoryview(await self._vectors_for(entries, progress))  # slices below copy nothing
         width = self.dims * 4
+        puts = []
         for position, (item_id, metadata, text) in enumerate(clean):
-            previous = self._current(item_id, staged)
+            previous = self._current(item_id, staged) if replace else None  # inserts were checked above
             if previous is not None:
                 seq = previous.seq
             else:
                 seq = staged.next_seq
                 staged.next_seq += 1
-            staged.add(Put(Row(item_id, metadata, text, seq), vectors[position * width : (position + 1) * width]))
+            puts.append(Put(Row(item_id, metadata, text, seq), vectors[position * width : (position + 1) * width]))
+        staged.extend(puts)
         return ids
 
     # ------------------------------------------------------------------ writes

@@ -26,7 +26,7 @@ class VectorKernel(ABC):
 
     dims: int
 
-    def pack(self, vectors: Sequence[Any]) -> bytes:
+    def pack(self, vectors: Sequence[Any]) -> Buffer:
         """Turn user vectors (lists of numbers, arrays) into float32 bytes, checking every length.
 
         Raises ``DimensionMismatch`` or ``InvalidVector`` naming the first bad vector. The default
@@ -50,7 +50,7 @@ class VectorKernel(ABC):
         """Number of rows."""
 
     @abstractmethod
-    def prepare(self, data: Buffer, n: int) -> bytes:
+    def prepare(self, data: Buffer, n: int) -> Buffer:
         """Validate ``n`` rows (finite, non-zero) and return them L2-normalised.
 
         Rows whose norm is already within 1e-6 of 1 are returned bit-identical (re-import stays exact).
@@ -87,7 +87,7 @@ class VectorKernel(ABC):
         """One row as float32 bytes."""
 
     @abstractmethod
-    def to_bytes(self) -> bytes:
+    def to_bytes(self) -> Buffer:
         """The whole matrix, rows in order, as float32 bytes (for snapshots)."""
 
     @abstractmethod

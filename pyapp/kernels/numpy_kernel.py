@@ -16,6 +16,13 @@ from .base import Buffer, VectorKernel
 UNIT_TOLERANCE = 1e-6  # a float32 vector normalised in float64 has |norm - 1| well below this
 
 
+def _bytes_view(arr: np.ndarray) -> memoryview:
+    """A zero-copy byte view of a C-contiguous float32 array (bulk paths move 150 MB at 50k x 768)."""
+    if arr.size == 0:
+        return memoryview(b"")
+    return memoryview(np.ascontiguousarray(arr, dtype="<f4")).cast("B")
+
+
 def _dot(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Row scores with numpy's own SIMD loop: one thread, so no BLAS thread pool burning the second core
     (on a busy 2-core machine threaded gemv cost ~2x the CPU time for the same answer)."""
@@ -45,7 +52,7 @@ class NumpyKernel(VectorKernel):
             raise InvalidVector(f"expected {n} x {self.dims} float32 values, got {arr.size}")
         return arr.reshape(n, self.dims)
 
-    def pack(self, vectors: Sequence[object]) -> bytes:
+    def pack(self, vectors: Sequence[object]) -> Buffer:
         """One vectorised conversion for the common case; per-vector checks only to name a bad one."""
         try:
             arr = np.asarray(vectors, dtype="<f4")
@@ -63,9 +70,9 @@ class NumpyKernel(VectorKernel):
                 except (TypeError, ValueError) as exc:
                     raise InvalidVector(f"vector {i} holds a value that is not a number ({exc})") from None
             raise InvalidVector("vectors must be a list of equal-length lists of numbers")
-        return arr.tobytes()
+        return _bytes_view(arr)
 
-    def prepare(self, data: Buffer, n: int) -> bytes:
+    def prepare(self, data: Buffer, n: int) -> Buffer:
         rows = self._rows(data, n)
         # float64 accumulation: no overflow for large finite values; NaN/inf rows give a non-finite norm
         norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
@@ -80,8 +87,8 @@ class NumpyKernel(VectorKernel):
         # Rows already unit-length (to float32 precision) stay bit-identical, so export -> import is exact.
         scale = np.where(np.abs(norms - 1.0) <= UNIT_TOLERANCE, 1.0, norms)
         if (scale == 1.0).all():
-            return rows.tobytes()
-        return (rows / scale[:, None].astype(np.float64)).astype("<f4").tobytes()
+            return _bytes_view(rows)
+        return _bytes_view(rows / scale[:, None].astype(np.float32))
 
     def _reserve(self, total: int) -> None:
         if total <= self._data.shape[0]:
@@ -116,10 +123,10 @@ class NumpyKernel(VectorKernel):
         return self._data[row].tolist()
 
     def get_row(self, row: int) -> bytes:
-        return self._data[row].astype("<f4").tobytes()
+        return self._data[row].tobytes()
 
-    def to_bytes(self) -> bytes:
-        return self.matrix.astype("<f4").tobytes()
+    def to_bytes(self) -> Buffer:
+        return _bytes_view(self.matrix)
 
     def topk(self, query: Buffer, k: int, rows: Sequence[int] | None = None) -> list[tuple[int, float]]:
         q = self._rows(query, 1)[0]

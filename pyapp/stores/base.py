@@ -14,12 +14,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Row:
-    """Everything about one item except its vector."""
+class Row(NamedTuple):
+    """Everything about one item except its vector. A NamedTuple: 50k of them are built per bulk insert."""
 
     id: str
     metadata: dict[str, Any]
@@ -27,16 +26,14 @@ class Row:
     seq: int  # insertion order; breaks score ties and orders listings
 
 
-@dataclass(frozen=True)
-class Put:
-    """Insert or replace one item. ``vector`` is the prepared (normalised) float32 bytes."""
+class Put(NamedTuple):
+    """Insert or replace one item. ``vector`` is the prepared (normalised) float32 bytes (or a view of them)."""
 
     row: Row
-    vector: bytes
+    vector: bytes | memoryview
 
 
-@dataclass(frozen=True)
-class Delete:
+class Delete(NamedTuple):
     """Remove one item by id."""
 
     id: str

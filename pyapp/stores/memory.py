@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import IndexExists, IndexLocked, IndexNotFound
-from .base import Op, Row, Snapshot, Store
+from .base import Op, Put, Row, Snapshot, Store
 
 _REGISTRY: dict[str, _Stored] = {}
 
@@ -54,7 +54,8 @@ class MemoryStore(Store):
         return Snapshot(copy.deepcopy(snap.manifest), list(snap.rows), bytes(snap.vectors), [list(c) for c in snap.log])
 
     async def commit(self, ops: Sequence[Op]) -> None:
-        self._stored().snapshot.log.append(copy.deepcopy(list(ops)))
+        frozen = [Put(op.row, bytes(op.vector)) if isinstance(op, Put) else op for op in ops]
+        self._stored().snapshot.log.append(copy.deepcopy(frozen))
 
     async def write_snapshot(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes) -> None:
         stored = self._stored()

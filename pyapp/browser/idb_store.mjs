@@ -1,0 +1,238 @@
+// IndexedDB side of the browser store: every call is one transaction, awaited once.
+//
+// Why JS: an IDB transaction auto-commits at the first await that leaves it idle
+// (TransactionInactiveError), so all requests of one transaction are issued here, synchronously,
+// and only its `complete` (or `abort`) event is awaited. Python passes bulk data as Uint8Array and
+// control data as JSON strings.
+//
+// Layout of database `clinvec/<location>` (version 1):
+//   meta   : "manifest" -> JSON text, "state" -> JSON text {rows, dims, chunk_rows, chunks, row_chunks}
+//   chunks : i -> ArrayBuffer, snapshot vectors of rows [i*chunk_rows, (i+1)*chunk_rows) as float32
+//   rows   : i -> ArrayBuffer, codec.encode_rows of the same rows
+//   log    : autoIncrement -> ArrayBuffer, one codec.encode_commit record per commit
+
+const VERSION = 1;
+const STORES = ["meta", "chunks", "rows", "log"];
+
+export const dbName = (location) => `clinvec/${location}`;
+export const lockName = (location) => `clinvec-writer/${location}`;
+
+/** An Error whose message starts with the DOMException name, so Python can map it. */
+function failure(err, what) {
+  const name = (err && err.name) || "UnknownError";
+  const e = new Error(`${name}: ${what}: ${(err && err.message) || name}`);
+  e.name = name;
+  return e;
+}
+
+function requestPromise(req, what) {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(failure(req.error, what));
+  });
+}
+
+/** Resolve on `complete`; reject on `abort`/`error` with the transaction's error (e.g. QuotaExceededError). */
+function done(tx, what) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve(true);
+    tx.onabort = () => reject(failure(tx.error || { name: "AbortError" }, what));
+    tx.onerror = (ev) => ev.preventDefault(); // the abort handler reports it once
+  });
+}
+
+function onVersionChange(db) {
+  // Another tab is deleting the database: let it, instead of blocking it forever.
+  db.onversionchange = () => db.close();
+  return db;
+}
+
+/** True when the database exists and holds a manifest; never creates a database as a side effect. */
+export async function exists(location) {
+  let db;
+  try {
+    db = await new Promise((resolve, reject) => {
+      const req = indexedDB.open(dbName(location));
+      req.onupgradeneeded = () => req.transaction.abort(); // did not exist: undo the creation
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+  } catch (err) {
+    if (err && err.name === "AbortError") return false;
+    throw failure(err, "checking for the index");
+  }
+  try {
+    if (!STORES.every((s) => db.objectStoreNames.contains(s))) return false;
+    const tx = db.transaction("meta", "readonly");
+    const key = await requestPromise(tx.objectStore("meta").getKey("manifest"), "reading the manifest");
+    return key !== undefined;
+  } finally {
+    db.close();
+  }
+}
+
+/** Open (creating the object stores when new) and return the IDBDatabase. */
+export function openDb(location) {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open(dbName(location), VERSION);
+    req.onupgradeneeded = () => {
+      const db = req.result;
+      for (const s of STORES) {
+        if (!db.objectStoreNames.contains(s)) {
+          db.createObjectStore(s, s === "log" ? { autoIncrement: true } : undefined);
+        }
+      }
+    };
+    req.onsuccess = () => resolve(onVersionChange(req.result));
+    req.onerror = () => reject(failure(req.error, "opening the database"));
+    req.onblocked = () => reject(failure({ name: "InvalidStateError", message: "blocked by another tab" }, "opening the database"));
+  });
+}
+
+/** Write manifest + empty state in one transaction; resolves false when a manifest already exists. */
+export async function create(db, manifestJson, stateJson) {
+  const tx = db.transaction(["meta", "chunks", "rows", "log"], "readwrite", { durability: "strict" });
+  const finished = done(tx, "creating the index");
+  const meta = tx.objectStore("meta");
+  let created = false;
+  const probe = meta.getKey("manifest");
+  probe.onsuccess = () => {
+    if (probe.result !== undefined) return; // exists: write nothing, let the transaction finish
+    for (const s of ["chunks", "rows", "log"]) tx.objectStore(s).clear();
+    meta.put(manifestJson, "manifest");
+    meta.put(stateJson, "state");
+    created = true;
+  };
+  await finished;
+  return created;
+}
+
+function concat(buffers) {
+  let total = 0;
+  for (const b of buffers) total += b.byteLength;
+  const out = new Uint8Array(total);
+  let pos = 0;
+  for (const b of buffers) {
+    out.set(new Uint8Array(b), pos);
+    pos += b.byteLength;
+  }
+  return out;
+}
+
+/** Everything needed to rebuild the index, read in one transaction, bulk data concatenated. */
+export async function load(db) {
+  const tx = db.transaction(STORES, "readonly");
+  const finished = done(tx, "reading the index");
+  const meta = tx.objectStore("meta");
+  const reqs = {
+    manifest: meta.get("manifest"),
+    state: meta.get("state"),
+    chunkKeys: tx.objectStore("chunks").getAllKeys(),
+    chunks: tx.objectStore("chunks").getAll(),
+    rowKeys: tx.objectStore("rows").getAllKeys(),
+    rows: tx.objectStore("rows").getAll(),
+    log: tx.objectStore("log").getAll(),
+  };
+  await finished;
+  const r = Object.fromEntries(Object.entries(reqs).map(([k, req]) => [k, req.result]));
+  if (r.manifest === undefined) return { found: false };
+  const lens = (bufs) => Float64Array.from(bufs, (b) => b.byteLength);
+  return {
+    found: true,
+    manifest: r.manifest,
+    state: r.state === undefined ? "null" : r.state,
+    chunkKeys: JSON.stringify(r.chunkKeys),
+    rowKeys: JSON.stringify(r.rowKeys),
+    vectors: concat(r.chunks),
+    chunkLens: lens(r.chunks),
+    rows: concat(r.rows),
+    rowLens: lens(r.rows),
+    log: concat(r.log),
+    logLens: lens(r.log),
+  };
+}
+
+/** Append one commit record; resolves only after the transaction's `complete` event. */
+export async function commit(db, record) {
+  const tx = db.transaction("log", "readwrite", { durability: "strict" });
+  const finished = done(tx, "committing");
+  tx.objectStore("log").add(record.buffer.byteLength === record.byteLength ? record.buffer : record.slice().buffer);
+  await finished;
+  return true;
+}
+
+/**
+ * Replace the snapshot and clear the log in one transaction (compaction).
+ * `vectors` holds rows*dims float32; `rowChunks` is an array of Uint8Array (one per chunk).
+ */
+export async function writeSnapshot(db, manifestJson, stateJson, vectors, chunkBytes, rowChunks) {
+  const tx = db.transaction(STORES, "readwrite", { durability: "strict" });
+  const finished = done(tx, "writing the snapshot");
+  const chunks = tx.objectStore("chunks");
+  const rows = tx.objectStore("rows");
+  chunks.clear();
+  rows.clear();
+  tx.objectStore("log").clear();
+  for (let i = 0, pos = 0; pos < vectors.byteLength; i++, pos += chunkBytes) {
+    chunks.put(vectors.slice(pos, Math.min(pos + chunkBytes, vectors.byteLength)).buffer, i);
+  }
+  for (let i = 0; i < rowChunks.length; i++) rows.put(rowChunks[i].slice().buffer, i);
+  const meta = tx.objectStore("meta");
+  meta.put(manifestJson, "manifest");
+  meta.put(stateJson, "state");
+  await finished;
+  return true;
+}
+
+/** Delete the whole database; waits for other connections to close (they close on versionchange). */
+export function drop(location) {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.deleteDatabase(dbName(location));
+    req.onsuccess = () => resolve(true);
+    req.onerror = () => reject(failure(req.error, "deleting the index"));
+  });
+}
+
+/**
+ * Take the writer lock for `location` if nobody holds it: resolves to an object with `release()`,
+ * or false at once when another tab/worker holds it (Web Locks `ifAvailable`). The lock is also
+ * released by the browser when this page or worker goes away.
+ */
+export function acquireLock(location) {
+  if (!globalThis.navigator || !navigator.locks) return Promise.resolve({ release: async () => true });
+  return new Promise((resolve, reject) => {
+    let held = null;
+    held = navigator.locks
+      .request(lockName(location), { ifAvailable: true }, (lock) => {
+        if (!lock) {
+          resolve(false);
+          return undefined;
+        }
+        // The lock is held until this promise resolves; release() resolves it and waits until the
+        // lock manager has really let go (request() settles only then), so a following open succeeds.
+        return new Promise((unlock) => resolve({ release: () => (unlock(true), held.then(() => true)) }));
+      })
+      .catch((err) => reject(failure(err, "taking the writer lock")));
+  });
+}
+
+/** Storage facts for stats(): whether storage is persistent, usage and quota (bytes). */
+export async function storageInfo(requestPersist) {
+  const sm = globalThis.navigator && navigator.storage;
+  const out = { persisted: null, usage: null, quota: null };
+  if (!sm) return JSON.stringify(out);
+  try {
+    if (requestPersist && typeof sm.persist === "function") out.persisted = await sm.persist();
+    else if (typeof sm.persisted === "function") out.persisted = await sm.persisted();
+  } catch (_) {
+    out.persisted = null;
+  }
+  try {
+    const est = await sm.estimate();
+    out.usage = est.usage ?? null;
+    out.quota = est.quota ?? null;
+  } catch (_) {
+    /* estimate is optional */
+  }
+  return JSON.stringify(out);
+}

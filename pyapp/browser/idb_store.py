@@ -1,0 +1,253 @@
+"""``IndexedDBStore``: the browser twin of the file store, incremental like it.
+
+Why this shape: vectra re-puts the whole index on every save; here a commit is one small record
+appended to a ``log`` object store in one IDB transaction (acknowledged after ``complete``), and
+only compaction (``write_snapshot``) rewrites the snapshot, again in one transaction. Vectors sit
+in fixed-size chunk records of raw float32 bytes so reopening 10k x 768 is a handful of
+``getAll`` reads, not 10k. Records use the same codec as the file store (``stores.codec``).
+
+A writer holds a Web Lock named after the index (``navigator.locks``, ``ifAvailable``), so a second
+tab opening for write gets ``IndexLocked`` at once; the browser frees it when the tab closes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import js  # type: ignore[import-not-found]
+from pyodide.ffi import JsException  # type: ignore[import-not-found]
+
+from ..errors import CorruptIndex, IndexClosed, IndexExists, IndexLocked, IndexNotFound, ReadOnlyIndex, StorageFull
+from ..stores.base import Op, Row, Snapshot, Store
+from ..stores.codec import decode_commit, decode_rows, encode_commit, encode_rows
+from ._bridge import js_error_name, js_module, to_u8
+
+MODULE = "clinvec_idb"
+STATE_FORMAT = 1
+CHUNK_ROWS = 1024  # rows per snapshot chunk record (3 MB of float32 at 768 dims)
+
+
+def _split(blob: bytes, lengths: Any) -> list[bytes]:
+    """Cut a concatenation back into its records, given the JS Float64Array of their lengths."""
+    from array import array
+
+    out, pos = [], 0
+    for n in array("d", lengths.to_bytes()):
+        end = pos + int(n)
+        out.append(blob[pos:end])
+        pos = end
+    if pos != len(blob):
+        raise CorruptIndex("record lengths do not add up to the data read")
+    return out
+
+
+class IndexedDBStore(Store):
+    """An index in the IndexedDB database ``clinvec/<name>`` of this origin."""
+
+    def __init__(self, name: str, chunk_rows: int = CHUNK_ROWS) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("an IndexedDB index needs a non-empty name")
+        self.location = name
+        self._chunk_rows = chunk_rows
+        self._mod: Any = js_module(MODULE)
+        self._db: Any = None
+        self._lock: Any = None
+        self._read_only: bool | None = None  # None: not open
+        self._log_bytes = 0
+        self._snapshot_bytes = 0
+        self._storage: dict[str, Any] = {}
+
+    # ----- helpers
+
+    async def _call(self, what: str, promise: Any) -> Any:
+        """Await a JS promise, turning quota errors into ``StorageFull`` (the transaction was aborted)."""
+        try:
+            return await promise
+        except JsException as exc:
+            name = js_error_name(exc)
+            if name == "QuotaExceededError":
+                raise StorageFull(f"{what}: the browser's storage quota is full; the index is unchanged") from None
+            if name == "InvalidStateError":
+                raise IndexClosed(f"{what}: the database connection was closed ({exc})") from None
+            raise
+
+    def _require_writer(self) -> None:
+        if self._read_only is None:
+            raise IndexClosed(f"store {self.location!r} is not open; open it for writing first")
+        if self._read_only:
+            raise ReadOnlyIndex(f"index {self.location!r} was opened read-only")
+
+    def _state(self, rows: int, dims: int) -> str:
+        chunks = -(-rows // self._chunk_rows)
+        return json.dumps({"format": STATE_FORMAT, "rows": rows, "dims": dims, "chunk_rows": self._chunk_rows,
+                           "chunks": chunks})
+
+    async def _refresh_storage(self) -> None:
+        try:
+            self._storage = json.loads(await self._mod.storageInfo(False))
+        except (JsException, ValueError):
+            self._storage = {}
+
+    async def _take_lock(self) -> None:
+        lock = await self._call("taking the writer lock", self._mod.acquireLock(self.location))
+        if lock is False or lock is None:
+            raise IndexLocked(f"index {self.location!r} is open for writing in another tab or worker")
+        self._lock = lock
+
+    async def _release(self) -> None:
+        """Close the connection and give the writer lock back (awaited: the next open must find it free)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._read_only = None
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            await lock.release()
+
+    # ----- the Store API
+
+    async def exists(self) -> bool:
+        return bool(await self._call("checking for the index", self._mod.exists(self.location)))
+
+    async def create(self, manifest: dict[str, Any]) -> None:
+        if await self.exists():
+            raise IndexExists(f"an index named {self.location!r} already exists in this browser")
+        db = await self._call("opening the database", self._mod.openDb(self.location))
+        try:
+            dims = int(manifest.get("dims", 0))
+            created = await self._call(
+                "creating the index", self._mod.create(db, json.dumps(manifest), self._state(0, dims))
+            )
+        finally:
+            db.close()
+        if not created:  # a racing tab created it between the check and the transaction
+            raise IndexExists(f"an index named {self.location!r} already exists in this browser")
+
+    async def open(self, read_only: bool = False) -> Snapshot:
+        if self._read_only is not None:
+            await self._release()
+        if not await self.exists():
+            raise IndexNotFound(f"no index named {self.location!r} in this browser")
+        if not read_only:
+            await self._take_lock()
+        try:
+            self._db = await self._call("opening the database", self._mod.openDb(self.location))
+            data = await self._call("reading the index", self._mod.load(self._db))
+            if not data.found:
+                raise IndexNotFound(f"no index named {self.location!r} in this browser")
+            snapshot = self._decode(data)
+        except BaseException:
+            await self._release()
+            raise
+        self._read_only = read_only
+        await self._refresh_storage()
+        return snapshot
+
+    def _decode(self, data: Any) -> Snapshot:
+        try:
+            manifest = json.loads(str(data.manifest))
+            state = json.loads(str(data.state))
+            chunk_keys = json.loads(str(data.chunkKeys))
+            row_keys = json.loads(str(data.rowKeys))
+        except ValueError as exc:
+            raise CorruptIndex(f"index {self.location!r}: manifest or state is not JSON ({exc})") from exc
+        if not isinstance(manifest, dict) or not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise CorruptIndex(f"index {self.location!r}: unknown manifest/state format")
+        dims, n = int(manifest["dims"]), int(state["rows"])
+        vectors = bytes(data.vectors.to_bytes())
+        if chunk_keys != list(range(len(chunk_keys))) or row_keys != list(range(len(row_keys))):
+            raise CorruptIndex(f"index {self.location!r}: snapshot chunks are missing or out of order")
+        if len(vectors) != n * dims * 4:
+            raise CorruptIndex(
+                f"index {self.location!r}: snapshot holds {len(vectors)} vector bytes, expected {n * dims * 4}"
+            )
+        rows: list[Row] = []
+        for blob in _split(bytes(data.rows.to_bytes()), data.rowLens):
+            rows.extend(decode_rows(blob))
+        if len(rows) != n:
+            raise CorruptIndex(f"index {self.location!r}: snapshot holds {len(rows)} rows, the state says {n}")
+        records = _split(bytes(data.log.to_bytes()), data.logLens)
+        log = [decode_commit(record) for record in records]
+        self._snapshot_bytes = len(vectors) + sum(int(x) for x in _lengths(data.rowLens))
+        self._log_bytes = sum(len(r) for r in records)
+        return Snapshot(manifest=manifest, rows=rows, vectors=vectors, log=log)
+
+    async def commit(self, ops: Sequence[Op]) -> None:
+        self._require_writer()
+        if not ops:
+            return
+        record = encode_commit(ops)
+        await self._call("committing", self._mod.commit(self._db, to_u8(record)))
+        self._log_bytes += len(record)
+
+    async def write_snapshot(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes) -> None:
+        self._require_writer()
+        dims = int(manifest["dims"])
+        if len(vectors) != len(rows) * dims * 4:
+            raise ValueError(f"{len(rows)} rows need {len(rows) * dims * 4} vector bytes, got {len(vectors)}")
+        step = self._chunk_rows
+        blobs = [encode_rows(rows[i:i + step]) for i in range(0, len(rows), step)]
+        row_chunks = js.Array.new()
+        for blob in blobs:
+            row_chunks.push(to_u8(blob))
+        await self._call(
+            "writing the snapshot",
+            self._mod.writeSnapshot(self._db, json.dumps(manifest), self._state(len(rows), dims), to_u8(vectors),
+                                    step * dims * 4, row_chunks),
+        )
+        self._snapshot_bytes = len(vectors) + sum(len(b) for b in blobs)
+        self._log_bytes = 0
+        await self._refresh_storage()
+
+    @property
+    def read_only(self) -> bool | None:
+        """True/False while open (reader/writer), None when closed."""
+        return self._read_only
+
+    @property
+    def log_bytes(self) -> int:
+        return self._log_bytes
+
+    @property
+    def snapshot_bytes(self) -> int:
+        return self._snapshot_bytes
+
+    async def close(self) -> None:
+        await self._release()
+
+    async def drop(self) -> None:
+        held = self._lock is not None
+        if not held:
+            await self._take_lock()
+        try:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            await self._call("deleting the index", self._mod.drop(self.location))
+        finally:
+            await self._release()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "log_bytes": self.log_bytes,
+            "snapshot_bytes": self.snapshot_bytes,
+            "storage": "indexeddb",
+            "database": f"clinvec/{self.location}",
+            "persisted": self._storage.get("persisted"),
+            "usage_bytes": self._storage.get("usage"),
+            "quota_bytes": self._storage.get("quota"),
+        }
+
+
+def _lengths(lengths: Any) -> list[float]:
+    from array import array
+
+    return array("d", lengths.to_bytes()).tolist()
+
+
+async def request_persistence() -> bool | None:
+    """Ask the browser to keep this origin's storage (main thread only; None where not available)."""
+    info = json.loads(await js_module(MODULE).storageInfo(True))
+    return info.get("persisted")

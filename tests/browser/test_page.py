@@ -1,0 +1,64 @@
+"""The page boots in Chromium, offline-clean: ready state, Python in a worker, no foreign requests."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def test_page_reaches_ready_and_reports_runtime(app: Any) -> None:
+    page = app.page
+    assert page.get_attribute("html", "data-state") == "ready"
+    assert page.evaluate("() => crossOriginIsolated") is True
+    kernel = page.get_attribute("html", "data-kernel")
+    assert kernel in ("js", "numpy")
+    assert page.text_content("#fact-kernel").startswith("JavaScript" if kernel == "js" else "numpy")
+    assert page.text_content("#fact-storage").startswith("IndexedDB, ")
+    assert page.get_attribute("html", "data-persisted") in ("true", "false")
+    assert "3.14" in page.text_content("#fact-python")
+    assert page.is_hidden("#error")
+    # Python really runs in a worker (its JS global is a worker scope), and pyapp imports there.
+    facts = app.run(
+        "import js, sys, pyapp\n"
+        "from pyapp.kernels import default_kernel\n"
+        "result = [str(js.globalThis.constructor.name), sys.platform, type(default_kernel(8)).__name__]"
+    )
+    assert facts == ["DedicatedWorkerGlobalScope", "emscripten", "JsKernel" if kernel == "js" else "NumpyKernel"]
+    csp_violations = [line for line in app.console if "Content Security Policy" in line]
+    assert csp_violations == []
+
+
+def test_boot_failure_shows_a_visible_error(open_app: Any) -> None:
+    """A missing asset must end in data-state="error" with a message, not an endless spinner."""
+    app = open_app(boot=False)
+    app.page.route("**/vendor/app/pyapp.zip", lambda route: route.fulfill(status=404, body="gone"))
+    app.page.goto(app.base_url + "?test")
+    app.page.wait_for_selector('html[data-state="error"]', state="attached", timeout=180_000)
+    assert app.page.is_visible("#error")
+    assert "pyapp.zip" in app.page.text_content("#error")
+
+
+def test_no_request_leaves_the_origin(app: Any, request_log: list[str], web_url: str) -> None:
+    """Every request of every page this session (boot, reload, IDB work) went to the test server.
+
+    Pages load from ``127.0.0.1``; the quota test also uses ``localhost`` (a second origin on the same
+    server, for untouched storage). No other host, no CDN.
+    """
+    app.run(
+        "from pyapp import LocalIndex\n"
+        "idx = await LocalIndex.create('network-check', dims=2, exist_ok=True)\n"
+        "await idx.upsert('a', [1, 0], {}, 'text')\n"
+        "result = len(await idx.query([1, 0]))\n"
+        "await idx.close()\n"
+    )
+    port = urlsplit(web_url).port
+    allowed = {("http", f"127.0.0.1:{port}"), ("http", f"localhost:{port}")}
+    assert any(url.endswith("/pyodide.asm.wasm") for url in request_log), "the request log missed the boot"
+    foreign = [url for url in request_log if not url.startswith("blob:") and urlsplit(url)[:2] not in allowed]
+    assert foreign == []
+    blobs = [url.removeprefix("blob:") for url in request_log if url.startswith("blob:")]
+    assert all(urlsplit(url)[:2] in allowed for url in blobs)  # same-origin worker blobs
