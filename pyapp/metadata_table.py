@@ -332,6 +332,10 @@ def _scan(node: FieldNode, metas: Sequence[dict[str, Any]]) -> list[int]:
     return [j for j, m in enumerate(metas) if fn(m)]
 
 
+MAX_AUTO_COLUMNS = 16
+"""At most this many non-declared fields are made columnar automatically (about 12 bytes a row each)."""
+
+
 class MetadataTable:
     """Row-aligned metadata store with columnar indexed fields; see the module docstring.
 
@@ -352,11 +356,22 @@ class MetadataTable:
         self._np = _load_numpy(use_numpy)
         self._rows: list[dict[str, Any]] = []
         self._columns: dict[str, _Column] = {p: _Column(p, self._np) for p in paths}
+        self._declared = tuple(paths)
+        self._auto: list[str] = []
+
+    def _auto_column(self, path: str) -> _Column:
+        """Make a field filtered on over the whole table columnar from now on (numpy mode only): the first
+        filter on it pays one scan, every later one is vectorised. Bounded by ``MAX_AUTO_COLUMNS``."""
+        col = _Column(path, self._np)
+        col.load(self._rows)
+        self._columns[path] = col
+        self._auto.append(path)
+        return col
 
     @property
     def indexed(self) -> tuple[str, ...]:
-        """The columnar field paths, in the order given."""
-        return tuple(self._columns)
+        """The declared columnar field paths, in the order given (automatic columns not included)."""
+        return self._declared
 
     @property
     def uses_numpy(self) -> bool:
@@ -445,6 +460,8 @@ class MetadataTable:
             return np.ones(size, dtype=bool)
         if isinstance(node, FieldNode):
             col = self._columns.get(node.path)
+            if col is None and cand is None and len(self._auto) < MAX_AUTO_COLUMNS:
+                col = self._auto_column(node.path)
             if col is not None:
                 full = col.mask(node.cond, self._rows)
                 return full if cand is None else full[cand]
@@ -482,6 +499,8 @@ class MetadataTable:
             return list(cand)
         if isinstance(node, FieldNode):
             col = self._columns.get(node.path)
+            if col is None and cand is None and len(self._auto) < MAX_AUTO_COLUMNS:
+                col = self._auto_column(node.path)
             if col is not None:
                 return col.filter_rows(node.cond, cand, self._rows)
             rows = self._rows
