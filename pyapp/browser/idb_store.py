@@ -8,6 +8,10 @@ in fixed-size chunk records of raw float32 bytes so reopening 10k x 768 is a han
 
 A writer holds a Web Lock named after the index (``navigator.locks``, ``ifAvailable``), so a second
 tab opening for write gets ``IndexLocked`` at once; the browser frees it when the tab closes.
+
+Persistence: opening for write calls ``navigator.storage.persist()`` where it exists (a window); in a
+worker only ``persisted()`` exists, so the page asks on the main thread at start-up (``web/app/main.mjs``).
+``info()`` reports the answer, with usage and quota, for ``stats()``.
 """
 
 from __future__ import annotations
@@ -84,9 +88,9 @@ class IndexedDBStore(Store):
         return json.dumps({"format": STATE_FORMAT, "rows": rows, "dims": dims, "chunk_rows": self._chunk_rows,
                            "chunks": chunks})
 
-    async def _refresh_storage(self) -> None:
+    async def _refresh_storage(self, request_persist: bool = False) -> None:
         try:
-            self._storage = json.loads(await self._mod.storageInfo(False))
+            self._storage = json.loads(await self._mod.storageInfo(request_persist))
         except (JsException, ValueError):
             self._storage = {}
 
@@ -142,7 +146,7 @@ class IndexedDBStore(Store):
             await self._release()
             raise
         self._read_only = read_only
-        await self._refresh_storage()
+        await self._refresh_storage(request_persist=not read_only)
         return snapshot
 
     def _decode(self, data: Any) -> Snapshot:
@@ -246,8 +250,3 @@ def _lengths(lengths: Any) -> list[float]:
 
     return array("d", lengths.to_bytes()).tolist()
 
-
-async def request_persistence() -> bool | None:
-    """Ask the browser to keep this origin's storage (main thread only; None where not available)."""
-    info = json.loads(await js_module(MODULE).storageInfo(True))
-    return info.get("persisted")

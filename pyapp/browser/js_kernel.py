@@ -39,6 +39,11 @@ class JsKernel(VectorKernel):
     def size(self) -> int:
         return int(self._m.size)
 
+    @property
+    def engine(self) -> str:
+        """Which loop computes dot products: "wasm-simd" (dims a multiple of 4) or "js"."""
+        return str(self._m.engine)
+
     def _check(self, data: Buffer, n: int) -> None:
         if _nbytes(data) != n * self.dims * 4:
             raise InvalidVector(f"expected {n} x {self.dims} float32 values, got {_nbytes(data) // 4}")

@@ -23,7 +23,7 @@ from pyapp.browser.js_kernel import JsKernel
 k = JsKernel(dims)
 prepared = k.prepare(base64.b64decode(data), n)
 k.load(prepared, n)
-out = {"prepared": base64.b64encode(prepared).decode(), "engine": str(k._m.engine), "hits": [], "scores": []}
+out = {"prepared": base64.b64encode(prepared).decode(), "engine": k.engine, "hits": [], "scores": []}
 for q, kk, rows in queries:
     pq = k.prepare(base64.b64decode(q), 1)
     out["hits"].append(k.topk(pq, kk, rows))

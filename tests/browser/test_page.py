@@ -28,18 +28,25 @@ def test_page_reaches_ready_and_reports_runtime(app: Any) -> None:
         "result = [str(js.globalThis.constructor.name), sys.platform, type(default_kernel(8)).__name__]"
     )
     assert facts == ["DedicatedWorkerGlobalScope", "emscripten", "JsKernel" if kernel == "js" else "NumpyKernel"]
-    csp_violations = [line for line in app.console if "Content Security Policy" in line]
-    assert csp_violations == []
+    problems = [line for line in app.console
+                if "Content Security Policy" in line or "Failed to load resource" in line or line.startswith("error")]
+    assert problems == []
 
 
-def test_boot_failure_shows_a_visible_error(open_app: Any) -> None:
+@pytest.mark.parametrize(("missing", "message"), [
+    ("**/vendor/app/pyapp.zip", "pyapp.zip is missing"),
+    ("**/vendor/build.json", "serve.py --build"),
+    ("**/vendor/pyodide-*/pyodide.asm.wasm", "pyodide.asm.wasm is missing"),
+    ("**/app/worker.py", "worker.py"),
+])
+def test_boot_failure_shows_a_visible_error(open_app: Any, missing: str, message: str) -> None:
     """A missing asset must end in data-state="error" with a message, not an endless spinner."""
     app = open_app(boot=False)
-    app.page.route("**/vendor/app/pyapp.zip", lambda route: route.fulfill(status=404, body="gone"))
+    app.page.route(missing, lambda route: route.fulfill(status=404, body="gone"))
     app.page.goto(app.base_url + "?test")
     app.page.wait_for_selector('html[data-state="error"]', state="attached", timeout=180_000)
     assert app.page.is_visible("#error")
-    assert "pyapp.zip" in app.page.text_content("#error")
+    assert message in app.page.text_content("#error")
 
 
 def test_no_request_leaves_the_origin(app: Any, request_log: list[str], web_url: str) -> None:

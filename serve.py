@@ -1,0 +1,229 @@
+"""Serve the browser build of clinvec from ``web/`` (stdlib only).
+
+    python serve.py [--host 127.0.0.1] [--port 8000] [--build] [--no-build] [--build-only]
+
+Why a custom server: the page needs cross-origin isolation (COOP/COEP/CORP on every response, for
+threads and SharedArrayBuffer), the right MIME types for ``.wasm``/``.mjs``, a strict
+Content-Security-Policy, and no way out of ``web/`` (``..`` raw or percent-encoded, symlinks).
+``--build`` (also run when ``web/vendor/`` is missing) fetches and copies the runtime assets; see
+``web_build.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.utils
+import http.server
+import mimetypes
+import os
+import re
+import sys
+import urllib.parse
+from pathlib import Path
+
+WEB = Path(__file__).resolve().parent / "web"
+
+# 'wasm-unsafe-eval': compiling WebAssembly (Pyodide, onnxruntime-web). blob: workers: PyScript starts
+# its worker from a Blob URL. Nothing else: no inline script, no eval, no other origin.
+CSP = "; ".join([
+    "default-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "worker-src 'self' blob:",
+    "connect-src 'self'",
+    "img-src 'self' data:",
+    "style-src 'self'",
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+
+SECURITY_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+MIME = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".wasm": "application/wasm",
+    ".zip": "application/zip",
+    ".whl": "application/zip",
+    ".py": "text/plain; charset=utf-8",
+    ".onnx": "application/octet-stream",
+    ".txt": "text/plain; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+}
+
+# vendor/<package>-<version>/ never changes under the same URL (web_build.py versions the folder), so
+# browsers may keep it without revalidating. That matters: Chromium reuses its compiled-wasm cache only
+# for responses it did not revalidate, which cuts a warm boot from ~12 s to ~4 s on the 2-core VM.
+IMMUTABLE = re.compile(r"^/vendor/[A-Za-z0-9_.@]+(?:-[A-Za-z0-9_.@]+)*-\d+(?:\.\d+)+/")
+
+
+def cache_control(path: str) -> str:
+    """``immutable`` for versioned vendor folders; everything else is revalidated (cheap 304s, never stale)."""
+    return "public, max-age=31536000, immutable" if IMMUTABLE.match(path) else "no-cache"
+
+
+# Never served even though they sit under web/: npm's install tree and build inputs.
+HIDDEN_TOP = {"node_modules", "package.json", "package-lock.json"}
+
+
+def resolve(root: Path, raw_path: str) -> Path | None:
+    """Map a request path to a file under ``root``, or None (-> 404) for anything that could escape.
+
+    Rejects ``..`` segments before and after percent-decoding, backslashes, NUL, hidden names,
+    and any path whose real location (symlinks followed) is outside ``root``.
+    """
+    path = raw_path.split("?", 1)[0].split("#", 1)[0]
+    decoded = urllib.parse.unquote(path, errors="strict") if "%" in path else path
+    for candidate in (path, decoded):
+        if "\\" in candidate or "\x00" in candidate:
+            return None
+        if any(seg in ("..", ".") for seg in candidate.split("/")):
+            return None
+    parts = [seg for seg in decoded.split("/") if seg]
+    if any(seg.startswith(".") for seg in parts) or (parts and parts[0] in HIDDEN_TOP):
+        return None
+    real_root = root.resolve()
+    target = real_root.joinpath(*parts) if parts else real_root
+    if target.is_dir():
+        target = target / "index.html"
+    try:
+        real = target.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if real != real_root and real_root not in real.parents:
+        return None
+    return real if real.is_file() else None
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """GET/HEAD of static files with the security headers on every response (errors included)."""
+
+    server_version = "clinvec-serve"
+    protocol_version = "HTTP/1.1"  # keep-alive: the page loads ~40 files
+
+    root: Path = WEB
+    quiet = False
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def end_headers(self) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        super().end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        if not self.quiet:
+            super().log_message(format, *args)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Plain-text errors (the stdlib's HTML error page is not worth a CSP exception)."""
+        body = f"{code} {message or self.responses.get(code, ('',))[0]}\n".encode()
+        self.send_response(code, message)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self._serve(head=False)
+
+    def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
+        self._serve(head=True)
+
+    def _serve(self, head: bool) -> None:
+        try:
+            target = resolve(self.root, urllib.parse.urlsplit(self.path).path)
+        except UnicodeDecodeError:
+            target = None
+        if target is None:
+            self.send_error(404, "Not Found")
+            return
+        stat = target.stat()
+        last_modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
+        etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            return
+        ctype = MIME.get(target.suffix.lower()) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(stat.st_size))
+        self.send_header("Last-Modified", last_modified)
+        self.send_header("ETag", etag)
+        self.send_header("Cache-Control", cache_control(self.path))
+        self.end_headers()
+        if head:
+            return
+        with target.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                self.wfile.write(block)
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def make_server(host: str = "127.0.0.1", port: int = 8000, root: Path = WEB, quiet: bool = False) -> Server:
+    """A ready-to-run server bound to ``host:port`` (port 0 picks a free one) serving ``root``."""
+    handler = type("BoundHandler", (Handler,), {"root": Path(root), "quiet": quiet})
+    return Server((host, port), handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve the clinvec browser build from web/.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--build", action="store_true", help="(re)build web/vendor/ before serving")
+    group.add_argument("--no-build", action="store_true", help="never build, even when assets are missing")
+    parser.add_argument("--build-only", action="store_true", help="build web/vendor/ and exit")
+    parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import web_build
+
+    if args.build or args.build_only or (not args.no_build and web_build.needs_build()):
+        web_build.build(log=lambda line: print(line, flush=True))
+        if args.build_only:
+            return 0
+    elif not args.no_build:
+        web_build.refresh_app()  # pick up edits to pyapp/ without a full build
+    elif web_build.needs_build():
+        print("warning: web/vendor/ is incomplete; run `python serve.py --build`", file=sys.stderr)
+
+    server = make_server(args.host, args.port, quiet=args.quiet)
+    host, port = server.server_address[:2]
+    print(f"serving {WEB} at http://{host}:{port}/", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    os.chdir(Path(__file__).resolve().parent)
+    sys.exit(main())

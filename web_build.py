@@ -1,0 +1,261 @@
+"""Build the browser assets under ``web/vendor/`` (git-ignored) so the page runs with no network.
+
+Why a separate step: the page must never fetch from another origin, so every runtime file
+(Pyodide, PyScript, onnxruntime-web), every wheel and the ``pyapp`` package itself is copied or
+packed next to the page once, at build time, from the ordinary registries (npm, PyPI).
+
+Steps, each idempotent:
+
+1. ``npm ci`` in ``web/`` (``npm install`` when there is no lockfile) -> ``web/node_modules``.
+2. Copy only the files the page loads into ``web/vendor/``: ``pyodide-<version>/`` and ``ort-<version>/``
+   (versioned folders, so ``serve.py`` can mark them immutable: Chromium then reuses its compiled-wasm
+   cache and a warm boot drops from ~12 s to ~4 s) and ``pyscript/``.
+3. Pure-Python wheels (micropip) from PyPI via ``pip download``; the vendored ``pyodide-lock.json``
+   records their sha256 so ``loadPackage`` accepts them.
+4. numpy: fetched from the Pyodide package index when reachable and checked against the lock's
+   sha256; otherwise skipped, and the page runs the JS kernel.
+5. ``pyapp`` packed as ``vendor/app/pyapp.zip`` (unpacked into Pyodide's file system on boot) and
+   the browser adapters' ``.mjs`` modules copied to ``vendor/app/``.
+6. ``vendor/build.json`` lists what was built; its absence means "build needed".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+WEB = ROOT / "web"
+VENDOR = WEB / "vendor"
+NODE_MODULES = WEB / "node_modules"
+PYAPP = ROOT / "pyapp"
+
+PINS = {"pyodide": "314.0.7", "onnxruntime-web": "1.30.0", "@pyscript/core": "0.7.31"}
+PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip")
+ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# PyScript's core imports every plugin module at start-up (py-editor, py-terminal, ...), so its whole
+# dist/ is needed; source maps are not.
+PURE_WHEELS = {"micropip": "0.11.1"}
+PYODIDE_INDEX = "https://cdn.jsdelivr.net/pyodide/v{version}/full/"
+BUILD_JSON = VENDOR / "build.json"
+# Folders under vendor/, as the page finds them through build.json's "paths".
+PATHS = {
+    "pyodide": f"pyodide-{PINS['pyodide']}",
+    "ort": f"ort-{PINS['onnxruntime-web']}",
+    "pyscript": "pyscript",
+    "app": "app",
+}
+
+Log = Callable[[str], None]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Copy when missing or changed (keeps rebuilds cheap and mtimes stable for caches)."""
+    if dst.exists() and dst.stat().st_size == src.stat().st_size and _sha256(dst) == _sha256(src):
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+
+
+def needs_build() -> bool:
+    """True when ``vendor/build.json`` is missing, is for other pins or layout, or names a missing file."""
+    try:
+        info = json.loads(BUILD_JSON.read_text())
+    except (OSError, ValueError):
+        return True
+    if info.get("versions") != PINS or info.get("paths") != {k: f"vendor/{v}/" for k, v in PATHS.items()}:
+        return True
+    return any(not (VENDOR / rel).is_file() for rel in info.get("files", []))
+
+
+def npm_install(log: Log) -> None:
+    """Install the pinned npm packages unless ``node_modules`` already holds exactly those versions."""
+    if _installed_versions() == PINS:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is needed to build the browser assets (apt-get install -y npm)")
+    cmd = [npm, "ci"] if (WEB / "package-lock.json").is_file() else [npm, "install"]
+    log(f"build: {' '.join(cmd[1:])} in web/")
+    subprocess.run([*cmd, "--no-audit", "--no-fund", "--ignore-scripts"], cwd=WEB, check=True)
+    if _installed_versions() != PINS:
+        raise RuntimeError(f"npm installed {_installed_versions()}, expected {PINS}")
+
+
+def _installed_versions() -> dict[str, str]:
+    found = {}
+    for name in PINS:
+        try:
+            found[name] = json.loads((NODE_MODULES / name / "package.json").read_text())["version"]
+        except (OSError, ValueError, KeyError):
+            found[name] = ""
+    return found
+
+
+def copy_runtime(files: list[str]) -> None:
+    """Copy the Pyodide core, the PyScript dist and the onnxruntime-web wasm build into vendor/."""
+    for name in PYODIDE_FILES:
+        _copy(NODE_MODULES / "pyodide" / name, VENDOR / PATHS["pyodide"] / name)
+        files.append(f"{PATHS['pyodide']}/{name}")
+    dist = NODE_MODULES / "@pyscript" / "core" / "dist"
+    for src in sorted(dist.iterdir()):
+        if src.suffix not in (".js", ".css"):
+            continue
+        _copy(src, VENDOR / PATHS["pyscript"] / src.name)
+        files.append(f"{PATHS['pyscript']}/{src.name}")
+    for name in ORT_FILES:
+        _copy(NODE_MODULES / "onnxruntime-web" / "dist" / name, VENDOR / PATHS["ort"] / name)
+        files.append(f"{PATHS['ort']}/{name}")
+
+
+def fetch_pure_wheels(lock: dict, log: Log) -> dict[str, str]:
+    """``pip download`` the pure-Python wheels into the Pyodide folder; returns their new sha256 values.
+
+    PyPI's wheel is byte-different from Pyodide's repack, so the vendored lock gets the PyPI hash.
+    """
+    hashes: dict[str, str] = {}
+    for name, version in PURE_WHEELS.items():
+        entry = lock["packages"][name]
+        if entry["version"] != version:
+            raise RuntimeError(f"pyodide-lock.json pins {name} {entry['version']}, build expects {version}")
+        dst = VENDOR / PATHS["pyodide"] / entry["file_name"]
+        if not dst.is_file():
+            log(f"build: pip download {name}=={version}")
+            with tempfile.TemporaryDirectory() as tmp:
+                subprocess.run(
+                    [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                     "--python-version", "3.14", "-d", tmp, f"{name}=={version}"],
+                    check=True,
+                )
+                (wheel,) = Path(tmp).glob("*.whl")
+                if wheel.name != entry["file_name"]:
+                    raise RuntimeError(f"pip gave {wheel.name}, the lock names {entry['file_name']}")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(wheel, dst)
+        hashes[name] = _sha256(dst)
+    return hashes
+
+
+def fetch_numpy(lock: dict, log: Log, index_url: str | None, timeout: float = 10.0) -> bool:
+    """Vendor the numpy wheel named in the lock when the Pyodide index answers; False when it does not."""
+    entry = lock["packages"]["numpy"]
+    dst = VENDOR / PATHS["pyodide"] / entry["file_name"]
+    if dst.is_file() and _sha256(dst) == entry["sha256"]:
+        return True
+    url = (index_url or PYODIDE_INDEX.format(version=PINS["pyodide"])).rstrip("/") + "/" + entry["file_name"]
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - https URL from our constant
+            data = resp.read()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        log(f"build: numpy not vendored ({exc.__class__.__name__}: {exc}); the page will use the JS kernel")
+        return False
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        log("build: numpy wheel sha256 differs from pyodide-lock.json; not vendored")
+        return False
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(data)
+    return True
+
+
+def _pyapp_zip() -> bytes:
+    """``pyapp``'s Python sources as a zip with fixed dates and order: same sources, same bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for src in sorted(PYAPP.rglob("*.py")):
+            if "__pycache__" in src.parts:
+                continue
+            info = zipfile.ZipInfo(src.relative_to(ROOT).as_posix(), date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, src.read_bytes())
+    return buf.getvalue()
+
+
+def pack_pyapp(files: list[str]) -> str:
+    """Write ``vendor/app/pyapp.zip`` (only when it changed, so browser caches stay valid) and copy the
+    browser adapters' .mjs modules; returns the zip's sha256."""
+    out = VENDOR / "app" / "pyapp.zip"
+    data = _pyapp_zip()
+    if not out.is_file() or out.read_bytes() != data:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(out)
+    files.append("app/pyapp.zip")
+    for src in sorted((PYAPP / "browser").glob("*.mjs")):
+        _copy(src, VENDOR / "app" / src.name)
+        files.append(f"app/{src.name}")
+    return hashlib.sha256(data).hexdigest()
+
+
+def refresh_app() -> dict:
+    """Repack only ``pyapp`` (zip + .mjs): cheap enough for every server start and test session."""
+    record = json.loads(BUILD_JSON.read_text())
+    files = [f for f in record.get("files", []) if not f.startswith("app/")]
+    record["pyapp_sha256"] = pack_pyapp(files)
+    record["files"] = files
+    BUILD_JSON.write_text(json.dumps(record, indent=1, sort_keys=True))
+    return record
+
+
+def _remove_stale_folders() -> None:
+    """Drop vendor folders of other versions (or the old unversioned layout) so only the pinned one is served."""
+    keep = set(PATHS.values())
+    for child in VENDOR.iterdir():
+        if child.is_dir() and child.name not in keep:
+            shutil.rmtree(child)
+
+
+def build(log: Log = print, pyodide_index: str | None = None) -> dict:
+    """Run every step; returns (and writes) the build record the page reads on boot."""
+    npm_install(log)
+    files: list[str] = []
+    copy_runtime(files)
+    lock = json.loads((NODE_MODULES / "pyodide" / "pyodide-lock.json").read_text())
+    wheel_hashes = fetch_pure_wheels(lock, log)
+    numpy = fetch_numpy(lock, log, pyodide_index)
+    for name, digest in wheel_hashes.items():
+        lock["packages"][name]["sha256"] = digest
+        files.append(f"{PATHS['pyodide']}/{lock['packages'][name]['file_name']}")
+    if numpy:
+        files.append(f"{PATHS['pyodide']}/{lock['packages']['numpy']['file_name']}")
+    lock_path = VENDOR / PATHS["pyodide"] / "pyodide-lock.json"
+    lock_text = json.dumps(lock, indent=1, sort_keys=True)
+    if not lock_path.is_file() or lock_path.read_text() != lock_text:
+        lock_path.write_text(lock_text)
+    files.append(f"{PATHS['pyodide']}/pyodide-lock.json")
+    _remove_stale_folders()
+    record = {
+        "versions": dict(PINS),
+        "paths": {key: f"vendor/{folder}/" for key, folder in PATHS.items()},
+        "python": lock["info"]["python"],
+        "numpy": numpy,
+        "wheels": sorted(PURE_WHEELS) + (["numpy"] if numpy else []),
+        "pyapp_sha256": pack_pyapp(files),
+        "files": files,
+    }
+    BUILD_JSON.write_text(json.dumps(record, indent=1, sort_keys=True))
+    log(f"build: {len(files)} files in {VENDOR.relative_to(ROOT)}/ (numpy {'vendored' if numpy else 'absent'})")
+    return record
+
+
+if __name__ == "__main__":
+    build()
