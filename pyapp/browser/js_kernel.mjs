@@ -119,8 +119,10 @@ export function prepare(u8, n, dims) {
       sum += x * x;
     }
     if (!(sum > 0)) return r;
-    const inv = 1 / Math.sqrt(sum);
-    for (let j = 0; j < dims; j++) v[base + j] *= inv;
+    const norm = Math.sqrt(sum);
+    // Rows already unit-length to float32 precision stay bit-identical (as NumpyKernel): re-import is exact.
+    if (Math.abs(norm - 1) <= 1e-6) continue;
+    for (let j = 0; j < dims; j++) v[base + j] /= norm;
   }
   return -1;
 }
