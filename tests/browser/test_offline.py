@@ -1,0 +1,199 @@
+"""Offline: opened once online, the page boots with the server gone, isolated, with its IndexedDB data.
+
+Why a server of its own: the service worker and its 100+ MB precache belong to one origin, so this test
+serves ``web/`` on another port (another origin) that it can stop, and the session's shared origin never
+gets a service worker (the page registers one under ``?test`` only when asked with ``?test=sw``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from browser_helpers import BOOT_TIMEOUT_MS, AppPage
+
+ROOT = Path(__file__).resolve().parents[2]
+PRECACHE = ROOT / "web" / "vendor" / "precache.json"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+import web_build  # noqa: E402 - after making the repository root importable
+
+
+class OwnServer:
+    """``serve.py`` on a free loopback port, stoppable mid-test."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "serve.py"), "--no-build", "--host", "127.0.0.1", "--port", "0", "--quiet"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if " at http://" not in line:
+            self.stop()
+            raise RuntimeError(f"serve.py did not start: {line}")
+        self.url = line.strip().rsplit(" at ", 1)[1]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def own_server(web_url: str) -> Iterator[OwnServer]:
+    """Depends on ``web_url`` only for its build step (which writes ``vendor/precache.json``)."""
+    server = OwnServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _sw_served(page: Any) -> dict[str, bool]:
+    """path -> served by the service worker, for every http(s) response this page gets from now on."""
+    seen: dict[str, bool] = {}
+
+    def record(res: Any) -> None:
+        if not res.url.startswith("blob:"):  # the worker's script blob never touches the network
+            seen[urlsplit(res.url).path] = res.from_service_worker
+
+    page.on("response", record)
+    return seen
+
+
+@pytest.mark.browser
+@pytest.mark.slow  # ~35 s: a cold boot on a fresh origin (no compiled-wasm cache), then an offline one
+def test_offline_reload_boots_from_the_service_worker_with_data_intact(
+    browser_context: Any, own_server: OwnServer, request_log: list[str]
+) -> None:
+    listed = json.loads(PRECACHE.read_text())["files"]
+    assert any(p.endswith("pyodide-lock.json") for p in listed) and any(p.endswith(".wasm") for p in listed)
+    assert "app/sw-register.mjs" in listed and "vendor/app/pyapp.zip" in listed
+    logged_before = len(request_log)
+    app = AppPage(browser_context.new_page(), own_server.url)
+    mine = urlsplit(own_server.url)[:2]
+    try:
+        started = time.perf_counter()
+        app.page.goto(own_server.url + "?test=sw")  # ?test exposes the Python hook, =sw registers the worker
+        app.page.wait_for_selector('html:not([data-state="loading"])', state="attached", timeout=BOOT_TIMEOUT_MS)
+        assert app.page.get_attribute("html", "data-state") == "ready", app.page.text_content("#error")
+        online_s = time.perf_counter() - started
+        app.page.wait_for_selector('html[data-offline="ready"]', state="attached", timeout=120_000)
+        cached = app.page.evaluate("""async () => {
+            const cache = await caches.open("clinvec-offline-v1");
+            return (await cache.keys()).map((r) => new URL(r.url).pathname);
+        }""")
+        assert {"/", "/vendor/precache.json", "/vendor/app/pyapp.zip"} <= set(cached)
+        assert len(cached) == len(listed) + 1  # every listed file, plus the list itself
+        app.run("""
+from pyapp import LocalIndex
+idx = await LocalIndex.create("offline-check", dims=3, indexed=["ward"], exist_ok=True)
+await idx.upsert_many([{"id": f"n{i}", "vector": [1, i, 0], "metadata": {"ward": "ICU"}, "text": f"note {i}"}
+                       for i in range(5)])
+await idx.close()
+""")
+
+        own_server.stop()
+        served = _sw_served(app.page)
+        started = time.perf_counter()
+        app.boot(reload=True)
+        offline_s = time.perf_counter() - started
+        page = app.page
+        assert page.get_attribute("html", "data-state") == "ready"
+        assert page.evaluate("() => crossOriginIsolated") is True  # COOP/COEP kept by the cached responses
+        assert page.evaluate("() => navigator.serviceWorker.controller !== null") is True
+        out = app.run("""
+from pyapp import LocalIndex
+idx = await LocalIndex.open("offline-check")
+result = {"ids": await idx.ids(), "icu": await idx.count({"ward": "ICU"}),
+          "top": [h.id for h in await idx.query([1, 4, 0], top_k=1)],
+          "keyword": [h.id for h in await idx.query(text="note 3", mode="keyword", top_k=1)]}
+await idx.close()
+""")
+        assert out == {"ids": [f"n{i}" for i in range(5)], "icu": 5, "top": ["n4"], "keyword": ["n3"]}
+        wasm = "/" + next(p for p in listed if p.endswith("/pyodide.asm.wasm"))
+        for path in ("/", wasm, "/vendor/app/pyapp.zip"):
+            assert path in served, path
+        assert [path for path, from_sw in served.items() if not from_sw] == []  # the server is gone: all cached
+        if any(p.startswith("models/") for p in listed):
+            assert any(p.startswith("/models/") for p in served)  # the model bundle loaded offline too
+        problems = [line for line in app.console if "Content Security Policy" in line]
+        assert problems == []
+        foreign = [u for u in request_log[logged_before:] if urlsplit(u.removeprefix("blob:"))[:2] != mine]
+        assert foreign == []
+        print(f"\nboot online {online_s:.1f} s, offline from the service worker {offline_s:.1f} s")
+    finally:
+        app.close()
+        # This origin's requests (checked above) would look foreign to the shared-origin network test.
+        others = [u for u in request_log[logged_before:] if urlsplit(u.removeprefix("blob:"))[:2] != mine]
+        del request_log[logged_before:]
+        request_log.extend(others)
+
+
+def test_precache_list_names_every_asset_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``web_build.write_precache`` lists what the page loads (runtime, app, models), never npm inputs or sw.js."""
+    web = tmp_path / "web"
+    files = {
+        "index.html": "<!doctype html>",
+        "pyscript.json": "{}",
+        "sw.js": "",
+        "package.json": "{}",
+        "app/main.mjs": "",
+        "app/worker.py": "",
+        "app/__pycache__/worker.cpython-311.pyc": "",
+        "app/.swp": "",
+        "vendor/build.json": "{}",
+        "vendor/pyodide-1.0/pyodide.asm.wasm": "wasm",
+        "vendor/app/pyapp.zip": "zip",
+        "models/m/manifest.json": json.dumps({"files": {"model.onnx": {}, "vocab.txt": {}}, "vocab_file": "vocab.txt"}),
+        "models/m/model.onnx": "onnx",
+        "models/m/vocab.txt": "[PAD]",
+        "models/m/notes.md": "not in the bundle",
+        "models/plain/weights.bin": "no manifest: every file",
+        "node_modules/x/index.js": "",
+    }
+    for rel, text in files.items():
+        (web / rel).parent.mkdir(parents=True, exist_ok=True)
+        (web / rel).write_text(text)
+    monkeypatch.setattr(web_build, "WEB", web)
+    monkeypatch.setattr(web_build, "VENDOR", web / "vendor")
+    monkeypatch.setattr(web_build, "PRECACHE_JSON", web / "vendor" / "precache.json")
+    record = {"files": ["pyodide-1.0/pyodide.asm.wasm", "app/pyapp.zip", "app/missing.mjs"]}
+    first = web_build.write_precache(record)
+    assert sorted(first["files"]) == sorted(
+        [
+            "./",
+            "index.html",
+            "pyscript.json",
+            "app/main.mjs",
+            "app/worker.py",
+            "vendor/build.json",
+            "vendor/pyodide-1.0/pyodide.asm.wasm",
+            "vendor/app/pyapp.zip",
+            "models/m/manifest.json",
+            "models/m/model.onnx",
+            "models/m/vocab.txt",
+            "models/plain/weights.bin",
+        ]
+    )
+    assert json.loads((web / "vendor" / "precache.json").read_text()) == first
+    assert web_build.write_precache(record)["version"] == first["version"]  # same files, same version
+    (web / "app" / "main.mjs").write_text("// edited")
+    second = web_build.write_precache(record)
+    assert second["version"] != first["version"]
+    assert [k for k in first["files"] if first["files"][k] != second["files"][k]] == ["app/main.mjs"]

@@ -1,0 +1,89 @@
+"""The LocalIndex contract (``cases.py``) on CPython: file store and memory store, same observations."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import uuid
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cases
+import pytest
+
+CASES = cases.all_cases()
+T = TypeVar("T")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on a fresh event loop in a thread of its own: when browser tests ran earlier in the session,
+    Playwright's sync API keeps a loop running in this thread and ``asyncio.run`` here would refuse."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def run_case(name: str, store: str, folder: Path) -> Any:
+    if store == "memory":
+        return run_sync(cases.run_case(name, lambda: f"memory://contract-{uuid.uuid4().hex}"))
+    return run_sync(cases.run_case(name, lambda: str(folder / uuid.uuid4().hex)))
+
+
+@pytest.mark.parametrize("store", ["file", "memory"])
+@pytest.mark.parametrize("name", CASES)
+def test_contract_case(name: str, store: str, tmp_path: Path) -> None:
+    run_case(name, store, tmp_path)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_file_and_memory_stores_observe_the_same(name: str, tmp_path: Path) -> None:
+    on_file = run_case(name, "file", tmp_path)
+    in_memory = run_case(name, "memory", tmp_path)
+    assert cases.difference(on_file, in_memory) is None
+
+
+def test_every_case_is_collected_and_cleans_up(tmp_path: Path) -> None:
+    """The suite covers what the contract promises, and ``run_case`` drops every index a case made."""
+    assert {
+        "filter_operators",
+        "exact_top_k_and_ties",
+        "batch_commit_rollback",
+        "compaction_then_reopen",
+        "read_only_rejects_writes",
+        "fingerprint_workload",
+        "export_import",
+    } <= set(CASES)
+    made: list[str] = []
+
+    def new_location() -> str:
+        made.append(str(tmp_path / f"idx{len(made)}"))
+        return made[-1]
+
+    run_sync(cases.run_case("reopen_sees_everything", new_location))
+    assert made and not any(Path(p).exists() for p in made)
+
+
+def test_a_failing_case_still_closes_and_drops(tmp_path: Path) -> None:
+    """A case that fails half-way must not leave an index open (a held writer lock would block the next)."""
+    location = str(tmp_path / "held")
+
+    async def failing(scope: cases.Scope) -> None:
+        idx = await scope.create(scope())
+        await idx.insert(cases.vec(1), id="a")
+        raise AssertionError("boom")
+
+    cases.case_failing_for_test = failing  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(AssertionError, match="boom"):
+            run_sync(cases.run_case("failing_for_test", lambda: location))
+    finally:
+        del cases.case_failing_for_test  # type: ignore[attr-defined]
+    assert not Path(location).exists()
+
+
+def test_difference_spots_what_matters() -> None:
+    assert cases.difference([["a", 0.5]], [["a", 0.500001]]) is None
+    assert cases.difference([["a", 0.5]], [["a", 0.51]]) is not None
+    assert cases.difference({"x": True}, {"x": 1}) is not None
+    assert cases.difference(["a", "b"], ["b", "a"]) is not None
+    assert cases.difference({"x": None}, {"x": 0}) is not None
