@@ -77,7 +77,6 @@ def _sw_served(page: Any) -> dict[str, bool]:
 
 
 @pytest.mark.browser
-@pytest.mark.slow  # ~35 s: a cold boot on a fresh origin (no compiled-wasm cache), then an offline one
 def test_offline_reload_boots_from_the_service_worker_with_data_intact(
     browser_context: Any, own_server: OwnServer, request_log: list[str]
 ) -> None:
