@@ -10,8 +10,6 @@ py=${PYTHON:-python}
 echo "# $(date -u +%FT%TZ) $(nproc) cpus, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for n in ${SIZES:-1000 10000 50000}; do
   "$py" bench/bench_core.py compare "$n" --out "$out" >/dev/null
-  # the same plain variant with OpenBLAS pinned to one thread: shows what BLAS threading costs on a busy box
-  OPENBLAS_NUM_THREADS=1 "$py" bench/bench_core.py compare "$n" --no-vectra --variants plain --out "$out" >/dev/null
 done
 # persist + reopen at a size vectra cannot save (its JSON fails at 50k)
 "$py" bench/bench_core.py compare "${BIG:-200000}" --no-vectra --variants plain --out "$out" >/dev/null
