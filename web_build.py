@@ -179,7 +179,8 @@ def _pyapp_zip() -> bytes:
     """``pyapp``'s Python sources as a zip with fixed dates and order: same sources, same bytes."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for src in sorted(PYAPP.rglob("*.py")):
+        # Sources plus package data (the demo notes, read with importlib.resources in the browser too).
+        for src in sorted([*PYAPP.rglob("*.py"), *PYAPP.glob("data/*.jsonl")]):
             if "__pycache__" in src.parts:
                 continue
             info = zipfile.ZipInfo(src.relative_to(ROOT).as_posix(), date_time=(2020, 1, 1, 0, 0, 0))
@@ -206,6 +207,62 @@ def pack_pyapp(files: list[str]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+PRECACHE_JSON = VENDOR / "precache.json"
+# Top-level files of web/ the service worker must not cache: npm's inputs (never served) and itself.
+_NOT_PRECACHED = {"package.json", "package-lock.json", "sw.js"}
+
+
+def _rev(path: Path) -> str:
+    """A cheap per-file revision (mtime + size, as serve.py's ETag): the service worker refetches on change."""
+    stat = path.stat()
+    return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+
+
+def _model_files(folder: Path) -> list[Path]:
+    """A model bundle's files: its manifest and what the manifest lists (every file when it has none)."""
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return sorted(p for p in folder.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.parts))
+    try:
+        info = json.loads(manifest.read_text())
+    except ValueError:
+        return [manifest]
+    names = [*info.get("files", {}), info.get("vocab_file")]
+    return [manifest, *sorted({folder / n for n in names if isinstance(n, str) and (folder / n).is_file()})]
+
+
+def write_precache(record: dict) -> dict:
+    """Write ``vendor/precache.json``: every URL the page may need offline (web/sw.js precaches them).
+
+    Listed: the page and its top-level config, every file under ``web/app/``, ``vendor/build.json`` and the
+    built runtime files, and the model bundles under ``web/models/``. Each maps to a revision so the service
+    worker refetches only what changed; ``version`` changes whenever any entry does.
+    """
+    entries: dict[str, str] = {"./": _rev(WEB / "index.html")}
+    for path in sorted(WEB.iterdir()):
+        if path.is_file() and not path.name.startswith(".") and path.name not in _NOT_PRECACHED:
+            entries[path.name] = _rev(path)
+    for path in sorted((WEB / "app").rglob("*")):
+        rel = path.relative_to(WEB)
+        if path.is_file() and "__pycache__" not in rel.parts and path.suffix != ".pyc" and not any(
+            s.startswith(".") for s in rel.parts
+        ):
+            entries[rel.as_posix()] = _rev(path)
+    for rel in ["build.json", *record.get("files", [])]:
+        if (VENDOR / rel).is_file():
+            entries[f"vendor/{rel}"] = _rev(VENDOR / rel)
+    models = WEB / "models"
+    for folder in sorted(p for p in models.iterdir() if p.is_dir()) if models.is_dir() else []:
+        for path in _model_files(folder):
+            entries[path.relative_to(WEB).as_posix()] = _rev(path)
+    version = hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()[:16]
+    precache = {"version": version, "files": entries}
+    text = json.dumps(precache, indent=1, sort_keys=True)
+    if not PRECACHE_JSON.is_file() or PRECACHE_JSON.read_text() != text:
+        PRECACHE_JSON.write_text(text)
+    return precache
+
+
 def refresh_app() -> dict:
     """Repack only ``pyapp`` (zip + .mjs): cheap enough for every server start and test session."""
     record = json.loads(BUILD_JSON.read_text())
@@ -213,6 +270,7 @@ def refresh_app() -> dict:
     record["pyapp_sha256"] = pack_pyapp(files)
     record["files"] = files
     BUILD_JSON.write_text(json.dumps(record, indent=1, sort_keys=True))
+    write_precache(record)
     return record
 
 
@@ -253,6 +311,7 @@ def build(log: Log = print, pyodide_index: str | None = None) -> dict:
         "files": files,
     }
     BUILD_JSON.write_text(json.dumps(record, indent=1, sort_keys=True))
+    write_precache(record)
     log(f"build: {len(files)} files in {VENDOR.relative_to(ROOT)}/ (numpy {'vendored' if numpy else 'absent'})")
     return record
 

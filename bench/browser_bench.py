@@ -7,7 +7,10 @@ Measures, on this machine, in Debian's Chromium driving the real page served by 
 * boot to ``data-state="ready"``: cold (fresh profile, empty HTTP cache) and warm (reloads);
 * top-10 query latency over ``rows x dims`` with the active kernel (JsKernel alone, and LocalIndex.query);
 * latency of one ``LocalIndex.insert`` (one IndexedDB commit) into an index of ``rows`` items;
-* reopening that index from IndexedDB after a reload (``IndexedDBStore.open`` alone and ``LocalIndex.open``).
+* reopening that index from IndexedDB after a reload (``IndexedDBStore.open`` alone and ``LocalIndex.open``);
+* per model-bundle variant (fp32, int8; ``web/models/minilm`` unless ``--model``): loading the bundle
+  (download + sha256 + session) and the time to embed one query with ``WebEmbedder`` (``--embed-only``
+  runs just this part). The page's own boot includes loading the int8 bundle when one is served.
 
 Why in-page timers: ``performance.now()`` inside the worker excludes the Playwright round trip.
 Figures vary a lot on a shared 2-core VM: report medians and run it on an idle machine when possible.
@@ -116,6 +119,68 @@ result = {"store_open_ms": store_ms, "index_open_ms": index_ms, "count": count, 
 """
 
 
+EMBED = """
+from pyapp.browser.web_embedder import WebEmbedder
+from pyapp.browser._bridge import js_module
+QUERIES = ["chest pain radiating to the left arm", "shortness of breath after a long flight",
+           "poorly controlled type 2 diabetes, HbA1c 9.1%", "fever and productive cough", "fall with hip fracture",
+           "new onset atrial fibrillation", "acute kidney injury after contrast", "anaphylaxis to peanuts",
+           "headache with photophobia and neck stiffness", "sepsis of urinary source with raised lactate"]
+LONG = " ".join(["Long note: observations stable, mobilising with physio, eating and drinking well."] * 12)
+root = str(js_module("clinvec_embed").webRoot())
+phases = {}
+last = {"phase": None, "t": js.performance.now()}
+
+def on_progress(phase, done, total):
+    now = js.performance.now()
+    if phase != last["phase"]:
+        last["phase"], last["t"] = phase, now
+    phases[phase] = now - last["t"]
+
+t0 = js.performance.now()
+emb = await WebEmbedder.load(root + model, variant=variant, progress=on_progress)
+load_ms = ms(t0)
+for q in QUERIES[:2]:
+    await emb.embed_raw([q])  # warm-up: first runs allocate
+times = []
+for _ in range(3):
+    for q in QUERIES:
+        t0 = js.performance.now()
+        await emb.embed_raw([q])
+        times.append(ms(t0))
+tokens = min(len(emb.tokenizer.encode(LONG).input_ids), emb.max_seq_length)
+long_times = []
+for _ in range(5):
+    t0 = js.performance.now()
+    await emb.embed_raw([LONG])
+    long_times.append(ms(t0))
+batch_t0 = js.performance.now()
+await emb.embed_raw(QUERIES * 4)
+batch_ms = ms(batch_t0)
+result = {"load_ms": load_ms, "phases_ms": phases, "query_ms": times, "long_ms": long_times, "long_tokens": tokens,
+          "batch40_ms": batch_ms, "threads": emb.threads, "identity": emb.identity}
+await emb.close()
+"""
+
+
+def bench_embedding(page: Page, model: str) -> dict[str, Any]:
+    """Query-embedding latency per variant of the bundle at ``web/<model>`` (skipped when it is absent)."""
+    bundle = ROOT / "web" / model
+    if not (bundle / "manifest.json").is_file():
+        return {"skipped": f"no bundle at web/{model}: run `python -m export --model minilm`"}
+    out: dict[str, Any] = {"model": model}
+    for variant in ("fp32", "int8"):
+        r = page.run(EMBED, model=model, variant=variant)
+        out[variant] = {
+            "load_ms": round(r["load_ms"]), "load_phases_ms": {k: round(v) for k, v in r["phases_ms"].items()},
+            "query_embed_ms": summary(r["query_ms"]),
+            f"embed_{r['long_tokens']}_tokens_ms": summary(r["long_ms"]),
+            "embed_40_queries_batched_ms_each": round(r["batch40_ms"] / 40, 1),
+            "threads": r["threads"], "sha256": r["identity"]["sha256"][:12],
+        }
+    return out
+
+
 class Page:
     """The page at ``?test`` and a way to run Python in its worker."""
 
@@ -153,6 +218,8 @@ def main() -> int:
     parser.add_argument("--dims", type=int, default=768)
     parser.add_argument("--warm", type=int, default=3, help="warm reloads to time")
     parser.add_argument("--out", type=Path, help="write the JSON result here too")
+    parser.add_argument("--model", default="models/minilm/", help="bundle folder under web/ for the embedding part")
+    parser.add_argument("--embed-only", action="store_true", help="only the query-embedding benchmark")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -173,6 +240,11 @@ def main() -> int:
                                                             headless=True)
             report["chromium"] = context.browser.version if context.browser else None
             page = Page(context.new_page(), url)
+            if args.embed_only:
+                page.boot()
+                report["embedding"] = bench_embedding(page, args.model)
+                context.close()
+                return _emit(report, args.out)
             report["boot_cold_s"] = round(page.boot(), 2)
             report["boot_cold_marks_ms"] = page.marks()
             warm = [page.boot(reload=True) for _ in range(args.warm)]
@@ -194,15 +266,20 @@ def main() -> int:
             page.boot(reload=True)  # a new session: nothing of the index left in memory
             report["reopen"] = page.run(REOPEN, **params)
             page.run("await LocalIndex.drop(name)\nresult = True", **params)
+            report["embedding"] = bench_embedding(page, args.model)
             context.close()
     finally:
         server.terminate()
         server.wait(timeout=10)
+    return _emit(report, args.out)
+
+
+def _emit(report: dict[str, Any], out: Path | None) -> int:
     text = json.dumps(report, indent=1)
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
     return 0
 
 

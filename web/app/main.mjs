@@ -103,7 +103,8 @@ async function main() {
     window.clinvecTest = { run: (code) => worker.sync.run_python(code), status, persisted: granted };
   }
   const { mountApp } = await import("./app.mjs");
-  mountApp(worker.sync, status);
+  // Resolves once a search can run (model loaded and verified, index open): only then "ready".
+  await mountApp(worker.sync, status);
   // Start-up timeline (ms since this module ran), for benchmarks and diagnosis.
   window.clinvecBootMarks = marks;
   ui.setState("ready", `Ready (${((performance.now() - started) / 1000).toFixed(1)} s)`);

@@ -1,0 +1,282 @@
+"""``WebEmbedder``: a model bundle (``python -m export``) run by onnxruntime-web, from Python in the page.
+
+Why it mirrors ``embed.onnx.OnnxEmbedder``: an index embedded on the server must open and be queried in the
+browser, so both tokenise with the same pure-Python ``pyapp.tokenizer``, truncate the same way, and report the
+same ``identity`` (model, revision, variant, sha256) for the same bundle file. The bundle is fetched from the
+page's own origin and its sha256 checked (WebCrypto) before onnxruntime-web sees a byte. Control data crosses
+the bridge as JSON, token ids as ``BigInt64Array`` (``to_js(array('q', ...))``), vectors come back as float32.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from array import array
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+
+from ..embed.base import Embedder, Progress
+from ..errors import InvalidInput, ModelBundleError
+from ..tokenizer import WordPieceTokenizer
+from ._bridge import js_module
+
+MODULE = "clinvec_embed"
+VARIANT_FILES = {"int8": "model_int8.onnx", "fp32": "model.onnx"}
+DEFAULT_VARIANT = "int8"  # wasm runs int8 1.6-1.8x faster; WebGPU would need fp32 (no int8 kernels there)
+REQUIRED = ("model", "dims", "max_seq_length", "do_lower_case", "vocab_file", "files", "output")
+
+LoadProgress = Callable[[str, int, int], None]  # (phase, done, total): manifest, vocab, download, verify, session
+
+
+class BundleHTTPError(ModelBundleError):
+    """A bundle file answered an HTTP error status (kept in ``status``)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BundleNotFound(ModelBundleError):
+    """The page serves no bundle at that URL (its ``manifest.json`` answered 404): a missing model, which the
+    page may work around (hashing embedder), unlike a bundle that is present but incomplete or altered."""
+
+
+def _join(base: str, name: str) -> str:
+    return base + name if base.endswith("/") else f"{base}/{name}"
+
+
+class WebEmbedder(Embedder):
+    """Embeds texts with a bundle's fp32 or int8 graph on onnxruntime-web (wasm, in the worker)."""
+
+    def __init__(
+        self,
+        bundle_url: str,
+        manifest: dict[str, Any],
+        tokenizer: WordPieceTokenizer,
+        session: Any,
+        variant: str,
+        sha256: str,
+        batch_size: int = 8,
+        threads: int = 1,
+    ) -> None:
+        """Use ``await WebEmbedder.load(...)``; this only stores what ``load`` fetched and checked."""
+        self.bundle_url = bundle_url
+        self.manifest = manifest
+        self.tokenizer = tokenizer
+        self.variant = variant
+        self.batch_size = batch_size
+        self.threads = threads
+        self.dims = int(manifest["dims"])
+        self.max_seq_length = int(manifest["max_seq_length"])
+        self._sha256 = sha256
+        self._session = session
+        self._pad_id = tokenizer.pad_id
+        self._mod: Any = js_module(MODULE)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    async def load(
+        cls,
+        bundle_url: str,
+        variant: str = DEFAULT_VARIANT,
+        progress: LoadProgress | None = None,
+        batch_size: int = 8,
+        ort_url: str | None = None,
+        threads: int = 0,
+    ) -> WebEmbedder:
+        """Fetch ``manifest.json``, ``vocab.txt`` and the variant's model from ``bundle_url`` (a folder URL),
+        verify sizes and sha256 against the manifest, and open an onnxruntime-web session.
+
+        ``ort_url``: the folder holding onnxruntime-web (default: the build's ``paths.ort``); ``threads`` 0
+        means "as many as useful" (up to 4 when the page is cross-origin isolated, else 1).
+        Raises ``ModelBundleError`` when the bundle is missing, incomplete or fails its checks.
+        """
+        if variant not in VARIANT_FILES:
+            raise InvalidInput(f"variant must be one of {sorted(VARIANT_FILES)}, got {variant!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
+        mod = js_module(MODULE)
+        report = progress or (lambda phase, done, total: None)
+
+        report("manifest", 0, 1)
+        manifest_url = _join(bundle_url, "manifest.json")
+        try:
+            manifest_bytes = await _fetch(mod, manifest_url, None)
+        except BundleHTTPError as exc:
+            if exc.status == 404:
+                raise BundleNotFound(f"no model bundle at {bundle_url} ({manifest_url} answered HTTP 404)") from None
+            raise
+        manifest = _parse_manifest(manifest_bytes, bundle_url)
+        model_file = manifest.get("variants", {}).get(variant, {}).get("file", VARIANT_FILES[variant])
+        report("manifest", 1, 1)
+
+        report("vocab", 0, 1)
+        vocab_bytes = await _fetch(mod, _join(bundle_url, manifest["vocab_file"]), None)
+        await _verify(mod, manifest, manifest["vocab_file"], vocab_bytes, bundle_url)
+        tokenizer = WordPieceTokenizer.from_manifest(manifest, bytes(vocab_bytes.to_bytes()).decode("utf-8"))
+        report("vocab", 1, 1)
+
+        on_bytes = create_proxy(lambda done, total: report("download", int(done), int(total)))
+        try:
+            model_bytes = await _fetch(mod, _join(bundle_url, model_file), on_bytes)
+        finally:
+            on_bytes.destroy()
+        size = int(model_bytes.byteLength)
+        report("verify", 0, size)
+        sha256 = await _verify(mod, manifest, model_file, model_bytes, bundle_url)
+        report("verify", size, size)
+
+        report("session", 0, 1)
+        base = ort_url or _default_ort_url(mod)
+        facts = json.loads(str(await mod.initOrt(base, int(threads))))
+        try:
+            session = await mod.createSession(model_bytes)
+        except JsException as exc:
+            raise ModelBundleError(f"onnxruntime-web could not load {_join(bundle_url, model_file)}: {exc}") from None
+        names = json.loads(str(mod.sessionNames(session)))
+        if manifest["output"] not in names["outputs"]:
+            raise ModelBundleError(f"{model_file} has no output {manifest['output']!r} (it has {names['outputs']})")
+        report("session", 1, 1)
+        return cls(bundle_url, manifest, tokenizer, session, variant, sha256, batch_size, int(facts["threads"]))
+
+    # ------------------------------------------------------------------ the Embedder API
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Equal to ``OnnxEmbedder.identity`` for the same bundle file, except ``bundle`` (a URL here)."""
+        return {
+            "model": self.manifest["model"],
+            "revision": self.manifest.get("revision"),
+            "variant": self.variant,
+            "sha256": self._sha256,
+            "bundle": self.bundle_url,
+        }
+
+    async def embed_raw(self, texts: Sequence[str], progress: Progress | None = None) -> bytes:
+        """``len(texts) * dims`` little-endian float32 values, in the order of ``texts``.
+
+        Texts are sorted by token count and batched so padding stays small (as the server does).
+        """
+        if isinstance(texts, str):
+            raise InvalidInput("embed_raw takes a sequence of texts, not one string")
+        for text in texts:
+            if not isinstance(text, str):
+                raise InvalidInput(f"texts must be strings, got {type(text).__name__}")
+        if self._session is None:
+            raise InvalidInput("this WebEmbedder was closed")
+        rows = [self._ids(text) for text in texts]
+        width = self.dims * 4
+        out: list[bytes] = [b""] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            flat = await self._run([rows[i] for i in chunk])
+            for j, i in enumerate(chunk):
+                out[i] = flat[j * width : (j + 1) * width]
+            if progress is not None:
+                progress(min(start + self.batch_size, len(order)), len(order))
+        return b"".join(out)
+
+    async def close(self) -> None:
+        """Free the session's wasm memory (the embedder is unusable afterwards)."""
+        session, self._session = self._session, None
+        if session is not None:
+            await self._mod.release(session)
+
+    # ------------------------------------------------------------------ internals
+    def _ids(self, text: str) -> tuple[list[int], list[int]]:
+        """Token and type ids cut to ``max_seq_length`` keeping the final [SEP] (``OnnxEmbedder._ids``)."""
+        enc = self.tokenizer.encode(text)
+        ids, types = list(enc.input_ids), list(enc.token_type_ids)
+        if len(ids) > self.max_seq_length:
+            ids = ids[: self.max_seq_length - 1] + ids[-1:]
+            types = types[: self.max_seq_length]
+        return ids, types
+
+    async def _run(self, rows: list[tuple[list[int], list[int]]]) -> bytes:
+        """One padded batch through the session; float32 bytes, ``len(rows) * dims`` values."""
+        seq = max(len(ids) for ids, _ in rows)
+        ids, mask, types = array("q"), array("q"), array("q")
+        for row_ids, row_types in rows:
+            pad = seq - len(row_ids)
+            ids.extend(row_ids)
+            ids.extend([self._pad_id] * pad)
+            mask.extend([1] * len(row_ids))
+            mask.extend([0] * pad)
+            types.extend(row_types)
+            types.extend([0] * (seq - len(row_types)))
+        result = await self._mod.run(
+            self._session, to_js(ids), to_js(mask), to_js(types), len(rows), seq, self.manifest["output"]
+        )
+        data = bytes(result.to_bytes())
+        if len(data) != len(rows) * self.dims * 4:
+            raise ModelBundleError(
+                f"the model returned {len(data) // 4} values for {len(rows)} texts; expected {self.dims} each"
+            )
+        if sys.byteorder == "big":  # wasm is little-endian; keep the contract even on an odd host
+            flipped = array("f", data)
+            flipped.byteswap()
+            data = flipped.tobytes()
+        return data
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _default_ort_url(mod: Any) -> str:
+    """The vendored onnxruntime-web folder, from ``clinvec_build.json`` (written beside the worker)."""
+    root = str(mod.webRoot())
+    try:
+        with open("clinvec_build.json") as fh:
+            path = json.load(fh)["paths"]["ort"]
+    except (OSError, ValueError, KeyError):
+        raise ModelBundleError("the build record lacks paths.ort: run `python serve.py --build`") from None
+    return _join(root, path.lstrip("/"))
+
+
+async def _fetch(mod: Any, url: str, on_progress: Any) -> Any:
+    """The bytes at ``url`` (a JS ``Uint8Array``); ``ModelBundleError`` on HTTP errors or network failure."""
+    try:
+        res = await mod.fetchBytes(url, on_progress)
+    except JsException as exc:
+        raise ModelBundleError(f"could not download {url}: {exc}") from None
+    if not res.ok:
+        status = int(res.status)
+        raise BundleHTTPError(f"{url} answered HTTP {status}: the model bundle is missing or incomplete", status)
+    return res.bytes
+
+
+def _parse_manifest(data: Any, bundle_url: str) -> dict[str, Any]:
+    try:
+        manifest = json.loads(bytes(data.to_bytes()).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelBundleError(f"{_join(bundle_url, 'manifest.json')} is not JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise ModelBundleError(f"{_join(bundle_url, 'manifest.json')} is not a JSON object")
+    missing = [key for key in REQUIRED if key not in manifest]
+    if missing:
+        raise ModelBundleError(f"{_join(bundle_url, 'manifest.json')} lacks {missing}: export it again")
+    return manifest
+
+
+async def _verify(mod: Any, manifest: dict[str, Any], name: str, data: Any, bundle_url: str) -> str:
+    """Check a fetched file's size and sha256 against the manifest; returns the sha256."""
+    entry = manifest["files"].get(name)
+    if not isinstance(entry, dict) or not entry.get("sha256"):
+        raise ModelBundleError(f"the manifest at {bundle_url} lists no sha256 for {name}")
+    size = int(data.byteLength)
+    if entry.get("bytes") is not None and size != int(entry["bytes"]):
+        raise ModelBundleError(
+            f"{name} has {size} bytes, the manifest says {entry['bytes']}: the bundle is corrupt or was altered"
+        )
+    digest = str(await mod.sha256Hex(data))
+    if digest != entry["sha256"]:
+        raise ModelBundleError(
+            f"{name} fails its sha256 check (got {digest[:12]}…, the manifest says {entry['sha256'][:12]}…): "
+            "the bundle is corrupt or was altered; it was not loaded"
+        )
+    return digest
+
+
+__all__ = ["DEFAULT_VARIANT", "BundleHTTPError", "BundleNotFound", "WebEmbedder"]
