@@ -5,10 +5,11 @@ Kept free of torch/transformers imports so the CLI can report an unreachable hub
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from pyapp.embed.onnx import sha256_file
 
 from .errors import ExportError, HubUnreachable
 
@@ -93,15 +94,6 @@ def weights_digest(folder: Path) -> str:
         if path.is_file():
             return sha256_file(path)
     raise ExportError(f"{folder} holds no {' or '.join(WEIGHT_FILES)}: not a Hugging Face model folder")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Streamed sha256, so a 430 MB model never sits in memory twice."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_json(path: Path) -> dict:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
 
-from ..embed.base import Embedder, Progress
+from ..embed.base import Embedder, Progress, bundle_identity
 from ..errors import InvalidInput, ModelBundleError
 from ..tokenizer import WordPieceTokenizer
 from ._bridge import js_module
@@ -145,13 +145,7 @@ class WebEmbedder(Embedder):
     @property
     def identity(self) -> dict[str, Any]:
         """Equal to ``OnnxEmbedder.identity`` for the same bundle file, except ``bundle`` (a URL here)."""
-        return {
-            "model": self.manifest["model"],
-            "revision": self.manifest.get("revision"),
-            "variant": self.variant,
-            "sha256": self._sha256,
-            "bundle": self.bundle_url,
-        }
+        return bundle_identity(self.manifest, self.variant, self._sha256, self.bundle_url)
 
     async def embed_raw(self, texts: Sequence[str], progress: Progress | None = None) -> bytes:
         """``len(texts) * dims`` little-endian float32 values, in the order of ``texts``.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput, ModelBundleError
-from .base import Embedder, Progress
+from .base import Embedder, Progress, bundle_identity
 
 if TYPE_CHECKING:
     import numpy as np
@@ -88,13 +88,7 @@ class OnnxEmbedder(Embedder):
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {
-            "model": self.manifest["model"],
-            "revision": self.manifest.get("revision"),
-            "variant": self.variant,
-            "sha256": self._sha256,
-            "bundle": str(self.bundle_dir),
-        }
+        return bundle_identity(self.manifest, self.variant, self._sha256, str(self.bundle_dir))
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """``(len(texts), dims)`` float32 unit vectors, in the order of ``texts``."""
