@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 from .base import VectorKernel
+
+KERNEL_ENV = "CLINVEC_KERNEL"  # "numpy" forces the plain float32 kernel (benchmarks, comparisons)
 
 
 def default_kernel(dims: int) -> VectorKernel:
-    """numpy when it imports (server, or Pyodide with numpy), else the browser's JS typed-array kernel."""
+    """The int8-pruned numpy kernel when simsimd is installed (the ``server`` extra), else plain numpy, else
+    (Pyodide without numpy) the browser's JS typed-array kernel. All give the same answers."""
     try:
         from .numpy_kernel import NumpyKernel
     except ImportError:
@@ -17,7 +22,14 @@ def default_kernel(dims: int) -> VectorKernel:
         from ..browser.js_kernel import JsKernel
 
         return JsKernel(dims)
+    if os.environ.get(KERNEL_ENV, "").lower() != "numpy":
+        try:
+            from .int8_kernel import Int8Kernel
+        except ImportError:
+            pass
+        else:
+            return Int8Kernel(dims)
     return NumpyKernel(dims)
 
 
-__all__ = ["VectorKernel", "default_kernel"]
+__all__ = ["KERNEL_ENV", "VectorKernel", "default_kernel"]

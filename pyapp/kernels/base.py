@@ -54,6 +54,7 @@ class VectorKernel(ABC):
         """Validate ``n`` rows (finite, non-zero) and return them L2-normalised.
 
         Rows whose norm is already within 1e-6 of 1 are returned bit-identical (re-import stays exact).
+        A writable ``data`` may be normalised in place: callers pass buffers they own (``pack``'s, an embedder's).
 
         Raises ``InvalidVector`` naming the first bad row; never touches the matrix.
         """

@@ -2,7 +2,7 @@
 
 Layout of an index folder (only these names are ever touched, so foreign files may sit beside them)::
 
-    manifest.json                 pointer: generation, the index manifest, file names + sha256 + sizes
+    manifest.json                 pointer: generation, the index manifest, file names + crc32 + sizes
     snapshot-000007.vectors       float32 matrix in row order, the bytes exactly as the kernel gave them
     snapshot-000007.rows          JSON rows (``codec.encode_rows``)
     log-000007.wal                commits since that snapshot, framed records
@@ -27,7 +27,7 @@ import re
 import struct
 import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ..errors import CorruptIndex, IndexClosed, IndexExists, IndexLocked, IndexNotFound, ReadOnlyIndex, StorageFull
@@ -118,10 +118,20 @@ def _storage_error(exc: OSError) -> Exception:
     return exc
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
+WRITE_PIECE = 1 << 18  # bytes per write(): 256 KiB pieces cost 0.07 s of CPU for 150 MB here, one big write 0.3 s
+
+
+def _pieces(data: bytes | memoryview) -> Iterator[memoryview]:
+    """``data`` in ``WRITE_PIECE`` slices (no copies), each small enough to stay in cache while hashed and written."""
     view = memoryview(data).cast("B")
-    while view:
-        view = view[os.write(fd, view):]
+    for start in range(0, len(view), WRITE_PIECE):
+        yield view[start : start + WRITE_PIECE]
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    for view in _pieces(data):
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def _fsync_dir(path: str) -> None:
@@ -155,11 +165,22 @@ def _lock(fd: int) -> bool:
     return True
 
 
-class _Digest:
-    """sha256 of a buffer, on a worker thread when it is big (hashlib releases the GIL while hashing)."""
+CHECKSUM = "crc32"  # of each generation file: half the CPU of sha256 (50k x 768: 0.05 s vs 0.10 s), and what
+# storage formats use to catch torn or rotten bytes. Snapshots written with "sha256" still verify.
 
-    def __init__(self, data: bytes | memoryview, threshold: int = 1 << 23) -> None:
+
+def _checksum(data: bytes | memoryview, algorithm: str) -> str:
+    if algorithm == "crc32":
+        return f"{zlib.crc32(data):08x}"
+    return hashlib.sha256(data).hexdigest()
+
+
+class _Digest:
+    """Checksum of a buffer, on a worker thread when it is big (zlib and hashlib release the GIL)."""
+
+    def __init__(self, data: bytes | memoryview, algorithm: str, threshold: int = 1 << 23) -> None:
         self._value = ""
+        self._algorithm = algorithm
         self._thread: threading.Thread | None = None
         if len(data) < threshold:
             self._run(data)
@@ -168,12 +189,17 @@ class _Digest:
             self._thread.start()
 
     def _run(self, data: bytes | memoryview) -> None:
-        self._value = hashlib.sha256(data).hexdigest()
+        self._value = _checksum(data, self._algorithm)
 
     def result(self) -> str:
         if self._thread is not None:
             self._thread.join()
         return self._value
+
+
+def _algorithm(info: dict[str, Any]) -> str:
+    """Which checksum a file description carries (``crc32`` now, ``sha256`` in older snapshots)."""
+    return "crc32" if "crc32" in info else "sha256"
 
 
 def _canonical(body: dict[str, Any]) -> bytes:
@@ -249,19 +275,20 @@ class FileStore(Store):
         return pointer
 
     def _write_file(self, name: str, chunks: Iterable[bytes | memoryview]) -> dict[str, Any]:
-        """Write, fsync and describe (size + sha256) one new file."""
-        digest = hashlib.sha256()
+        """Write, fsync and describe (size + crc32) one new file."""
+        crc = 0
         size = 0
         fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _BINARY, 0o644)
         try:
             for chunk in chunks:
-                digest.update(chunk)
-                _write_all(fd, chunk)
-                size += len(memoryview(chunk).cast("B"))
+                for piece in _pieces(chunk):
+                    crc = zlib.crc32(piece, crc)  # checksummed and written while the piece is in cache
+                    _write_all(fd, piece)
+                    size += len(piece)
             os.fsync(fd)
         finally:
             os.close(fd)
-        return {"file": name, "bytes": size, "sha256": digest.hexdigest()}
+        return {"file": name, "bytes": size, CHECKSUM: f"{crc:08x}"}
 
     def _install(self, generation: int, manifest: dict[str, Any], rows: Sequence[Row],
                  vectors: bytes | memoryview) -> tuple[dict[str, Any], int]:
@@ -334,9 +361,9 @@ class FileStore(Store):
                                 (pointer["log"], log_flags)):
                 fds.append(os.open(self._path(name), flags | _BINARY))
             vectors = self._map(fds[0], vec_info)
-            digest = _Digest(vectors)  # hashes on another core while the rows parse
+            digest = _Digest(vectors, _algorithm(vec_info))  # checksums on another core while the rows parse
             rows_data = _read_all(fds[1])
-            self._verify(rows_data, hashlib.sha256(rows_data).hexdigest(), rows_info)
+            self._verify(rows_data, _checksum(rows_data, _algorithm(rows_info)), rows_info)
             rows = decode_rows(rows_data)
             log_data = _read_all(fds[2])
             commits, intact = parse_log(log_data, self._path(pointer["log"]))
@@ -355,7 +382,7 @@ class FileStore(Store):
     def _map(self, fd: int, info: dict[str, Any]) -> bytes | memoryview:
         """The vector matrix as a private copy-on-write mapping: hashing it is then the only pass over it.
 
-        Measured on 50k x 768: read()+sha256 0.22 s, mmap+sha256 0.10 s. Generation files are never
+        Measured on 50k x 768: read()+sha256 0.22 s, mmap+sha256 0.10 s, mmap+crc32 0.05 s. Generation files are never
         modified after install (only unlinked), so the mapping stays valid; writes to it stay private.
         """
         size = os.fstat(fd).st_size
@@ -365,11 +392,14 @@ class FileStore(Store):
             return b""
         return memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_COPY))
 
-    def _verify(self, data: bytes | memoryview, sha256: str, info: dict[str, Any]) -> None:
+    def _verify(self, data: bytes | memoryview, checksum: str, info: dict[str, Any]) -> None:
         if len(data) != info["bytes"]:
             raise CorruptIndex(f"{self._path(info['file'])} holds {len(data)} bytes, the manifest says {info['bytes']}")
-        if sha256 != info["sha256"]:
-            raise CorruptIndex(f"{self._path(info['file'])} fails its sha256 checksum: the snapshot is damaged")
+        algorithm = _algorithm(info)
+        if checksum != info.get(algorithm):
+            raise CorruptIndex(
+                f"{self._path(info['file'])} fails its {algorithm} checksum: the snapshot is damaged"
+            )
 
     def _require_writer(self) -> None:
         if self._read_only is None:
