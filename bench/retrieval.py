@@ -10,12 +10,14 @@ built at run time from pinned PyPI terminologies (``_beir.py``); nothing derived
     python bench/retrieval.py beir --set icd10cm --dir DIR [--queries N] [--max-docs N]
 
 ``run`` scores every figure through ``LocalIndex.query`` (the product's own code path, in a memory store):
-``keyword``, ``vector``, ``hybrid-rrf`` (the default) and ``hybrid-weighted`` (min-max, weights (a, 1 - a) for
-each ``--alphas`` value, 0.5 by default), for
-every bundle found (MiniLM; Bio_ClinicalBERT when ``web/models/bio-clinicalbert`` exists) in int8 and fp32,
-plus the mixed pairs (corpus int8 / queries fp32 and the reverse). ``tune`` splits the queries into disjoint
-DEV and TEST halves, searches fusion choices (RRF k, leg weights, weighted min-max alpha, candidate depth) on
-DEV only with a harness that mirrors ``LocalIndex.query`` (checked against it), and reports DEV and TEST.
+``keyword``, ``vector``, ``hybrid`` (its default fusion, read from its signature), ``hybrid-rrf`` (equal-weight
+RRF, k=60, for reference) and ``hybrid-weighted a=A`` (min-max, weights (A, 1 - A) for each ``--alphas`` value;
+0.5 and the former default 0.75 unless told otherwise), for every bundle found (MiniLM; Bio_ClinicalBERT when
+``web/models/bio-clinicalbert`` exists) in int8 and fp32, plus the mixed pairs (corpus int8 / queries fp32 and
+the reverse). ``tune`` splits the queries into disjoint DEV and TEST halves, searches fusion choices (RRF k, leg
+weights, weighted min-max alpha, candidate depth) on DEV only with a harness that mirrors ``LocalIndex.query``
+(checked against it), and reports DEV and TEST for the winners and for the reference rows (LocalIndex's default,
+the first and the former default, equal-weight min-max); ``--no-grid`` reports only the reference rows.
 
 Embeddings are cached under ``bench/results/embeddings/<model>-<variant>-<sha256 of the ONNX file>/``, one
 row per distinct text (keyed by the text's sha256), so any later run or subset over the same texts embeds
@@ -28,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -49,16 +52,19 @@ import _beir  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pyapp.fusion import reciprocal_rank_fusion, weighted_fusion  # noqa: E402
-from pyapp.index import LocalIndex  # noqa: E402
+from pyapp.index import HYBRID_DEPTH, LocalIndex  # noqa: E402
 from pyapp.keyword import KeywordIndex  # noqa: E402
 
 RESULTS = HERE / "results"
 CACHE = RESULTS / "embeddings"
 BUNDLES = ("web/models/minilm", "web/models/bio-clinicalbert")
 K = 10
-# LocalIndex.query's hybrid defaults, mirrored by the tuning harness (checked against the real thing).
-DEFAULT_RRF_K = 60.0
-DEFAULT_WEIGHTS = (0.5, 0.5)
+RRF_K = 60.0  # the textbook RRF k (Cormack et al. 2009; pyapp.fusion's default), used by the reference rows
+EQUAL = (0.5, 0.5)
+# Reference rows: the hybrid default before tuning (equal-weight RRF, k=60, max(5 * top_k, 50) candidates per leg)
+# and the first tuned one (weighted min-max 0.75/0.25, 200 candidates per leg), which RRF then replaced.
+FIRST_DEFAULT = {"fusion": "rrf", "k": RRF_K, "weights": (1.0, 1.0), "depth": 50}
+FORMER_DEFAULT = {"fusion": "weighted", "alpha": 0.75, "depth": 200}
 # int8 graphs quantise activations dynamically, with one scale per tensor, i.e. per *batch*: a text's int8 vector
 # depends on the texts batched with it (cosine 0.983-0.99 between alone and in a batch of 64 on MiniLM; fp32 is
 # batch-invariant to 1e-6). LocalIndex.query embeds one query at a time, so int8 queries are embedded alone here;
@@ -69,7 +75,25 @@ QUERY_BATCH = {"int8": 1, "fp32": CORPUS_BATCH}
 
 def default_depth(top_k: int) -> int:
     """Candidates taken from each leg by LocalIndex's hybrid query."""
-    return max(top_k * 5, 50)
+    return max(top_k, HYBRID_DEPTH)
+
+
+def product_default() -> dict[str, Any]:
+    """LocalIndex.query's hybrid defaults, read from its signature so the harness follows any change to them."""
+    params = inspect.signature(LocalIndex.query).parameters
+    weights = tuple(float(w) for w in params["weights"].default)
+    return config_of(params["fusion"].default, weights, float(params["rrf_k"].default))
+
+
+def config_of(fusion: str, weights: Sequence[float], rrf_k: float) -> dict[str, Any]:
+    """The harness configuration of a ``LocalIndex.query(fusion=, weights=, rrf_k=)`` call at its candidate depth.
+
+    Both fusions rank alike under a common scaling of the weights; weighted min-max is stored as the vector
+    share ``alpha`` (the tuning grid's form), RRF keeps the weights as given.
+    """
+    if fusion == "rrf":
+        return {"fusion": "rrf", "k": float(rrf_k), "weights": tuple(weights), "depth": default_depth(K)}
+    return {"fusion": "weighted", "alpha": weights[0] / sum(weights), "depth": default_depth(K)}
 
 
 def log(message: str) -> None:
@@ -268,16 +292,17 @@ async def query_all(
     ds: _beir.Dataset,
     mode: str,
     qvectors: np.ndarray | None = None,
-    fusion: str = "rrf",
-    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    fusion: str | None = None,
+    weights: Sequence[float] | None = None,
+    rrf_k: float | None = None,
 ) -> dict[str, list[str]]:
-    """Top-10 ids of every query through ``LocalIndex.query``."""
+    """Top-10 ids of every query through ``LocalIndex.query``; ``None`` leaves its default fusion, weights or k."""
     run: dict[str, list[str]] = {}
+    given = {"fusion": fusion, "weights": weights, "rrf_k": rrf_k}
+    options = {name: value for name, value in given.items() if value is not None}
     for i, (qid, text) in enumerate(ds.queries.items()):
         vector = None if qvectors is None or mode == "keyword" else qvectors[i]
-        hits = await index.query(
-            vector=vector, text=None if mode == "vector" else text, top_k=K, mode=mode, fusion=fusion, weights=weights
-        )
+        hits = await index.query(vector=vector, text=None if mode == "vector" else text, top_k=K, mode=mode, **options)
         run[qid] = [h.id for h in hits]
     return run
 
@@ -334,13 +359,28 @@ def load_set(name: str, queries: int | None, max_docs: int | None, seed: int, st
     return ds
 
 
-def systems(alphas: Sequence[float]) -> list[tuple[str, str, str, tuple[float, float]]]:
-    """(name, mode, fusion, weights) of every vector-using system: LocalIndex's defaults, then weighted alphas."""
-    out = [("vector", "vector", "rrf", DEFAULT_WEIGHTS), ("hybrid-rrf", "hybrid", "rrf", DEFAULT_WEIGHTS)]
+def systems(alphas: Sequence[float]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(name, mode, LocalIndex.query options) of every vector-using system; no option = its default.
+
+    ``hybrid`` is the default text query; ``hybrid-rrf`` is equal-weight RRF (k=60) and ``hybrid-weighted a=A``
+    weighted min-max with weights (A, 1 - A), all with LocalIndex's candidate depth.
+    """
+    out: list[tuple[str, str, dict[str, Any]]] = [
+        ("vector", "vector", {}),
+        ("hybrid", "hybrid", {}),
+        ("hybrid-rrf", "hybrid", {"fusion": "rrf", "weights": EQUAL, "rrf_k": RRF_K}),
+    ]
     for alpha in alphas:
-        name = "hybrid-weighted" if (alpha, 1 - alpha) == DEFAULT_WEIGHTS else f"hybrid-weighted a={alpha:g}"
-        out.append((name, "hybrid", "weighted", (alpha, round(1 - alpha, 4))))
+        out.append((f"hybrid-weighted a={alpha:g}", "hybrid", {"fusion": "weighted", "weights": (alpha, 1 - alpha)}))
     return out
+
+
+def options_config(options: dict[str, Any]) -> dict[str, Any]:
+    """The harness configuration of a hybrid query with these LocalIndex.query options (defaults filled in)."""
+    default = inspect.signature(LocalIndex.query).parameters
+    fusion = options.get("fusion", default["fusion"].default)
+    weights = tuple(float(w) for w in options.get("weights", default["weights"].default))
+    return config_of(fusion, weights, float(options.get("rrf_k", default["rrf_k"].default)))
 
 
 async def run_set(
@@ -374,15 +414,18 @@ async def run_set(
                 for qv in variants:
                     if qv != cv and not mix:
                         continue
-                    for system, mode, fusion, weights in systems(alphas):
+                    for system, mode, options in systems(alphas):
                         start = time.monotonic()
-                        run = await query_all(index, ds, mode, query_vecs[qv], fusion=fusion, weights=weights)
+                        run = await query_all(index, ds, mode, query_vecs[qv], **options)
+                        config = None if mode == "vector" else options_config(options)
                         fields = {
                             "model": bundles[cv].model,
                             "corpus_variant": cv,
                             "query_variant": qv,
-                            "fusion": None if mode == "vector" else fusion,
-                            "weights": list(weights) if fusion == "weighted" else None,
+                            "fusion": config and config["fusion"],
+                            "config": config,  # the harness's form: rrf k, weights, depth / weighted alpha, depth
+                            "describe": config and describe(config),
+                            "default": system == "hybrid",  # LocalIndex.query's default text query
                             "corpus_sha256": bundles[cv].sha256[:16],
                             "query_sha256": bundles[qv].sha256[:16],
                             "query_batch": QUERY_BATCH[qv],
@@ -475,22 +518,29 @@ def fuser(config: dict[str, Any]) -> Callable[..., list[tuple[str, float]]]:
 
 
 async def parity(ds: _beir.Dataset, legs: Legs, corpus: np.ndarray, queries: np.ndarray, sample: int) -> dict:
-    """Top-10 lists of the harness vs LocalIndex.query on ``sample`` queries, at LocalIndex's defaults."""
+    """Share of ``sample`` queries whose top-10 lists agree between the harness and LocalIndex.query: its default
+    hybrid, equal-weight RRF k=60 and weighted min-max 0.5 and 0.75, at its candidate depth, and both legs."""
     sub_ids = list(ds.queries)[:sample]
     sub = _beir.Dataset(ds.name, ds.corpus, {q: ds.queries[q] for q in sub_ids}, {q: ds.qrels[q] for q in sub_ids})
     index = await build_index(ds, corpus, f"parity-{time.monotonic_ns()}")
+    default = product_default()
+    depth = default_depth(K)
     try:
-        depth = default_depth(K)
         checks = {
             "keyword": (await query_all(index, sub, "keyword"), legs.single("keyword")),
             "vector": (await query_all(index, sub, "vector", queries), legs.single("vector")),
-            "hybrid-rrf": (
-                await query_all(index, sub, "hybrid", queries),
-                legs.run(rrf(DEFAULT_RRF_K, (1.0, 1.0)), depth),
+            "hybrid (default)": (await query_all(index, sub, "hybrid", queries), legs.run(fuser(default), depth)),
+            "hybrid rrf k=60": (
+                await query_all(index, sub, "hybrid", queries, fusion="rrf", weights=EQUAL, rrf_k=RRF_K),
+                legs.run(rrf(RRF_K, EQUAL), depth),
             ),
-            "hybrid-weighted": (
-                await query_all(index, sub, "hybrid", queries, fusion="weighted"),
+            "hybrid weighted 0.5": (
+                await query_all(index, sub, "hybrid", queries, fusion="weighted", weights=EQUAL),
                 legs.run(weighted(0.5), depth),
+            ),
+            "hybrid weighted 0.75": (
+                await query_all(index, sub, "hybrid", queries, fusion="weighted", weights=(0.75, 0.25)),
+                legs.run(weighted(0.75), depth),
             ),
         }
     finally:
@@ -523,7 +573,7 @@ def parse_config(text: str) -> dict[str, Any]:
     depth = int(fields.get("depth", default_depth(K)))
     if fusion == "rrf":
         wv = float(fields.get("wv", 0.5))
-        k = float(fields.get("k", DEFAULT_RRF_K))
+        k = float(fields.get("k", RRF_K))
         return {"fusion": "rrf", "k": k, "weights": (wv, round(1 - wv, 4)), "depth": depth}
     if fusion == "weighted":
         return {"fusion": "weighted", "alpha": float(fields.get("alpha", 0.5)), "depth": depth}
@@ -562,8 +612,10 @@ async def tune(args: argparse.Namespace) -> None:
         )
 
     defaults = [
-        {"fusion": "rrf", "k": DEFAULT_RRF_K, "weights": (1.0, 1.0), "depth": default_depth(K), "label": "default rrf"},
-        {"fusion": "weighted", "alpha": 0.5, "depth": default_depth(K), "label": "default weighted"},
+        dict(product_default(), label="LocalIndex default"),
+        dict(FIRST_DEFAULT, label="first default (equal-weight RRF)"),
+        dict(FORMER_DEFAULT, label="former default (weighted 0.75)"),
+        {"fusion": "weighted", "alpha": 0.5, "depth": default_depth(K), "label": "equal-weight min-max"},
     ]
     extras = [dict(parse_config(text), label=f"given: {text}") for text in args.extra]
     dev_legs = harness[(tune_variant, "dev")]
@@ -646,14 +698,15 @@ def table(path: Path) -> str:
         out.append(
             f"**{name}** ({first['docs']:,} docs, {first['queries']:,} queries, set sha256 {first['set_sha256']})\n"
         )
-        out.append("| system | model | corpus / query vectors | nDCG@10 | recall@10 | nDCG vs keyword |")
-        out.append("|---|---|---|---|---|---|")
+        out.append("| system | configuration | model | corpus / query vectors | nDCG@10 | recall@10 | vs keyword |")
+        out.append("|---|---|---|---|---|---|---|")
         for r in mine:
             model = (r.get("model") or "—").rsplit("/", 1)[-1]
             variants = "—" if r["system"] == "keyword" else f"{r['corpus_variant']} / {r['query_variant']}"
             ratio = f"{r['ndcg@10'] / keyword['ndcg@10']:.2f}x" if keyword and keyword["ndcg@10"] else "—"
             out.append(
-                f"| {r['system']} | {model} | {variants} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {ratio} |"
+                f"| {r['system']} | {r.get('describe') or '—'} | {model} | {variants} | {r['ndcg@10']:.4f} | "
+                f"{r['recall@10']:.4f} | {ratio} |"
             )
         out.append("")
     tunes = [r for r in rows if r.get("kind") == "tune"]
@@ -714,7 +767,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run.add_argument("--variants", default="int8,fp32")
     p_run.add_argument("--no-mix", action="store_true", help="skip corpus/query variant mixing")
     p_run.add_argument(
-        "--alphas", default="0.5", help="vector weights of the weighted hybrid rows (LocalIndex weights=(a, 1 - a))"
+        "--alphas",
+        default="0.5,0.75",
+        help="vector weights of the weighted min-max hybrid rows (LocalIndex weights=(a, 1 - a))",
     )
     sizing(p_run)
 

@@ -2,12 +2,15 @@
 
 Which to use:
 
-- ``reciprocal_rank_fusion`` (the default for hybrid queries) looks only at ranks. Cosine similarities and
-  BM25 scores live on unrelated scales (BM25 is unbounded and grows with query length), so ranks are the
-  one thing the legs agree on; RRF needs no tuning and is robust to one leg's score outliers.
+- ``reciprocal_rank_fusion`` is the default for hybrid queries. It looks only at ranks: cosine similarities
+  and BM25 scores live on unrelated scales (BM25 is unbounded and grows with query length), so ranks are the
+  one thing the legs agree on, and one leg's score outliers cannot swamp the other. ``LocalIndex.query`` uses
+  it with k=5 and weights 0.7 (vector) / 0.3 (keyword) over 200 candidates per leg, tuned on the DEV half of
+  the ICD-10-CM retrieval set (docs/BENCHMARKS.md); this function's own default, k=60 with equal weights, is
+  the untuned textbook choice and scored lower there.
 - ``weighted_fusion`` uses the scores themselves, min-max normalised per leg, and a weight per leg. Use it
   when the margins matter (a hit far ahead in one leg should win) and you can tune the weights on your own
-  relevance judgements. Min-max is sensitive to each leg's best and worst hit, hence to ``top_k``.
+  relevance judgements. Min-max is sensitive to each leg's best and worst hit, hence to the candidate depth.
 
 Both are pure Python, deterministic, and return only keys that at least one leg returned: a hybrid query
 never ranks a document that every leg missed. Ties are broken by first appearance, scanning the legs in
