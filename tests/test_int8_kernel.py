@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 
 pytest.importorskip("simsimd")
 
-from pyapp.kernels import KERNEL_ENV, default_kernel  # noqa: E402
-from pyapp.kernels import int8_kernel  # noqa: E402
+from pyapp.kernels import (  # noqa: E402
+    KERNEL_ENV,
+    default_kernel,
+    int8_kernel,  # noqa: E402
+)
 from pyapp.kernels.int8_kernel import Int8Kernel  # noqa: E402
 from pyapp.kernels.numpy_kernel import NumpyKernel  # noqa: E402
 

@@ -4,8 +4,9 @@ Pure Python (``json`` + ``struct``), no numpy: the same bytes must be produced a
 Row fields travel as JSON (``ensure_ascii`` so lone surrogates and any unicode round-trip exactly). Where
 ``orjson`` is installed (the ``server`` extra) it writes the JSON, 10x faster (50k rows: 0.13 s -> 0.012 s);
 its bytes are valid JSON for every reader, and anything it refuses (lone surrogates, integers beyond 64 bits)
-or would change (it writes inf and NaN as null) falls back to ``json``. Reading stays ``json``: ``orjson.loads`` turns integers beyond 64 bits into floats.
-vectors stay raw little-endian float32 bytes, never converted, so they round-trip bit for bit.
+or would change (it writes inf and NaN as null) falls back to ``json``. Reading stays ``json``: ``orjson.loads``
+turns integers beyond 64 bits into floats. Vectors stay raw little-endian float32 bytes, never converted, so they
+round-trip bit for bit.
 Malformed input raises ``CorruptIndex``: these bytes only ever come from storage.
 """
 
