@@ -42,8 +42,8 @@ for _p in (str(HERE), str(REPO)):
 import _workload as wl  # noqa: E402
 
 VECTRA_VERSION = "0.15.0"
-VARIANTS = ("plain", "indexed", "lists")
-VARIANT_ORDER = {"plain": 0, "indexed": 1, "lists": 2, "plain+1thr": 3, "indexed+1thr": 4, "lists+1thr": 5}
+VARIANTS = ("plain", "indexed", "lists", "float32")
+VARIANT_ORDER = {name: i for i, name in enumerate(VARIANTS + ("plain+1thr", "indexed+1thr", "lists+1thr"))}
 
 
 # ---------------------------------------------------------------- measuring helpers
@@ -231,6 +231,7 @@ def run_clinvec(a: argparse.Namespace) -> dict[str, Any]:
     import numpy
 
     import pyapp
+    from pyapp.kernels import default_kernel
 
     load0 = os.getloadavg()[0]
     wall0 = time.perf_counter()
@@ -249,6 +250,7 @@ def run_clinvec(a: argparse.Namespace) -> dict[str, Any]:
         "tool": "clinvec", "clinvec_version": pyapp.__version__, "python": platform.python_version(),
         "numpy": numpy.__version__, "n": a.n, "dim": a.dim, "topk": a.topk, "queries": a.queries, "seed": a.seed,
         "indexed_metadata": a.indexed, "vectors_input": a.vectors, "variant": _variant_name(a),
+        "kernel": type(default_kernel(a.dim)).__name__,
         **build, **query, **upsert, "filter": wl.FILTER,
         "total_wall_s": r3(time.perf_counter() - wall0), "host": host,
         **({"kept_dir": folder} if a.keep else {}),
@@ -256,8 +258,11 @@ def run_clinvec(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _variant_name(a: argparse.Namespace) -> str:
-    """plain / indexed / lists, with ``+1thr`` when OpenBLAS is pinned to one thread by the environment."""
+    """plain / indexed / lists, or float32 (plain on the float32-only kernel, ``CLINVEC_KERNEL=numpy``), with
+    ``+1thr`` when OpenBLAS is pinned to one thread by the environment."""
     name = "indexed" if a.indexed else ("lists" if a.vectors == "list" else "plain")
+    if name == "plain" and os.environ.get("CLINVEC_KERNEL", "").lower() == "numpy":
+        name = "float32"
     return name + ("+1thr" if os.environ.get("OPENBLAS_NUM_THREADS") == "1" else "")
 
 
@@ -456,7 +461,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         va = argparse.Namespace(**vars(a))
         va.indexed, va.dir, va.keep = variant == "indexed", None, False
         va.vectors = "list" if variant == "lists" else "array"
-        emit(run_clinvec(va))
+        saved = os.environ.get("CLINVEC_KERNEL")
+        if variant == "float32":  # the same run on the float32-only kernel: what the int8 shadow buys
+            os.environ["CLINVEC_KERNEL"] = "numpy"
+        try:
+            emit(run_clinvec(va))
+        finally:
+            if saved is None:
+                os.environ.pop("CLINVEC_KERNEL", None)
+            else:
+                os.environ["CLINVEC_KERNEL"] = saved
     print(table(records), file=sys.stderr)
     return 0
 

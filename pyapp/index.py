@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from operator import itemgetter
 from typing import Any
 
 from ._gc import paused_gc
@@ -54,6 +55,8 @@ DEFAULT_FUSION = "rrf"
 DEFAULT_WEIGHTS = (0.7, 0.3)  # (vector, keyword)
 DEFAULT_RRF_K = 5.0
 BULK_SNAPSHOT_OPS = 1000  # a first commit this large goes straight to a snapshot
+_ROW_ID, _ROW_METADATA, _ROW_SEQ = itemgetter(0), itemgetter(1), itemgetter(3)  # Row fields by position
+_ITEM_KEYS = frozenset(("id", "vector", "metadata", "text"))
 
 
 def _check_id(item_id: Any) -> str:
@@ -72,9 +75,8 @@ def _as_item_dict(item: Any, position: int) -> dict[str, Any]:
     if isinstance(item, Item):
         return item.to_dict()
     if isinstance(item, dict):
-        unknown = set(item) - {"id", "vector", "metadata", "text"}
-        if unknown:
-            raise InvalidInput(f"item {position} has unknown keys {sorted(unknown)}")
+        if not item.keys() <= _ITEM_KEYS:
+            raise InvalidInput(f"item {position} has unknown keys {sorted(set(item) - _ITEM_KEYS)}")
         return item
     raise InvalidInput(f"item {position} must be a dict with id/vector/metadata/text or an Item")
 
@@ -265,10 +267,11 @@ class LocalIndex:
     def _load_now(self, rows: builtins.list[Row], vectors: bytes | memoryview) -> None:
         self._kernel.load(vectors, len(rows))
         self._rows = list(rows)
-        self._row_of = {row.id: i for i, row in enumerate(rows)}
-        self._table.load([row.metadata for row in rows])
+        # Row is a NamedTuple (id, metadata, text, seq): itemgetter + map keep these 50k-item passes in C
+        self._row_of = dict(zip(map(_ROW_ID, rows), range(len(rows))))
+        self._table.load(list(map(_ROW_METADATA, rows)))
         self._keyword_index = None  # built on the first text query: opening stays fast (Pyodide: ~6 s per 50k texts)
-        self._next_seq = max([row.seq for row in rows], default=-1) + 1
+        self._next_seq = max(map(_ROW_SEQ, rows), default=-1) + 1
 
     def _apply(self, ops: Sequence[Op]) -> None:
         """Apply durable ops in memory. Runs of new ids are appended to the kernel in one call."""
@@ -400,17 +403,18 @@ class LocalIndex:
 
     async def _vectors_for(self, entries: builtins.list[dict[str, Any]], progress: Progress | None = None) -> bytes:
         """Prepared vectors for entries: given vectors are packed, missing ones embedded from their text."""
-        missing = [i for i, e in enumerate(entries) if e.get("vector") is None]
-        given = [i for i, e in enumerate(entries) if e.get("vector") is not None]
+        vectors = [e.get("vector") for e in entries]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        given = [i for i, v in enumerate(vectors) if v is not None] if missing else None  # None: all given
         packed: dict[int, bytes] = {}
         width = self.dims * 4
         joined = b""
-        if given:
-            raw = self._kernel.pack([entries[i]["vector"] for i in given])
+        if vectors and (given is None or given):
+            raw = self._kernel.pack(vectors if given is None else [vectors[i] for i in given])
             if not missing:
                 joined = raw  # the common bulk case: no per-item slicing and re-joining
             else:
-                for j, i in enumerate(given):
+                for j, i in enumerate(given or ()):
                     packed[i] = raw[j * width : (j + 1) * width]
         if missing:
             if self._embedder is None:
@@ -435,19 +439,25 @@ class LocalIndex:
     async def _stage_puts(
         self, staged: _Staged, entries: builtins.list[dict[str, Any]], replace: bool, progress: Progress | None = None
     ) -> builtins.list[str]:
-        ids: builtins.list[str] = []
-        seen: set[str] = set()
-        clean: builtins.list[tuple[str, dict[str, Any], str | None]] = []
-        for entry in entries:
-            item_id = entry.get("id")
-            item_id = str(uuid.uuid4()) if item_id is None else _check_id(item_id)
-            if item_id in seen:
-                raise DuplicateId(f"id {item_id!r} appears twice in one call")
-            seen.add(item_id)
-            metadata = entry.get("metadata")
-            metadata = {} if metadata is None else validate_metadata(metadata)
-            clean.append((item_id, metadata, _check_text(entry.get("text"))))
-            ids.append(item_id)
+        # Column by column with comprehensions (a third of the per-item cost of one loop at 50k items);
+        # the slow, precise checks only run to name the first offender.
+        ids: builtins.list[str] = [str(uuid.uuid4()) if (i := e.get("id")) is None else i for e in entries]
+        if not all(type(i) is str and 0 < len(i) <= MAX_ID_LENGTH for i in ids):
+            for entry in entries:
+                if entry.get("id") is not None:
+                    _check_id(entry.get("id"))
+        seen: set[str] = set(ids)
+        if len(seen) != len(ids):
+            once: set[str] = set()
+            for item_id in ids:
+                if item_id in once:
+                    raise DuplicateId(f"id {item_id!r} appears twice in one call")
+                once.add(item_id)
+        metadatas = [e.get("metadata") for e in entries]
+        metadatas = [{} if m is None else validate_metadata(m) for m in metadatas]
+        texts = [e.get("text") for e in entries]
+        if not all(t is None or type(t) is str for t in texts):
+            texts = [_check_text(t) for t in texts]
         if not replace:
             # one C-speed set intersection instead of a lookup per item; only clashes are looked at again
             clash = seen.intersection(self._row_of)
@@ -473,7 +483,7 @@ class LocalIndex:
         else:
             staged.next_seq += len(ids)
         # map() over NamedTuple constructors: a third faster than a Python loop for 50k items
-        rows = map(Row, ids, [c[1] for c in clean], [c[2] for c in clean], seqs)
+        rows = map(Row, ids, metadatas, texts, seqs)
         slices = [vectors[start : start + width] for start in range(0, len(ids) * width, width)]
         puts = list(map(Put, rows, slices))
         staged.extend(puts, vectors if all_new else None)
