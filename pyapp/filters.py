@@ -551,6 +551,52 @@ def compile_filter(spec: Mapping[str, Any] | Filter) -> Filter:
     """
     if isinstance(spec, Filter):
         return spec
+    key = _freeze(spec)
+    if key is not None:
+        cached = _COMPILED.get(key)
+        if cached is not None:
+            return cached
     paths: set[str] = set()
     root = _compile_doc(spec, [], paths)
-    return Filter(root, frozenset(paths), copy_json(spec, "filter", InvalidFilter))
+    compiled = Filter(root, frozenset(paths), copy_json(spec, "filter", InvalidFilter))
+    if key is not None:
+        if len(_COMPILED) >= _CACHE_SIZE:
+            _COMPILED.pop(next(iter(_COMPILED)))  # oldest first: dicts keep insertion order
+        _COMPILED[key] = compiled
+    return compiled
+
+
+# Compiled filters by structure: an application sends the same few filters over and over, and compiling
+# one (~30 us) costs as much as scoring 1k vectors. Only plain JSON is cached, keyed with its types, so
+# 1, 1.0 and True (or "1" and 1 as keys) never share an entry and anything unusual is compiled afresh.
+_CACHE_SIZE = 256
+_COMPILED: dict[Any, Filter] = {}
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable, type-exact image of plain JSON ``value``; None when it holds anything else."""
+    kind = type(value)
+    if kind is dict:
+        items = []
+        for k, v in value.items():
+            if type(k) is not str:
+                return None
+            frozen = _freeze(v)
+            if frozen is None:
+                return None
+            items.append((k, frozen))
+        return ("d", tuple(items))
+    if kind is list or kind is tuple:
+        out = []
+        for v in value:
+            frozen = _freeze(v)
+            if frozen is None:
+                return None
+            out.append(frozen)
+        return ("l" if kind is list else "t", tuple(out))
+    if kind in _PLAIN:
+        if kind is float and value != value:
+            return ("nan",)  # NaN != NaN would make every lookup miss
+        return (kind.__name__, value)
+    return None

@@ -612,7 +612,7 @@ class LocalIndex:
     # ------------------------------------------------------------------ reads
     def _item(self, row_index: int) -> Item:
         row = self._rows[row_index]
-        return Item(row.id, self._kernel.row_list(row_index), validate_metadata(row.metadata), row.text)
+        return Item._from_float32(row.id, self._kernel.get_row(row_index), validate_metadata(row.metadata), row.text)
 
     async def get(self, id: str) -> Item | None:
         """The committed item with this id, or None."""

@@ -580,3 +580,39 @@ def test_single_field_agrees_with_reference(cond: Any, values: list[Any]) -> Non
     flt = compile_filter(spec)
     for doc in [{"a": v} for v in values] + [{}]:
         assert flt.matches(doc) == ref_match(doc, spec), (spec, doc)
+
+
+# ----- the compiled-filter cache
+
+
+def test_cache_never_shares_filters_across_types() -> None:
+    from pyapp.filters import compile_filter
+
+    one, true, one_float = compile_filter({"a": 1}), compile_filter({"a": True}), compile_filter({"a": 1.0})
+    assert compile_filter({"a": 1}) is one  # cached
+    assert one is not true and one is not one_float and true is not one_float
+    assert one.matches({"a": 1}) and not one.matches({"a": True})
+    assert true.matches({"a": True}) and not true.matches({"a": 1})
+    assert compile_filter({"a": [1]}) is not compile_filter({"a": (1,)})
+
+
+def test_cache_does_not_let_an_invalid_filter_through() -> None:
+    from pyapp.filters import compile_filter
+
+    compile_filter({"1": {"$eq": 2}})
+    with pytest.raises(InvalidFilter):
+        compile_filter({1: {"$eq": 2}})  # type: ignore[dict-item]
+    compile_filter({"a": {"$in": [1, 2]}})
+    with pytest.raises(InvalidFilter):
+        compile_filter({"a": {"$in": {1, 2}}})  # a set is not JSON
+
+
+def test_cached_filter_is_independent_of_the_callers_dict() -> None:
+    from pyapp.filters import compile_filter
+
+    spec = {"ward": {"$in": ["ICU", "ED"]}}
+    first = compile_filter(spec)
+    spec["ward"]["$in"].append("OR")  # the caller reuses and changes its dict
+    changed = compile_filter(spec)
+    assert first is not changed
+    assert not first.matches({"ward": "OR"}) and changed.matches({"ward": "OR"})

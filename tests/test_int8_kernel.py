@@ -174,3 +174,22 @@ def test_default_kernel_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert type(default_kernel(8)) is Int8Kernel
     monkeypatch.setenv(KERNEL_ENV, "numpy")
     assert type(default_kernel(8)) is NumpyKernel
+
+
+def test_prepare_one_equals_prepare_many_bit_for_bit() -> None:
+    """Queries and single writes take a scalar fast path; it must normalise exactly as the batch path."""
+    rng = np.random.default_rng(8)
+    kernel = NumpyKernel(64)
+    for scale in (1e-20, 1e-3, 1.0, 1e3, 1e20):
+        v = (rng.standard_normal(64) * scale).astype(np.float32)
+        one = bytes(kernel.prepare(kernel.pack([v]), 1))
+        many = bytes(kernel.prepare(kernel.pack([v, v]), 2))
+        assert one == many[: 64 * 4]
+    already = unit(rng.standard_normal((1, 64))).tobytes()
+    assert bytes(kernel.prepare(already, 1)) == already  # already unit: untouched
+    from pyapp.errors import InvalidVector
+
+    with pytest.raises(InvalidVector, match="NaN or infinity"):
+        kernel.prepare(np.full(64, np.inf, dtype=np.float32).tobytes(), 1)
+    with pytest.raises(InvalidVector, match="all zeros"):
+        kernel.prepare(np.zeros(64, dtype=np.float32).tobytes(), 1)
