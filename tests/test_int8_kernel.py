@@ -85,6 +85,16 @@ def test_exact_duplicates_keep_every_tied_row_in_row_order() -> None:
     assert [row for row, _ in got] == list(range(500, 540))  # every tie is returned, in row order
 
 
+def test_wide_vectors_near_ties() -> None:
+    """At 3,072 dims float32 rounding of the exact score is larger than at 768; pruning must allow for it."""
+    rng = np.random.default_rng(9)
+    rows, q = near_ties(rng, 300, 3072)
+    ref, fast = pair(np.concatenate([unit(rng.standard_normal((300, 3072))), rows]))
+    qb = query_bytes(ref, q)
+    for k in (1, 10, 299):
+        assert fast.topk(qb, k) == ref.topk(qb, k)
+
+
 def test_outlier_dimension_rows() -> None:
     """BERT-like vectors with one huge dimension make the per-row scale coarse; answers stay exact."""
     rng = np.random.default_rng(4)

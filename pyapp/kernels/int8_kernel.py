@@ -26,7 +26,9 @@ from .numpy_kernel import NumpyKernel, _dot
 
 QMAX = 127.0
 CHUNK_ROWS = 256  # rows quantised per step: the float32 temporary stays in L2 instead of a 150 MB allocation
-SLACK = 1e-4  # >> float32 rounding of a 768-term dot product of unit vectors (worst case ~5e-5)
+# The re-scored float32 cosine of unit vectors is within dims * 2**-24 of the real one (naive summation, worst
+# case); the bounds are widened by twice that plus a margin, so pruning compares like with like at any dims.
+SLACK = 1e-4
 SMALL = 2048  # below this many candidate rows a direct float32 scan is as cheap as the int8 pass
 # Rounding x * (127 / max|x|) in float32 is off by at most 0.5 + 127 * 2**-23 per element (rounded up); with the
 # reconstruction x' = scale * code taken as exact, ||x - x'|| <= scale * sqrt(dims) * ROUNDING.
@@ -112,9 +114,11 @@ class Int8Kernel(NumpyKernel):
         approx = np.asarray(simsimd.cdist(qc[None, :], codes, metric="dot", threads=1), dtype=np.float64)[0]
         approx *= scale  # exact int32 dot products, scaled in float64
         approx *= qs
-        # ||x - x'|| <= scale * sqrt(dims) * ROUNDING; ||x'|| <= ||x|| + ||x - x'||; ||x|| <= 1 + 1e-5
-        width = np.multiply(scale, math.sqrt(self.dims) * ROUNDING * (1.0 + rho), dtype=np.float64)
-        width += (1.0 + 1e-5) * rho + SLACK
+        # |x.q - x'.q'| <= ||x - x'|| ||q|| + ||x'|| rho, with ||x - x'|| <= scale * sqrt(dims) * ROUNDING,
+        # ||x'|| <= ||x|| + ||x - x'|| and ||x||, ||q|| <= 1 + 1e-5 (prepared rows are unit to float32 precision)
+        unit = 1.0 + 1e-5
+        width = np.multiply(scale, math.sqrt(self.dims) * ROUNDING * (unit + rho), dtype=np.float64)
+        width += unit * rho + SLACK + self.dims * 2.0**-23
         lower = approx - width
         approx += width
         return lower, approx
