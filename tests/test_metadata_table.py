@@ -428,3 +428,31 @@ def _probes(model: list[dict[str, Any]]) -> list[Filter]:
                 if e.__class__ in (int, float, str):
                     specs += [{path: {"$gte": e}}, {path: {"$lt": e}}]
     return [compile_filter(s) for s in specs]
+
+
+_scalars = st.one_of(
+    st.sampled_from(["a", "b", "c3", ""]), st.integers(-3, 3), st.booleans(), st.none(),
+    st.sampled_from([2**70, -(2**65), 0.5, -0.0, 1.0]), st.lists(st.integers(0, 2), max_size=2),
+)
+_metadata = st.one_of(
+    st.fixed_dictionaries({}, optional={"v": _scalars, "o": st.fixed_dictionaries({}, optional={"k": _scalars})}),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(_metadata, max_size=40), use_numpy=st.booleans())
+def test_load_builds_the_same_columns_as_appending(rows: list[dict[str, Any]], use_numpy: bool) -> None:
+    """``load`` interns repeated values in bulk; it must leave exactly the state row-by-row appends leave."""
+    loaded = MetadataTable(["v", "o.k"], use_numpy=use_numpy)
+    loaded.load(rows)
+    appended = MetadataTable(["v", "o.k"], use_numpy=use_numpy)
+    for m in rows:
+        appended.append(m)
+    for path in ("v", "o.k"):
+        a, b = loaded._columns[path], appended._columns[path]
+        assert list(a.codes[: a.n]) == list(b.codes[: b.n])
+        assert a.values == b.values and a.refs == b.refs and a.complex == b.complex and a.code_of == b.code_of
+        if use_numpy:
+            assert np.array_equal(a.num[: a.n], b.num[: b.n], equal_nan=True)
+    for spec in ({"v": 1}, {"v": True}, {"v": "a"}, {"o.k": {"$in": [0, "b"]}}, {"v": {"$gt": 0}}):
+        assert list(loaded.select(spec)) == list(appended.select(spec)) == expected(rows, spec)
