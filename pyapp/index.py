@@ -37,7 +37,7 @@ from .filters import Filter, compile_filter
 from .fusion import reciprocal_rank_fusion, weighted_fusion
 from .kernels import VectorKernel, default_kernel
 from .keyword import KeywordIndex
-from .metadata import validate_metadata
+from .metadata import copy_stored, validate_metadata
 from .metadata_table import MetadataTable
 from .stores import Delete, Op, Put, Row, Store, store_for
 from .types import Item, Result
@@ -612,7 +612,7 @@ class LocalIndex:
     # ------------------------------------------------------------------ reads
     def _item(self, row_index: int) -> Item:
         row = self._rows[row_index]
-        return Item._from_float32(row.id, self._kernel.get_row(row_index), validate_metadata(row.metadata), row.text)
+        return Item._from_float32(row.id, self._kernel.get_row(row_index), copy_stored(row.metadata), row.text)
 
     async def get(self, id: str) -> Item | None:
         """The committed item with this id, or None."""

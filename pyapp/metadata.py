@@ -7,6 +7,7 @@ meets NaN, bytes, sets or shared mutable objects owned by the caller.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -123,6 +124,17 @@ def validate_metadata(obj: Any) -> dict[str, Any]:
 
 
 _FLAT_TYPES = frozenset((str, int, bool, type(None)))
+_SCALAR_TYPES = frozenset((str, int, bool, float, type(None)))
+
+
+def copy_stored(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A private copy of metadata that ``validate_metadata`` already accepted (what the index hands out).
+
+    No checks are repeated: flat objects are copied shallowly (one C-level type scan), nested ones deeply.
+    """
+    if set(map(type, metadata.values())) <= _SCALAR_TYPES:
+        return dict(metadata)
+    return copy.deepcopy(metadata)
 
 
 def _is_flat(obj: dict[Any, Any]) -> bool:
