@@ -9,10 +9,12 @@ durable commit, then a *fresh* process opens the index and times 100 top-10 quer
     python bench/bench_core.py run N [--indexed] [--vectors array|list] [--queries 100] [--upserts 50]
     python bench/bench_core.py compare N [--vectra-codec json|protobuf] [--out results.jsonl]
     python bench/bench_core.py table results.jsonl
+    python bench/bench_core.py summary run1.jsonl run2.jsonl ...
 
 ``run`` prints one JSON line (clinvec only). ``compare`` runs vectra's ``bench.mjs`` and the clinvec
 variants for the same N, appends every JSON line to ``--out`` and prints a ratio table. ``table``
-renders a results file as the Markdown table used in docs/BENCHMARKS.md.
+renders a results file as the Markdown table used in docs/BENCHMARKS.md; ``summary`` puts the key
+clinvec(plain)/vectra ratios of several whole-matrix runs side by side, one row per results file.
 """
 
 from __future__ import annotations
@@ -403,6 +405,30 @@ def _add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--indexed", action="store_true", help="create the index with indexed=['category']")
 
 
+def summary(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Markdown: one row per whole-matrix run (1k, 10k, 50k with vectra), the target rows side by side."""
+    lines = [
+        "| results file | 10k query: clinvec / vectra ms | 10k ratio | 50k query ms | "
+        "50k insert: clinvec / vectra s CPU | 50k insert ratio | open 50k CPU / wall s | 1k filtered query ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for path, records in runs.items():
+        vectra = {r["n"]: r for r in records if r.get("tool") == "vectra"}
+        ours = {r["n"]: r for r in records if r.get("tool") == "clinvec" and r.get("variant") == "plain"}
+        if not all(n in vectra and n in ours for n in (1_000, 10_000, 50_000)):
+            continue
+        v10, c10, v50, c50 = vectra[10_000], ours[10_000], vectra[50_000], ours[50_000]
+        v_insert = v50["insert_cpu_s"] + v50["save_cpu_s"]
+        fq = vectra[1_000]["filtered_query_cpu_ms_median"] / ours[1_000]["filtered_query_cpu_ms_median"]
+        lines.append(
+            f"| {Path(path).name} | {c10['query_cpu_ms_median']:.2f} / {v10['query_cpu_ms_median']:.1f} "
+            f"| **{v10['query_cpu_ms_median'] / c10['query_cpu_ms_median']:.1f}x** | {c50['query_cpu_ms_median']:.2f} "
+            f"| {c50['insert_cpu_s']:.3f} / {v_insert:.1f} | **{v_insert / c50['insert_cpu_s']:.0f}x** "
+            f"| {c50['open_cpu_s']:.3f} / {c50['open_s']:.3f} | {fq:.1f}x |"
+        )
+    return "\n".join(lines)
+
+
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -420,6 +446,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     cmp_.add_argument("--out", help="append every JSON line to this file")
     tab = sub.add_parser("table", help="Markdown tables from a results file")
     tab.add_argument("results")
+    summ = sub.add_parser("summary", help="key ratios of several whole-matrix runs, one row per results file")
+    summ.add_argument("results", nargs="+")
     ph = sub.add_parser("phase", help=argparse.SUPPRESS)
     ph.add_argument("phase", choices=("query", "upsert"))
     ph.add_argument("--dir", required=True)
@@ -441,6 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if a.cmd == "table":
         print(table(load_records(a.results)))
+        return 0
+    if a.cmd == "summary":
+        print(summary({path: load_records(path) for path in a.results}))
         return 0
     records: list[dict[str, Any]] = []
 

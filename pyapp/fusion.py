@@ -36,6 +36,12 @@ def _check_weights(weights: Sequence[float] | None, n_legs: int) -> list[float]:
     return w
 
 
+def check_rrf_k(k: object) -> None:
+    """``InvalidInput`` unless ``k`` is a finite real number >= 0 (what ``reciprocal_rank_fusion`` needs)."""
+    if not isinstance(k, (int, float)) or isinstance(k, bool) or not (math.isfinite(k) and k >= 0):
+        raise InvalidInput(f"rrf k must be a finite number >= 0, got {k!r}")
+
+
 def _rank(scores: dict[str, float], first_seen: dict[str, int]) -> list[tuple[str, float]]:
     return sorted(scores.items(), key=lambda kv: (-kv[1], first_seen[kv[0]]))
 
@@ -50,8 +56,7 @@ def reciprocal_rank_fusion(
     ``legs`` are key lists, each best first. ``k`` (60, as in Cormack et al. 2009) flattens the gap between
     the first few ranks so that agreement between legs beats a single first place.
     """
-    if not (math.isfinite(k) and k >= 0):
-        raise InvalidInput(f"k must be finite and >= 0, got {k!r}")
+    check_rrf_k(k)
     w = _check_weights(weights, len(legs))
     scores: dict[str, float] = {}
     first_seen: dict[str, int] = {}

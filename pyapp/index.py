@@ -34,7 +34,7 @@ from .errors import (
     UpdateInProgress,
 )
 from .filters import Filter, compile_filter
-from .fusion import reciprocal_rank_fusion, weighted_fusion
+from .fusion import check_rrf_k, reciprocal_rank_fusion, weighted_fusion
 from .kernels import VectorKernel, default_kernel
 from .keyword import KeywordIndex
 from .metadata import copy_stored, validate_metadata
@@ -681,8 +681,7 @@ class LocalIndex:
             raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
         if fusion not in FUSIONS:
             raise InvalidInput(f"fusion must be one of {FUSIONS}, got {fusion!r}")
-        if not isinstance(rrf_k, (int, float)) or isinstance(rrf_k, bool) or not (math.isfinite(rrf_k) and rrf_k >= 0):
-            raise InvalidInput(f"rrf_k must be a finite number >= 0, got {rrf_k!r}")
+        check_rrf_k(rrf_k)
         if min_score is not None and (not isinstance(min_score, (int, float)) or math.isnan(min_score)):
             raise InvalidInput("min_score must be a number")
         text = _check_text(text)

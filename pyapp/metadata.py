@@ -7,7 +7,6 @@ meets NaN, bytes, sets or shared mutable objects owned by the caller.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import re
@@ -130,11 +129,13 @@ _SCALAR_TYPES = frozenset((str, int, bool, float, type(None)))
 def copy_stored(metadata: dict[str, Any]) -> dict[str, Any]:
     """A private copy of metadata that ``validate_metadata`` already accepted (what the index hands out).
 
-    No checks are repeated: flat objects are copied shallowly (one C-level type scan), nested ones deeply.
+    Flat objects, nearly all of them, are copied shallowly after one C-level type scan; nested ones go
+    through ``copy_json``.
     """
     if set(map(type, metadata.values())) <= _SCALAR_TYPES:
         return dict(metadata)
-    return copy.deepcopy(metadata)
+    out: dict[str, Any] = copy_json(metadata, "metadata", InvalidMetadata)
+    return out
 
 
 def _is_flat(obj: dict[Any, Any]) -> bool:

@@ -100,6 +100,23 @@ def test_table_reports_ratios_against_vectra() -> None:
     assert "| 0.05 | 20x |" in query_row
 
 
+def test_summary_puts_each_runs_target_ratios_in_one_row() -> None:
+    def run(vectra_insert: float) -> list[dict]:
+        records = []
+        for n, ours_q, theirs_q in ((1000, 0.2, 0.3), (10_000, 1.0, 15.0), (50_000, 6.0, 100.0)):
+            records.append({"tool": "vectra", "n": n, "query_cpu_ms_median": theirs_q, "insert_cpu_s": vectra_insert,
+                            "save_cpu_s": 2.0, "filtered_query_cpu_ms_median": 0.3})
+            records.append({"tool": "clinvec", "variant": "plain", "n": n, "query_cpu_ms_median": ours_q,
+                            "insert_cpu_s": 1.0, "filtered_query_cpu_ms_median": 0.15, "open_cpu_s": 0.3,
+                            "open_s": 0.25})
+        return records
+
+    rows = bench_core.summary({"a.jsonl": run(98.0), "b.jsonl": run(48.0), "c.jsonl": run(98.0)[:2]}).splitlines()
+    assert len(rows) == 4  # header, rule, a, b: c lacks 10k and 50k and is left out
+    assert rows[2].startswith("| a.jsonl |") and "**15.0x**" in rows[2] and "**100x**" in rows[2]
+    assert "**50x**" in rows[3] and rows[3].endswith("| 2.0x |")
+
+
 @pytest.mark.parametrize("n", [0, -3])
 def test_rejects_non_positive_sizes(n: int) -> None:
     with pytest.raises(SystemExit):

@@ -245,6 +245,9 @@ async def test_keyword_and_hybrid(location):
     assert [h.id for h in await idx.query(text="femoral", mode="keyword")] == ["b"]
     weighted = await idx.query(vec(1), text="fracture", mode="hybrid", fusion="weighted", weights=(0.2, 0.8))
     assert weighted[0].id == "b"
+    for bad in (-1, float("nan"), float("inf"), "5", True):
+        with pytest.raises(InvalidInput, match="rrf k"):
+            await idx.query(vec(1), rrf_k=bad)  # checked up front, even when no fusion runs
     await idx.close()
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
 
-from ..embed.base import Embedder, Progress, bundle_identity
+from ..embed.base import Embedder, Progress, bundle_identity, check_texts, length_batches, token_rows
 from ..errors import InvalidInput, ModelBundleError
 from ..tokenizer import WordPieceTokenizer
 from ._bridge import js_module
@@ -152,24 +152,20 @@ class WebEmbedder(Embedder):
 
         Texts are sorted by token count and batched so padding stays small (as the server does).
         """
-        if isinstance(texts, str):
-            raise InvalidInput("embed_raw takes a sequence of texts, not one string")
-        for text in texts:
-            if not isinstance(text, str):
-                raise InvalidInput(f"texts must be strings, got {type(text).__name__}")
+        check_texts(texts, "embed_raw")
         if self._session is None:
             raise InvalidInput("this WebEmbedder was closed")
-        rows = [self._ids(text) for text in texts]
+        rows = token_rows(self.tokenizer, texts, self.max_seq_length)
         width = self.dims * 4
         out: list[bytes] = [b""] * len(rows)
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        done = 0
+        for chunk in length_batches(rows, self.batch_size):
             flat = await self._run([rows[i] for i in chunk])
             for j, i in enumerate(chunk):
                 out[i] = flat[j * width : (j + 1) * width]
+            done += len(chunk)
             if progress is not None:
-                progress(min(start + self.batch_size, len(order)), len(order))
+                progress(done, len(rows))
         return b"".join(out)
 
     async def close(self) -> None:
@@ -179,15 +175,6 @@ class WebEmbedder(Embedder):
             await self._mod.release(session)
 
     # ------------------------------------------------------------------ internals
-    def _ids(self, text: str) -> tuple[list[int], list[int]]:
-        """Token and type ids cut to ``max_seq_length`` keeping the final [SEP] (``OnnxEmbedder._ids``)."""
-        enc = self.tokenizer.encode(text)
-        ids, types = list(enc.input_ids), list(enc.token_type_ids)
-        if len(ids) > self.max_seq_length:
-            ids = ids[: self.max_seq_length - 1] + ids[-1:]
-            types = types[: self.max_seq_length]
-        return ids, types
-
     async def _run(self, rows: list[tuple[list[int], list[int]]]) -> bytes:
         """One padded batch through the session; float32 bytes, ``len(rows) * dims`` values."""
         seq = max(len(ids) for ids, _ in rows)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput, ModelBundleError
-from .base import Embedder, Progress, bundle_identity
+from .base import Embedder, Progress, bundle_identity, check_texts, length_batches, token_rows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -94,19 +94,15 @@ class OnnxEmbedder(Embedder):
         """``(len(texts), dims)`` float32 unit vectors, in the order of ``texts``."""
         import numpy as np
 
-        if isinstance(texts, str):
-            raise InvalidInput("embed takes a sequence of texts, not one string")
-        for text in texts:
-            if not isinstance(text, str):
-                raise InvalidInput(f"texts must be strings, got {type(text).__name__}")
-        rows = [self._ids(text) for text in texts]
+        check_texts(texts, "embed")
+        rows = token_rows(self.tokenizer, texts, self.max_seq_length)
         out = np.empty((len(rows), self.dims), dtype=np.float32)
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        done = 0
+        for chunk in length_batches(rows, self.batch_size):
             out[chunk] = self._run(self._session, [rows[i] for i in chunk], self.manifest["output"])
+            done += len(chunk)
             if progress is not None:
-                progress(min(start + self.batch_size, len(order)), len(order))
+                progress(done, len(rows))
         return out
 
     async def embed_raw(self, texts: Sequence[str], progress: Progress | None = None) -> bytes:
@@ -129,7 +125,7 @@ class OnnxEmbedder(Embedder):
         if self._mlm_session is None:
             self._mlm_session = self._open(self._checked(mlm["file"], self._verify))
         mask_id = int(self.manifest["special_tokens"]["mask"]["id"])
-        row = self._ids(text)
+        row = token_rows(self.tokenizer, [text], self.max_seq_length)[0]
         logits = self._run(self._mlm_session, [row], mlm.get("output", "logits"))[0]
         result = []
         for pos in [i for i, tok in enumerate(row[0]) if tok == mask_id]:
@@ -168,15 +164,6 @@ class OnnxEmbedder(Embedder):
             options.intra_op_num_threads = int(self.threads)
             options.inter_op_num_threads = 1
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-
-    def _ids(self, text: str) -> tuple[list[int], list[int]]:
-        """Token and type ids, cut to ``max_seq_length`` (keeping the final [SEP]) even if the tokenizer did not."""
-        enc = self.tokenizer.encode(text)
-        ids, types = list(enc.input_ids), list(enc.token_type_ids)
-        if len(ids) > self.max_seq_length:
-            ids = ids[: self.max_seq_length - 1] + ids[-1:]
-            types = types[: self.max_seq_length]
-        return ids, types
 
     def _run(self, session: Any, rows: list[tuple[list[int], list[int]]], output: str) -> np.ndarray:
         import numpy as np

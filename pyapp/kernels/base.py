@@ -75,14 +75,6 @@ class VectorKernel(ABC):
     def swap_remove(self, row: int) -> None:
         """Delete ``row`` by moving the last row into its place."""
 
-    def row_list(self, row: int) -> list[float]:
-        """One row as Python floats (what ``Item.vector`` holds)."""
-        from array import array as _array
-
-        values = _array("f")
-        values.frombytes(self.get_row(row))
-        return values.tolist()
-
     @abstractmethod
     def get_row(self, row: int) -> bytes:
         """One row as float32 bytes."""

@@ -22,7 +22,7 @@ import numpy as np
 import simsimd
 
 from .base import Buffer
-from .numpy_kernel import NumpyKernel, _dot
+from .numpy_kernel import NumpyKernel, _dot, _ranked
 
 QMAX = 127.0
 CHUNK_ROWS = 256  # rows quantised per step: the float32 temporary stays in L2 instead of a 150 MB allocation
@@ -133,8 +133,4 @@ class Int8Kernel(NumpyKernel):
         floor = np.partition(lower, count - k)[count - k]  # the true k-th best score is at least this
         local = np.flatnonzero(upper >= floor)  # every row that could reach the top k (or tie it)
         candidates = local if index is None else index[local]
-        scores = _dot(self._data[candidates], q)
-        kth = np.partition(scores, scores.shape[0] - k)[scores.shape[0] - k]
-        picked = np.flatnonzero(scores >= kth)
-        order = picked[np.argsort(-scores[picked], kind="stable")]
-        return list(zip(candidates[order].tolist(), scores[order].astype(np.float64).tolist()))
+        return _ranked(_dot(self._data[candidates], q), k, candidates)

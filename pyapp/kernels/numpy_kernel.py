@@ -30,6 +30,22 @@ def _dot(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.einsum("ij,j->i", matrix, query)
 
 
+def _ranked(scores: np.ndarray, k: int, index: np.ndarray | None) -> list[tuple[int, float]]:
+    """``(row, score)`` of the best ``k`` scores and every score tied with the k-th, best first, ties in
+    ``scores`` order; ``index`` maps positions in ``scores`` to rows (None: they are the rows)."""
+    count = scores.shape[0]
+    if count == 0 or k <= 0:
+        return []
+    if k < count:
+        kth = np.partition(scores, count - k)[count - k]
+        picked = np.flatnonzero(scores >= kth)  # every row tied with the k-th score too
+    else:
+        picked = np.arange(count)
+    order = picked[np.argsort(-scores[picked], kind="stable")]
+    chosen = order if index is None else index[order]
+    return list(zip(chosen.tolist(), scores[order].astype(np.float64).tolist()))
+
+
 class NumpyKernel(VectorKernel):
     """The server kernel (and the browser's when Pyodide can load numpy)."""
 
@@ -144,9 +160,6 @@ class NumpyKernel(VectorKernel):
             self._data[row] = self._data[last]
         self._n = last
 
-    def row_list(self, row: int) -> list[float]:
-        return self._data[row].tolist()
-
     def get_row(self, row: int) -> bytes:
         return self._data[row].tobytes()
 
@@ -161,17 +174,7 @@ class NumpyKernel(VectorKernel):
         else:
             index = np.asarray(rows, dtype=np.int64)
             scores = _dot(self._data[index], q) if index.size else np.empty(0, dtype=np.float32)
-        count = scores.shape[0]
-        if count == 0 or k <= 0:
-            return []
-        if k < count:
-            kth = np.partition(scores, count - k)[count - k]
-            picked = np.flatnonzero(scores >= kth)  # every row tied with the k-th score too
-        else:
-            picked = np.arange(count)
-        order = picked[np.argsort(-scores[picked], kind="stable")]
-        chosen = order if index is None else index[order]
-        return list(zip(chosen.tolist(), scores[order].astype(np.float64).tolist()))
+        return _ranked(scores, k, index)
 
     def scores(self, query: Buffer, rows: Sequence[int]) -> list[float]:
         q = self._rows(query, 1)[0]
