@@ -646,6 +646,26 @@ class LocalIndex:
         end = None if limit is None else offset + limit
         return [self._item(r) for r in ordered[offset:end]]
 
+    async def iter_items(self, batch_size: int = 1024) -> AsyncIterator[builtins.list[Item]]:
+        """Every committed item in insertion order, ``batch_size`` at a time (export, backup, sync).
+
+        The order is fixed when iteration starts; items deleted meanwhile are skipped, replaced ones
+        come back as they are when their batch is read."""
+        self._ensure_open()
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InvalidInput("batch_size must be a positive integer")
+        ids = [row.id for row in sorted(self._rows, key=_ROW_SEQ)]
+        for start in range(0, len(ids), batch_size):
+            self._ensure_open()
+            rows = [r for r in map(self._row_of.get, ids[start : start + batch_size]) if r is not None]
+            yield [self._item(r) for r in rows]
+
+    async def distinct(self, field: str) -> builtins.list[Any]:
+        """The distinct scalar metadata values at ``field`` (a dotted path), sorted; cheap on indexed fields."""
+        self._ensure_open()
+        values = self._table.distinct(field)
+        return sorted(values, key=lambda v: (type(v).__name__, v))
+
     async def ids(self) -> builtins.list[str]:
         """Every committed id in insertion order (cheap: no vectors are copied)."""
         self._ensure_open()

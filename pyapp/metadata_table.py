@@ -453,6 +453,27 @@ class MetadataTable:
 
     # ------------------------------------------------------------------ queries
 
+    def distinct(self, path: str) -> list[Any]:
+        """The distinct scalar values stored at ``path`` (first-seen order; lists and objects left out).
+
+        An indexed path answers from its column's dictionary without touching the rows."""
+        try:
+            segments = split_path(path)
+        except ValueError as exc:
+            raise InvalidInput(f"field {path!r}: {exc}") from None
+        col = self._columns.get(path)
+        if col is not None:
+            return [v for v, refs in zip(col.values, col.refs) if refs > 0]
+        indexes = tuple(list_index(s) for s in segments)
+        seen: dict[Any, Any] = {}
+        for metadata in self._rows:
+            v = resolve(metadata, segments, indexes)
+            if v is MISSING or v.__class__ is list or v.__class__ is dict:
+                continue
+            seen.setdefault(scalar_key(v), v)
+        return list(seen.values())
+
+
     def select(self, flt: Filter | dict[str, Any] | None) -> Sequence[int]:
         """Ascending rows matching ``flt`` (all rows when None): numpy int64 array with numpy, else list."""
         n = len(self._rows)

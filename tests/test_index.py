@@ -412,3 +412,19 @@ async def test_bulk_first_load_goes_to_snapshot_and_fails_cleanly(location, monk
     assert await idx.count() == 1200 and (await idx.get("b7")).metadata == {"n": 7}
     assert (await idx.query(vec(7), top_k=1))[0].id == "b7"
     await idx.close()
+
+
+async def test_iter_items_and_distinct(tmp_path) -> None:
+    """Public iteration (export/sync build on it) and distinct values (the page's ward list)."""
+    for indexed in (["ward"], []):
+        idx = await LocalIndex.create(str(tmp_path / f"it{len(indexed)}"), dims=2, indexed=indexed)
+        await idx.insert([1, 0], metadata={"ward": "ICU"}, id="a")
+        await idx.insert([1, 1], metadata={"ward": "ED"}, id="b")
+        await idx.insert([0, 1], metadata={"ward": "ICU"}, id="c")
+        await idx.insert([0, 1], metadata={"ward": ["x"]}, id="d")
+        await idx.upsert("a", [1, 0], metadata={"ward": "CCU"})
+        await idx.delete("b")
+        assert await idx.distinct("ward") == ["CCU", "ICU"]
+        batches = [[item.id for item in batch] async for batch in idx.iter_items(batch_size=2)]
+        assert batches == [["a", "c"], ["d"]]
+        await idx.close()
