@@ -18,6 +18,7 @@ from .errors import (
     NoEmbedder,
     NoUpdateInProgress,
     ReadOnlyIndex,
+    StorageError,
     StorageFull,
     UpdateInProgress,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "NoUpdateInProgress",
     "ReadOnlyIndex",
     "Result",
+    "StorageError",
     "StorageFull",
     "UpdateInProgress",
     "__version__",

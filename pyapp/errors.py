@@ -59,7 +59,11 @@ class IndexClosed(ClinvecError):
     """The index was closed; open it again to use it."""
 
 
-class StorageFull(ClinvecError):
+class StorageError(ClinvecError):
+    """The store failed to read or write (I/O error, read-only file system, quota); the stored index is unchanged."""
+
+
+class StorageFull(StorageError):
     """The storage quota or disk is full; the stored index is unchanged."""
 
 
