@@ -116,8 +116,16 @@ class KeywordIndex:
         self._order[key] = order
         self._total_len += len(tokens)
 
-    def add(self, key: str, text: str | None) -> None:
-        """Index ``text`` under ``key``; a text with no tokens is skipped.
+    def _order_for(self, order: int | None) -> int:
+        """The tie-break position: the caller's (an index passes each row's insertion ``seq``, so ties break
+        the same way live and after a reload), else the next in this index's own sequence."""
+        if order is None:
+            order = self._seq
+        self._seq = max(self._seq, order + 1)
+        return order
+
+    def add(self, key: str, text: str | None, order: int | None = None) -> None:
+        """Index ``text`` under ``key``; a text with no tokens is skipped. ``order`` breaks score ties.
 
         Raises DuplicateId if ``key`` is already indexed (use ``replace``), changing nothing.
         """
@@ -125,8 +133,7 @@ class KeywordIndex:
             raise DuplicateId(f"{key!r} is already in the keyword index")
         tokens = self._terms(text)
         if tokens:
-            self._index(key, tokens, self._seq)
-            self._seq += 1
+            self._index(key, tokens, self._order_for(order))
 
     def remove(self, key: str) -> bool:
         """Forget ``key``; True if it was indexed. df, N and avgdl are updated exactly."""
@@ -143,38 +150,36 @@ class KeywordIndex:
         self._total_len -= length
         return True
 
-    def replace(self, key: str, text: str | None) -> None:
+    def replace(self, key: str, text: str | None, order: int | None = None) -> None:
         """Index ``text`` under ``key`` whether or not it was indexed (upsert); no tokens means removal.
 
-        A key that stays indexed keeps its tie-break position, like an updated row keeps its place.
+        Without ``order``, a key that stays indexed keeps its tie-break position, like an updated row keeps its
+        place, and a new one goes last.
         """
-        order = self._order.get(key)
+        if order is None:
+            order = self._order.get(key)
         self.remove(key)
         tokens = self._terms(text)
-        if not tokens:
-            return
-        if order is None:
-            order = self._seq
-            self._seq += 1
-        self._index(key, tokens, order)
+        if tokens:
+            self._index(key, tokens, self._order_for(order))
 
-    def load(self, pairs: Iterable[tuple[str, str | None]]) -> int:
-        """Bulk-add ``(key, text)`` pairs (e.g. every row when an index is opened); returns docs added.
+    def load(self, pairs: Iterable[tuple[str, str | None] | tuple[str, str | None, int]]) -> int:
+        """Bulk-add ``(key, text)`` or ``(key, text, order)`` tuples (e.g. every row when an index is opened);
+        returns docs added.
 
         All or nothing: raises DuplicateId, changing nothing, if a key repeats or is already indexed.
         """
         items = list(pairs)
         seen: set[str] = set()
-        for key, _ in items:
+        for key, *_ in items:
             if key in seen or key in self._doc_len:
                 raise DuplicateId(f"{key!r} appears twice in the keyword index load")
             seen.add(key)
         added = 0
-        for key, text in items:
+        for key, text, *order in items:
             tokens = self._terms(text)
             if tokens:
-                self._index(key, tokens, self._seq)
-                self._seq += 1
+                self._index(key, tokens, self._order_for(order[0] if order else None))
                 added += 1
         return added
 

@@ -38,8 +38,9 @@ def detect_format(path: str) -> str:
 
 
 def _item_lines(index: LocalIndex) -> Iterator[dict[str, Any]]:
-    for row in sorted(index._rows, key=lambda r: r.seq):
-        yield index._item(index._row_of[row.id]).to_dict()
+    state = index._state  # interim: the transfer rework builds on iter_items
+    for item in state.items(state.in_order()):
+        yield item.to_dict()
 
 
 def export_items(index: LocalIndex, path: str, format: str = "jsonl") -> int:

@@ -351,7 +351,7 @@ async def test_stats(location):
     await idx.insert(vec(1), text="alpha beta")
     stats = await idx.stats()
     assert stats["items"] == 1 and stats["dims"] == DIMS and stats["indexed"] == ["ward"]
-    assert stats["kernel"] in ("NumpyKernel", "Int8Kernel") and stats["keyword"]["docs"] == 1
+    assert stats["kernel"] in ("NumpyKernel", "Int8Kernel") and stats["keyword"]["texts"] == 1
     await idx.close()
 
 

@@ -127,6 +127,23 @@ export function prepare(u8, n, dims) {
   return -1;
 }
 
+/** Rows holding an exact 0 or 1 (what a boolean converts to), so Python checks only those for booleans. */
+export function suspectRows(u8, n, dims) {
+  const v = f32(u8);
+  const out = [];
+  for (let r = 0; r < n; r++) {
+    const base = r * dims;
+    for (let j = 0; j < dims; j++) {
+      const x = v[base + j];
+      if (x === 0 || x === 1) {
+        out.push(r);
+        break;
+      }
+    }
+  }
+  return Int32Array.from(out);
+}
+
 // ---------------------------------------------------------------- top-k helpers
 
 /** The k-th largest score, via a size-k min-heap: O(n log k). */
@@ -246,6 +263,17 @@ export class Matrix {
   getRow(row) {
     this.checkRow(row);
     return new Uint8Array(this.f.slice(this.rowIndex(row), this.rowIndex(row + 1)).buffer);
+  }
+
+  /** Many rows (an Int32Array of row numbers) back to back: one bridge crossing for a listing. */
+  getRows(rows) {
+    const d = this.dims, f = this.f, out = new Float32Array(rows.length * d);
+    for (let i = 0; i < rows.length; i++) {
+      this.checkRow(rows[i]);
+      const start = this.rowIndex(rows[i]);
+      out.set(f.subarray(start, start + d), i * d);
+    }
+    return new Uint8Array(out.buffer);
   }
 
   toBytes() {

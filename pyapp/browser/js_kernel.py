@@ -14,8 +14,8 @@ from typing import Any
 
 from pyodide.ffi import JsException  # type: ignore[import-not-found]
 
-from ..errors import DimensionMismatch, InvalidVector
-from ..kernels.base import Buffer, VectorKernel
+from ..errors import InvalidVector
+from ..kernels.base import Buffer, VectorKernel, pack_rows, reject_booleans
 from ._bridge import js_module, to_i32, to_u8
 
 MODULE = "clinvec_kernel"
@@ -54,21 +54,12 @@ class JsKernel(VectorKernel):
         return row
 
     def pack(self, vectors: Sequence[object]) -> bytes:
-        """Lists of numbers -> float32 bytes with C-level conversion (``array``), naming the first bad vector."""
-        out = array("f")
-        for i, vector in enumerate(vectors):
-            if isinstance(vector, (str, bytes, bytearray, dict)) or not hasattr(vector, "__len__"):
-                raise InvalidVector(f"vector {i} is not a list of numbers")
-            if len(vector) != self.dims:  # type: ignore[arg-type]
-                raise DimensionMismatch(f"vector {i} has {len(vector)} dimensions; the index has {self.dims}")  # type: ignore[arg-type]
-            try:
-                if type(vector) is list:
-                    out.fromlist(vector)
-                else:
-                    out.extend(array("f", vector))  # type: ignore[call-overload]
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise InvalidVector(f"vector {i} holds a value that is not a number ({exc})") from None
-        return out.tobytes()
+        """Lists of numbers -> float32 bytes at C level (``pack_rows``); booleans found by ``suspectRows`` in JS."""
+        packed = pack_rows(vectors, self.dims).tobytes()
+        if packed:
+            suspects = self._mod.suspectRows(to_u8(packed), len(packed) // (self.dims * 4), self.dims)
+            reject_booleans(vectors, list(suspects.to_py()))
+        return packed
 
     def prepare(self, data: Buffer, n: int) -> bytes:
         self._check(data, n)
@@ -102,6 +93,14 @@ class JsKernel(VectorKernel):
 
     def get_row(self, row: int) -> bytes:
         return bytes(self._m.getRow(self._row(row)).to_bytes())
+
+    def get_rows(self, rows: Sequence[int]) -> bytes:
+        if len(rows) == 0:
+            return b""
+        try:
+            return bytes(self._m.getRows(to_i32(rows)).to_bytes())
+        except JsException as exc:
+            raise IndexError(str(exc)) from None
 
     def to_bytes(self) -> bytes:
         return bytes(self._m.toBytes().to_bytes())

@@ -21,28 +21,56 @@ from ..errors import DimensionMismatch, InvalidVector
 Buffer = bytes | bytearray | memoryview
 
 
+def pack_rows(vectors: Sequence[Any], dims: int) -> array:
+    """float32 values of list-like vectors at C speed (``array.fromlist``, which refuses str, bytes and None
+    where numpy would parse a numeric string). Booleans pass here: see ``reject_booleans``."""
+    if isinstance(vectors, (str, bytes, bytearray, dict)) or not hasattr(vectors, "__len__"):
+        raise InvalidVector("vectors must be a list of vectors")
+    out = array("f")
+    for i, vector in enumerate(vectors):
+        if type(vector) is not list:
+            if isinstance(vector, (str, bytes, bytearray, dict)) or not hasattr(vector, "__len__"):
+                raise InvalidVector(f"vector {i} is not a list of numbers")
+            vector = list(vector)
+        if len(vector) != dims:
+            raise DimensionMismatch(f"vector {i} has {len(vector)} dimensions; the index has {dims}")
+        try:
+            out.fromlist(vector)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidVector(f"vector {i} holds a value that is not a number ({exc})") from None
+    return out
+
+
+def _is_boolean(value: Any) -> bool:
+    return isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")  # numpy's bool scalar too
+
+
+def reject_booleans(vectors: Sequence[Any], suspects: Sequence[int]) -> None:
+    """``InvalidVector`` if a suspect vector (one holding an exact 0 or 1: what a boolean converts to) holds a
+    boolean. Only suspects are looked at element by element, so real embeddings cost nothing here."""
+    for i in suspects:
+        if any(map(_is_boolean, vectors[int(i)])):
+            raise InvalidVector(f"vector {int(i)} holds a boolean; vector components must be numbers")
+
+
 class VectorKernel(ABC):
     """A growable float32 matrix of L2-normalised rows plus cosine top-k over it."""
 
     dims: int
 
     def pack(self, vectors: Sequence[Any]) -> Buffer:
-        """Turn user vectors (lists of numbers, arrays) into float32 bytes, checking every length.
+        """Turn user vectors (lists of numbers, arrays) into float32 bytes, checking every length and value.
 
-        Raises ``DimensionMismatch`` or ``InvalidVector`` naming the first bad vector. The default
-        uses the stdlib ``array`` constructor (C speed); kernels may override it with a faster path.
+        Raises ``DimensionMismatch`` or ``InvalidVector`` naming the first bad vector: strings (numeric or
+        not), booleans and None are not numbers. Kernels may override it with a faster path.
         """
-        out = array("f")
-        for i, vector in enumerate(vectors):
-            if isinstance(vector, (str, bytes, dict)) or not hasattr(vector, "__len__"):
-                raise InvalidVector(f"vector {i} is not a list of numbers")
-            if len(vector) != self.dims:
-                raise DimensionMismatch(f"vector {i} has {len(vector)} dimensions; the index has {self.dims}")
-            try:
-                out.extend(array("f", [float(x) for x in vector]) if not isinstance(vector, array) else vector)
-            except (TypeError, ValueError) as exc:
-                raise InvalidVector(f"vector {i} holds a value that is not a number ({exc})") from None
+        out = pack_rows(vectors, self.dims)
+        reject_booleans(vectors, [i for i, v in enumerate(vectors) if 0.0 in v or 1.0 in v])
         return out.tobytes()
+
+    def get_rows(self, rows: Sequence[int]) -> bytes:
+        """Many rows back to back as float32 bytes: one call (one bridge crossing in the browser) per listing."""
+        return b"".join(self.get_row(int(r)) for r in rows)
 
     @property
     @abstractmethod

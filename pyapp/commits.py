@@ -1,0 +1,183 @@
+"""The write path: who may stage into which commit, and making a commit durable before it is applied.
+
+Three ways to write, one rule each:
+
+* a plain call (``insert``, ``delete_many``, ...) is one commit of its own, made under the index's write lock;
+* ``batch()`` belongs to the asyncio task that opened it (a context variable): that task's writes, and those of
+  tasks it starts inside the batch, are staged into it; every other task's writes wait for the batch to end
+  and never join it silently. The batch holds the write lock from open to commit or rollback;
+* ``begin_update()``/``end_update()`` keep vectra's index-wide staging: while one is open, every write from any
+  task is staged into it.
+
+A commit is made durable by the store *before* it touches memory, so a store failure leaves the index exactly
+as it was, and the staging area is closed whatever happens: a failed commit never leaves an update open.
+Compaction after a durable commit never turns that acknowledged write into an error: a failure is logged,
+reported by ``stats()``, and retried once the log has grown further.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from .errors import NoUpdateInProgress, UpdateInProgress
+from .rows import IndexRows
+from .staging import Staged
+from .stores import Store
+
+T = TypeVar("T")
+log = logging.getLogger("clinvec")
+
+MIN_COMPACT_LOG_BYTES = 1 << 20  # never compact for logs under 1 MiB
+BULK_SNAPSHOT_OPS = 1000  # a first commit this large goes straight to a snapshot
+
+
+class Committer:
+    """Serialises the commits of one index and owns its open batch or update."""
+
+    def __init__(self, store: Store, rows: IndexRows, manifest: dict[str, Any]) -> None:
+        self._store = store
+        self._rows = rows
+        self._manifest = manifest
+        self._lock: asyncio.Lock | None = None
+        self._task_batch: ContextVar[Staged | None] = ContextVar(f"clinvec-batch-{id(self)}", default=None)
+        self._batch_open = False
+        self._update: Staged | None = None
+        self._compact_after = 0  # after a failed compaction: the log size to reach before trying again
+        self.compaction_error: str | None = None
+
+    def _get_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    @property
+    def update_in_progress(self) -> bool:
+        return self._batch_open or self._update is not None
+
+    def discard(self) -> None:
+        """Drop any staged writes (the index is closing)."""
+        if self._update is not None:
+            self._update.closed = True
+            self._update = None
+
+    def _own_batch(self) -> Staged | None:
+        staged = self._task_batch.get()
+        if staged is not None and staged.closed:
+            raise NoUpdateInProgress("the batch this write was started in has already ended")
+        return staged
+
+    # ------------------------------------------------------------------ writing
+    async def write(self, build: Callable[[Staged], Awaitable[T]]) -> T:
+        """Run ``build(staged)`` against the caller's batch, the open update, or a commit of its own."""
+        staged = self._own_batch()
+        if staged is not None:  # the batch's owner holds the write lock; tasks it started share the batch
+            async with staged.building():
+                return await build(staged)
+        async with self._get_lock():
+            if self._update is not None:  # vectra's index-wide update: every task's writes join it
+                return await build(self._update)
+            staged = Staged(self._rows.next_seq)
+            result = await build(staged)
+            await self._commit(staged)
+            return result
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Hold the write lock and stage this task's writes; commit at exit, roll back on an exception."""
+        if self._own_batch() is not None:
+            raise UpdateInProgress("this task already has a batch open")
+        if self._update is not None:
+            raise UpdateInProgress("an update (begin_update) is open; end or cancel it first")
+        async with self._get_lock():
+            if self._update is not None:
+                raise UpdateInProgress("an update (begin_update) is open; end or cancel it first")
+            staged = Staged(self._rows.next_seq)
+            token = self._task_batch.set(staged)
+            self._batch_open = True
+            try:
+                yield
+                await self._commit(staged)
+            finally:
+                staged.closed = True
+                self._batch_open = False
+                self._task_batch.reset(token)
+
+    def begin_update(self) -> None:
+        if self.update_in_progress:
+            raise UpdateInProgress("an update is already in progress; end or cancel it first")
+        self._update = Staged(self._rows.next_seq)
+
+    async def end_update(self) -> None:
+        staged = self._update
+        if staged is None:
+            raise NoUpdateInProgress("end_update called without begin_update")
+        self._update = None  # ended whatever the commit does: later writes are plain, durable writes again
+        async with self._get_lock():
+            await self._commit(staged)
+
+    def cancel_update(self) -> None:
+        if self._update is None:
+            raise NoUpdateInProgress("cancel_update called without begin_update")
+        self._update.closed = True
+        self._update = None
+
+    async def compact(self) -> None:
+        if self._own_batch() is not None:
+            raise UpdateInProgress("compact() inside a batch would wait for the batch itself; call it after")
+        async with self._get_lock():
+            await self._write_snapshot()
+
+    # ------------------------------------------------------------------ commit
+    async def _commit(self, staged: Staged) -> None:
+        """Durable first, memory second: a store failure leaves both unchanged."""
+        staged.closed = True
+        ops = staged.ops
+        if not ops:
+            return
+        rows = self._rows
+        if not len(rows) and self._store.log_bytes == 0 and len(ops) >= BULK_SNAPSHOT_OPS:
+            await self._bulk_load(staged)
+            return
+        await self._store.commit(ops)
+        rows.apply(ops)
+        await self._maybe_compact()
+
+    async def _bulk_load(self, staged: Staged) -> None:
+        """A bulk load into an empty index would be logged and then compacted at once: write the snapshot
+        directly instead (half the bytes written); on failure the index is empty again."""
+        rows, ops, block = self._rows, staged.ops, staged.block
+        next_seq = rows.next_seq
+        if block is not None and len(block) == len(ops) * rows.kernel.dims * 4:
+            rows.load([op.row for op in ops], block)  # type: ignore[union-attr]  # only Puts in a block
+        else:
+            rows.apply(ops)
+        try:
+            await self._write_snapshot()
+        except BaseException:
+            rows.load([], b"")
+            rows.next_seq = next_seq
+            raise
+
+    async def _maybe_compact(self) -> None:
+        size = self._store.log_bytes
+        if size <= max(self._store.snapshot_bytes, MIN_COMPACT_LOG_BYTES, self._compact_after):
+            return
+        try:
+            await self._write_snapshot()
+        except Exception as exc:  # noqa: BLE001 - the commit is durable: its caller must not see this
+            self.compaction_error = f"{type(exc).__name__}: {exc}"
+            self._compact_after = size + max(MIN_COMPACT_LOG_BYTES, size // 4)
+            log.warning("clinvec: compaction of %s failed, will retry later: %s", self._store.location, exc)
+        else:
+            self.compaction_error = None
+            self._compact_after = 0
+
+    async def _write_snapshot(self) -> None:
+        rows, vectors = self._rows.snapshot_parts()
+        await self._store.write_snapshot(self._manifest, rows, vectors)
+

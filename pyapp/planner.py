@@ -1,0 +1,159 @@
+"""Query planning: check the arguments, pick the legs, run them over the filtered rows, fuse, cut.
+
+A filter selects rows first (vectorised on columnar fields), so exactly ``top_k`` hits come back when that
+many match. The vector leg is the kernel's exact top-k, the keyword leg BM25; hybrid fuses both. Every leg
+and the fused list break score ties by insertion order (``Row.seq``), so an answer never depends on the
+history of the index (live, reopened or compacted: same ids, same scores, same order).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .embed.base import Embedder
+from .errors import InvalidInput, NoEmbedder
+from .filters import Filter, compile_filter
+from .fusion import check_rrf_k, reciprocal_rank_fusion, weighted_fusion
+from .rows import IndexRows
+from .staging import check_text
+from .types import Result
+
+MODES = ("auto", "vector", "keyword", "hybrid")
+FUSIONS = ("rrf", "weighted")
+HYBRID_DEPTH = 200  # candidates each hybrid leg contributes before fusion
+# Hybrid defaults, chosen on the DEV half of the ICD-10-CM retrieval set (bench/retrieval.py tune); the figures
+# behind them are in docs/BENCHMARKS.md.
+DEFAULT_FUSION = "rrf"
+DEFAULT_WEIGHTS = (0.7, 0.3)  # (vector, keyword)
+DEFAULT_RRF_K = 5.0
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """A checked query: which leg(s) run, on what, with which fusion."""
+
+    mode: str
+    text: str | None
+    filter: Filter | None
+    top_k: int
+    min_score: float | None
+    fusion: str
+    weights: tuple[float, float]
+    rrf_k: float
+
+
+def plan(
+    rows_have_embedder: bool,
+    vector: Any,
+    text: Any,
+    top_k: Any,
+    filter: Any,
+    mode: Any,
+    min_score: Any,
+    fusion: Any,
+    weights: Any,
+    rrf_k: Any,
+) -> QueryPlan:
+    """Check every argument (``InvalidInput``/``InvalidFilter``/``NoEmbedder``) and resolve ``auto``."""
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise InvalidInput(f"top_k must be a positive integer, got {top_k!r}")
+    if mode not in MODES:
+        raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
+    if fusion not in FUSIONS:
+        raise InvalidInput(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    check_rrf_k(rrf_k)
+    if min_score is not None and (not _is_number(min_score) or math.isnan(min_score)):
+        raise InvalidInput("min_score must be a number")
+    if (
+        isinstance(weights, (str, bytes, dict))
+        or not isinstance(weights, Sequence)
+        or len(weights) != 2
+        or not all(_is_number(w) and math.isfinite(w) and w >= 0 for w in weights)
+    ):
+        raise InvalidInput(f"weights must be two finite numbers >= 0 (vector, keyword), got {weights!r}")
+    text = check_text(text)
+    flt = None if filter is None else compile_filter(filter)
+    can_vector = vector is not None or (bool(text) and rows_have_embedder)
+    if mode == "auto":
+        mode = "hybrid" if (text and can_vector) else "vector" if can_vector else "keyword"
+    if mode in ("vector", "hybrid") and not can_vector:
+        if not rows_have_embedder and vector is None and text:
+            raise NoEmbedder(f"mode {mode!r} needs a vector, or an index opened with an embedder to embed the text")
+        raise InvalidInput(f"mode {mode!r} needs a vector or text")
+    if mode in ("keyword", "hybrid") and not text:
+        raise InvalidInput(f"mode {mode!r} needs query text")
+    return QueryPlan(mode, text, flt, top_k, min_score, fusion, (float(weights[0]), float(weights[1])), float(rrf_k))
+
+
+async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: QueryPlan) -> list[Result]:
+    """Execute a checked plan over the committed rows."""
+    kernel = state.kernel
+    prepared = None
+    if p.mode in ("vector", "hybrid"):
+        if vector is not None:
+            raw = kernel.pack([vector])
+        else:
+            assert embedder is not None and p.text
+            raw = await embedder.embed_raw([p.text])
+        prepared = kernel.prepare(raw, 1)
+
+    rows = None if p.filter is None else state.table.select(p.filter)
+    if rows is not None and len(rows) == 0:
+        return []
+    records, row_of = state.rows, state.row_of
+
+    def by_score_then_seq(hit: tuple[Any, float], key: Any) -> tuple[float, int]:
+        return (-hit[1], records[key].seq)
+
+    if p.mode == "vector":
+        assert prepared is not None
+        hits = kernel.topk(prepared, p.top_k, rows)
+        hits.sort(key=lambda h: by_score_then_seq(h, h[0]))
+        hits = hits[: p.top_k]
+        items = state.items([r for r, _ in hits])
+        return _cut([Result(item, s, vector_score=s) for item, (_, s) in zip(items, hits)], p.min_score)
+
+    allowed = None
+    if rows is not None:
+        allowed_rows = {int(r) for r in rows}
+        allowed = lambda key: row_of[key] in allowed_rows  # noqa: E731
+    keyword = state.keyword()
+    if p.mode == "keyword":
+        assert p.text is not None
+        keyword_hits = keyword.search(p.text, top_k=p.top_k, allowed=allowed)  # ties: insertion order (seq)
+        items = state.items([row_of[k] for k, _ in keyword_hits])
+        return _cut([Result(item, s, keyword_score=s) for item, (_, s) in zip(items, keyword_hits)], p.min_score)
+
+    assert prepared is not None and p.text is not None
+    depth = max(p.top_k, HYBRID_DEPTH)
+    vector_hits = kernel.topk(prepared, depth, rows)
+    vector_hits.sort(key=lambda h: by_score_then_seq(h, h[0]))
+    vector_leg = [(records[r].id, s) for r, s in vector_hits[:depth]]
+    keyword_leg = keyword.search(p.text, top_k=depth, allowed=allowed)
+    if p.fusion == "rrf":
+        ranked = [[k for k, _ in vector_leg], [k for k, _ in keyword_leg]]
+        fused = reciprocal_rank_fusion(ranked, k=p.rrf_k, weights=list(p.weights))
+    else:
+        fused = weighted_fusion([vector_leg, keyword_leg], list(p.weights))
+    fused.sort(key=lambda h: by_score_then_seq(h, row_of[h[0]]))
+    fused = fused[: p.top_k]
+    keyword_scores = dict(keyword_leg)
+    fused_rows = [row_of[k] for k, _ in fused]
+    cosines = kernel.scores(prepared, fused_rows)
+    items = state.items(fused_rows)
+    results = [
+        Result(item, s, vector_score=c, keyword_score=keyword_scores.get(k))
+        for (k, s), item, c in zip(fused, items, cosines)
+    ]
+    return _cut(results, p.min_score)
+
+
+def _cut(results: list[Result], min_score: float | None) -> list[Result]:
+    return results if min_score is None else [r for r in results if r.score >= min_score]
