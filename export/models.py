@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pyapp.embed.onnx import sha256_file
+from pyapp.embed.bundle import sha256_file
 
 from .errors import ExportError, HubUnreachable
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .errors import ExportError
+from .extra import require_extra
 from .validate import SENTENCES
 
 
@@ -79,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    try:
+        require_extra("python -m export.throughput")
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
     import torch
 
