@@ -21,6 +21,30 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+_RUNTIME = ("numpy", "onnxruntime")
+SERVER_EXTRA_HINT = 'pip install "clinvec[server]" (pip install -e ".[server]" in a checkout)'
+
+
+def require_runtime() -> None:
+    """``ImportError`` naming the ``server`` extra unless numpy and onnxruntime import here.
+
+    Why up front: without the check a missing onnxruntime surfaces as a bare ``ModuleNotFoundError`` deep
+    inside ``__init__``, after the bundle was hashed; Pyodide has neither, so this is also what a page sees.
+    """
+    missing = []
+    for module in _RUNTIME:
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise ImportError(
+            f"OnnxEmbedder needs {' and '.join(missing)} (the server extra): {SERVER_EXTRA_HINT}; "
+            "in the browser use pyapp.browser.web_embedder.WebEmbedder",
+            name=missing[0],
+        )
+
+
 class OnnxEmbedder(Embedder):
     """Embeds texts with a bundle's fp32 or int8 graph on onnxruntime (CPU)."""
 
@@ -32,6 +56,7 @@ class OnnxEmbedder(Embedder):
         threads: int | None = None,
         verify: bool = True,
     ) -> None:
+        require_runtime()
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
         self.bundle_dir = Path(bundle_dir).resolve()
@@ -144,4 +169,4 @@ class OnnxEmbedder(Embedder):
         return session.run([output], feeds)[0]
 
 
-__all__ = ["ModelBundleError", "OnnxEmbedder", "load_manifest", "sha256_file"]
+__all__ = ["ModelBundleError", "OnnxEmbedder", "load_manifest", "require_runtime", "sha256_file"]
