@@ -2,7 +2,7 @@
 
 Why: the runtime (``pyapp``) needs none of torch, transformers, optimum or onnx, so a plain install lacks them;
 ``python -m export`` must then explain the fix in one line (exit 2) instead of a ``ModuleNotFoundError``.
-Checked with ``importlib.util.find_spec``, which locates a module without importing it (torch takes seconds).
+Checked with ``importlib.util.find_spec``, which locates a module without importing it (importing torch is slow).
 """
 
 from __future__ import annotations

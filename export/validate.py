@@ -43,7 +43,7 @@ SENTENCES: tuple[str, ...] = (
     "Family history significant for breast cancer in mother and colon cancer in father.",
     "Na+ 131 mEq/L, K+ 5.6 mEq/L; repeat BMP ordered.",
     "Ö. Müller, naïve to anticoagulation, café-au-lait spots noted.",
-    "sepsis",  # one-word query; non-clinical one-token texts ("ok", "no") reach only ~0.96 under int8
+    "sepsis",  # one-word query; non-clinical one-token texts ("ok", "no") fall below the int8 threshold
     _LONG_NOTE * 12,  # beyond 512 tokens: exercises truncation at the last position embedding
 )
 
