@@ -29,7 +29,7 @@ def require_runtime() -> None:
     """``ImportError`` naming the ``server`` extra unless numpy and onnxruntime import here.
 
     Why up front: without the check a missing onnxruntime surfaces as a bare ``ModuleNotFoundError`` deep
-    inside ``__init__``, after the bundle was hashed; Pyodide has neither, so this is also what a page sees.
+    inside ``__init__``, after the bundle was hashed; Pyodide has no onnxruntime, so a page sees this too.
     """
     missing = []
     for module in _RUNTIME:
