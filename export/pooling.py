@@ -7,9 +7,10 @@ Normalize: sum(h * mask) / max(sum(mask), 1e-9), then x / max(||x||, 1e-12).
 
 from __future__ import annotations
 
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnx
 
 EMBEDDING_OUTPUT = "sentence_embedding"
 _PREFIX = "clinvec_pool/"
@@ -23,6 +24,10 @@ def append_mean_pooling(
     keep_hidden: bool = False,
 ) -> onnx.ModelProto:
     """Return ``model`` with ``output`` [batch, hidden] added (and ``hidden`` dropped unless ``keep_hidden``)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     graph = model.graph
     hidden_info = _find(graph.output, hidden, "output")
     _find(graph.input, mask, "input")

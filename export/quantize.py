@@ -1,6 +1,6 @@
-"""Dynamic int8 weights (per channel): a quarter of the size and 1.6-1.8x faster in onnxruntime-web's wasm.
+"""Dynamic int8 weights (per channel): a quarter of the size, and faster in onnxruntime-web's wasm.
 
-Per-tensor int8 costs too much accuracy on MiniLM (min cosine to fp32 0.915); per-channel keeps it near 0.986.
+Per channel, not per tensor: per-tensor scales cost too much accuracy (measured in docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -1,17 +1,21 @@
 """``python -m export.throughput BUNDLE``: texts/s of a bundle's fp32 and int8 graphs vs PyTorch on one text set.
 
-Why: the int8 graph is a quarter of the size, but on native x86 it is barely faster; this measures that claim
-on the machine at hand. All three paths sort by length, batch alike and use the same thread count.
+Why: the int8 graph is a quarter of the size, but whether it is faster depends on the CPU; this measures it
+on the machine at hand (figures in docs/BENCHMARKS.md). All three paths sort by length, batch alike and use the
+same thread count.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .errors import ExportError
+from .extra import require_extra
 from .validate import SENTENCES
 
 
@@ -79,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    try:
+        require_extra("python -m export.throughput")
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
     import torch
 

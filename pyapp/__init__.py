@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .documents import DocumentIndex
 from .errors import (
     ClinvecError,
     CorruptIndex,
@@ -15,6 +16,7 @@ from .errors import (
     InvalidInput,
     InvalidMetadata,
     InvalidVector,
+    ModelBundleError,
     NoEmbedder,
     NoUpdateInProgress,
     ReadOnlyIndex,
@@ -31,6 +33,7 @@ __all__ = [
     "ClinvecError",
     "CorruptIndex",
     "DimensionMismatch",
+    "DocumentIndex",
     "DuplicateId",
     "IndexClosed",
     "IndexExists",
@@ -42,6 +45,7 @@ __all__ = [
     "InvalidVector",
     "Item",
     "LocalIndex",
+    "ModelBundleError",
     "NoEmbedder",
     "NoUpdateInProgress",
     "ReadOnlyIndex",

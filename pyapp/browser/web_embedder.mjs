@@ -80,7 +80,7 @@ export async function fetchBytes(url, onProgress) {
   return { ok: true, status: res.status, bytes: done === buffer.byteLength ? buffer : buffer.slice(0, done) };
 }
 
-/** Lower-case hex SHA-256 of the bytes (WebCrypto: native speed, ~0.1 s for 20 MB). */
+/** Lower-case hex SHA-256 of the bytes (WebCrypto: native code, off the Python thread). */
 export async function sha256Hex(bytes) {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");

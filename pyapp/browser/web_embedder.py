@@ -17,15 +17,15 @@ from typing import Any
 
 from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
 
-from ..embed.base import Embedder, Progress, bundle_identity, check_texts, length_batches, token_rows
+from ..embed import bundle
+from ..embed.base import Embedder, Progress, check_texts, length_batches, token_rows
+from ..embed.bundle import VARIANT_FILES
 from ..errors import InvalidInput, ModelBundleError
 from ..tokenizer import WordPieceTokenizer
 from ._bridge import js_module
 
 MODULE = "clinvec_embed"
-VARIANT_FILES = {"int8": "model_int8.onnx", "fp32": "model.onnx"}
-DEFAULT_VARIANT = "int8"  # wasm runs int8 1.6-1.8x faster; WebGPU would need fp32 (no int8 kernels there)
-REQUIRED = ("model", "dims", "max_seq_length", "do_lower_case", "vocab_file", "files", "output")
+DEFAULT_VARIANT = "int8"  # wasm runs int8 faster (docs/BENCHMARKS.md); WebGPU would need fp32 (no int8 kernels)
 
 LoadProgress = Callable[[str, int, int], None]  # (phase, done, total): manifest, vocab, download, verify, session
 
@@ -108,8 +108,8 @@ class WebEmbedder(Embedder):
             if exc.status == 404:
                 raise BundleNotFound(f"no model bundle at {bundle_url} ({manifest_url} answered HTTP 404)") from None
             raise
-        manifest = _parse_manifest(manifest_bytes, bundle_url)
-        model_file = manifest.get("variants", {}).get(variant, {}).get("file", VARIANT_FILES[variant])
+        manifest = bundle.parse_manifest(bytes(manifest_bytes.to_bytes()), manifest_url)
+        model_file = bundle.variant_file(manifest, variant)
         report("manifest", 1, 1)
 
         report("vocab", 0, 1)
@@ -145,7 +145,7 @@ class WebEmbedder(Embedder):
     @property
     def identity(self) -> dict[str, Any]:
         """Equal to ``OnnxEmbedder.identity`` for the same bundle file, except ``bundle`` (a URL here)."""
-        return bundle_identity(self.manifest, self.variant, self._sha256, self.bundle_url)
+        return bundle.identity(self.manifest, self.variant, self._sha256, self.bundle_url)
 
     async def embed_raw(self, texts: Sequence[str], progress: Progress | None = None) -> bytes:
         """``len(texts) * dims`` little-endian float32 values, in the order of ``texts``.
@@ -228,36 +228,10 @@ async def _fetch(mod: Any, url: str, on_progress: Any) -> Any:
     return res.bytes
 
 
-def _parse_manifest(data: Any, bundle_url: str) -> dict[str, Any]:
-    try:
-        manifest = json.loads(bytes(data.to_bytes()).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ModelBundleError(f"{_join(bundle_url, 'manifest.json')} is not JSON: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise ModelBundleError(f"{_join(bundle_url, 'manifest.json')} is not a JSON object")
-    missing = [key for key in REQUIRED if key not in manifest]
-    if missing:
-        raise ModelBundleError(f"{_join(bundle_url, 'manifest.json')} lacks {missing}: export it again")
-    return manifest
-
-
 async def _verify(mod: Any, manifest: dict[str, Any], name: str, data: Any, bundle_url: str) -> str:
-    """Check a fetched file's size and sha256 against the manifest; returns the sha256."""
-    entry = manifest["files"].get(name)
-    if not isinstance(entry, dict) or not entry.get("sha256"):
-        raise ModelBundleError(f"the manifest at {bundle_url} lists no sha256 for {name}")
-    size = int(data.byteLength)
-    if entry.get("bytes") is not None and size != int(entry["bytes"]):
-        raise ModelBundleError(
-            f"{name} has {size} bytes, the manifest says {entry['bytes']}: the bundle is corrupt or was altered"
-        )
-    digest = str(await mod.sha256Hex(data))
-    if digest != entry["sha256"]:
-        raise ModelBundleError(
-            f"{name} fails its sha256 check (got {digest[:12]}…, the manifest says {entry['sha256'][:12]}…): "
-            "the bundle is corrupt or was altered; it was not loaded"
-        )
-    return digest
+    """Check a fetched file's size and sha256 (hashed by WebCrypto) against the manifest; returns the sha256."""
+    bundle.check_size(manifest, name, int(data.byteLength), bundle_url)
+    return bundle.check_sha256(manifest, name, str(await mod.sha256Hex(data)), bundle_url)
 
 
 __all__ = ["DEFAULT_VARIANT", "BundleHTTPError", "BundleNotFound", "WebEmbedder"]

@@ -32,18 +32,6 @@ class Embedder(ABC):
         """Embed ``texts``; returns ``len(texts) * dims`` little-endian float32 values, L2-normalised."""
 
 
-def bundle_identity(manifest: dict[str, Any], variant: str, sha256: str, bundle: str) -> dict[str, Any]:
-    """The identity of a model-bundle embedder, the same on the server and in the browser (``bundle`` is where
-    it was loaded from: a folder or a URL, and is not compared)."""
-    return {
-        "model": manifest["model"],
-        "revision": manifest.get("revision"),
-        "variant": variant,
-        "sha256": sha256,
-        "bundle": bundle,
-    }
-
-
 # ---------------------------------------------------------------------- shared by the model-bundle embedders
 TokenRow = tuple[list[int], list[int]]  # token ids, token type ids
 

@@ -8,45 +8,41 @@ before batching so padding stays small; results come back in the caller's order.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput, ModelBundleError
-from .base import Embedder, Progress, bundle_identity, check_texts, length_batches, token_rows
+from . import bundle
+from .base import Embedder, Progress, check_texts, length_batches, token_rows
+from .bundle import load_manifest, sha256_file
 
 if TYPE_CHECKING:
     import numpy as np
 
-MANIFEST = "manifest.json"
-_VARIANT_FILES = {"int8": "model_int8.onnx", "fp32": "model.onnx"}
+
+_RUNTIME = ("numpy", "onnxruntime")
+SERVER_EXTRA_HINT = 'pip install "clinvec[server]" (pip install -e ".[server]" in a checkout)'
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Streamed sha256 (hashlib releases the GIL, so this does not stall other threads)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def require_runtime() -> None:
+    """``ImportError`` naming the ``server`` extra unless numpy and onnxruntime import here.
 
-
-def load_manifest(bundle_dir: str | Path) -> dict[str, Any]:
-    """The bundle's manifest, with the keys this module relies on checked."""
-    path = Path(bundle_dir) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelBundleError(f"{bundle_dir} is not a model bundle (no {MANIFEST}); run `python -m export`") from None
-    except (OSError, ValueError) as exc:
-        raise ModelBundleError(f"cannot read {path}: {exc}") from None
-    required = ("model", "dims", "max_seq_length", "do_lower_case", "vocab_file", "files", "output")
-    missing = [key for key in required if key not in manifest]
+    Why up front: without the check a missing onnxruntime surfaces as a bare ``ModuleNotFoundError`` deep
+    inside ``__init__``, after the bundle was hashed; Pyodide has no onnxruntime, so a page sees this too.
+    """
+    missing = []
+    for module in _RUNTIME:
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
     if missing:
-        raise ModelBundleError(f"{path} lacks {missing}: export it again with `python -m export`")
-    return manifest
+        raise ImportError(
+            f"OnnxEmbedder needs {' and '.join(missing)} (the server extra): {SERVER_EXTRA_HINT}; "
+            "in the browser use pyapp.browser.web_embedder.WebEmbedder",
+            name=missing[0],
+        )
 
 
 class OnnxEmbedder(Embedder):
@@ -60,6 +56,7 @@ class OnnxEmbedder(Embedder):
         threads: int | None = None,
         verify: bool = True,
     ) -> None:
+        require_runtime()
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
         self.bundle_dir = Path(bundle_dir).resolve()
@@ -69,10 +66,10 @@ class OnnxEmbedder(Embedder):
         self.threads = threads
         self.dims = int(self.manifest["dims"])
         self.max_seq_length = int(self.manifest["max_seq_length"])
-        model_file = self.manifest.get("variants", {}).get(self.variant, {}).get("file", _VARIANT_FILES[self.variant])
+        model_file = bundle.variant_file(self.manifest, self.variant)
         self.model_path = self._checked(model_file, verify)
         vocab_path = self._checked(self.manifest["vocab_file"], verify)
-        self._sha256 = self.manifest["files"][model_file]["sha256"]
+        self._sha256 = bundle.file_entry(self.manifest, model_file, str(self.bundle_dir))["sha256"]
 
         from ..tokenizer import WordPieceTokenizer
 
@@ -88,7 +85,7 @@ class OnnxEmbedder(Embedder):
 
     @property
     def identity(self) -> dict[str, Any]:
-        return bundle_identity(self.manifest, self.variant, self._sha256, str(self.bundle_dir))
+        return bundle.identity(self.manifest, self.variant, self._sha256, str(self.bundle_dir))
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """``(len(texts), dims)`` float32 unit vectors, in the order of ``texts``."""
@@ -145,15 +142,7 @@ class OnnxEmbedder(Embedder):
 
     def _checked(self, name: str, verify: bool) -> Path:
         """Path of a bundle file after its size (and, unless skipped, sha256) matched the manifest."""
-        path = self.bundle_dir / name
-        entry = self.manifest["files"].get(name)
-        if entry is None or not path.is_file():
-            raise ModelBundleError(f"{path} is missing from the bundle or its manifest")
-        if path.stat().st_size != entry.get("bytes"):
-            raise ModelBundleError(f"{path} has {path.stat().st_size} bytes, the manifest says {entry.get('bytes')}")
-        if verify and sha256_file(path) != entry.get("sha256"):
-            raise ModelBundleError(f"{path} fails its sha256 check: the bundle is corrupt or was altered")
-        return path
+        return bundle.checked_path(self.bundle_dir, self.manifest, name, verify)
 
     def _open(self, path: Path) -> Any:
         import onnxruntime as ort
@@ -180,4 +169,4 @@ class OnnxEmbedder(Embedder):
         return session.run([output], feeds)[0]
 
 
-__all__ = ["ModelBundleError", "OnnxEmbedder", "load_manifest"]
+__all__ = ["ModelBundleError", "OnnxEmbedder", "load_manifest", "require_runtime", "sha256_file"]

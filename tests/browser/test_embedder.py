@@ -240,9 +240,27 @@ def test_a_missing_bundle_falls_back_to_the_hashing_embedder(open_app: Any, inde
     assert app.page.is_visible("#search-form")
 
 
+@pytest.fixture()
+def future_bundle() -> Any:
+    """A bundle folder under web/models/ whose manifest declares a format version newer than this clinvec
+    reads; only the manifest is needed, since nothing else may be fetched once it is refused."""
+    from pyapp.embed.bundle import FORMAT_VERSION
+
+    folder = BUNDLE.parent / f"future-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    try:
+        manifest = json.loads((BUNDLE / "manifest.json").read_text())
+        manifest["format_version"] = FORMAT_VERSION + 1
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        yield f"models/{folder.name}/"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @needs_bundle
-def test_embedder_errors_are_clear(app: Any, index_name: str) -> None:
-    """Bad arguments and absent bundles raise clinvec errors (InvalidInput, ModelBundleError), not JS noise."""
+def test_embedder_errors_are_clear(app: Any, index_name: str, future_bundle: str) -> None:
+    """Bad arguments, absent bundles and a newer bundle format raise clinvec errors (InvalidInput,
+    ModelBundleError from the shared bundle module), not JS noise."""
     out = app.run(
         "from pyapp.browser.web_embedder import WebEmbedder\n"
         "from pyapp.browser._bridge import js_module\n"
@@ -250,6 +268,7 @@ def test_embedder_errors_are_clear(app: Any, index_name: str) -> None:
         "root = str(js_module('clinvec_embed').webRoot())\n"
         "result = {}\n"
         "for label, url, variant in (('variant', root + 'models/minilm/', 'fp16'),\n"
+        "                            ('future', root + future, 'int8'),\n"
         "                            ('absent', root + 'models/absent-' + name + '/', 'int8')):\n"
         "    try:\n"
         "        await WebEmbedder.load(url, variant=variant)\n"
@@ -265,9 +284,11 @@ def test_embedder_errors_are_clear(app: Any, index_name: str) -> None:
         "    result['string'] = [type(exc).__name__, str(exc)]\n"
         "result['empty'] = len(await emb.embed_raw([]))\n",
         name=index_name,
+        future=future_bundle,
     )
     assert out["variant"][0] == "InvalidInput" and "fp16" in out["variant"][1]
     assert out["absent"][0] == "BundleNotFound" and "HTTP 404" in out["absent"][1]
     assert out["absent_is_bundle_error"] is True
+    assert out["future"][0] == "ModelBundleError" and "newer than" in out["future"][1], out["future"]
     assert out["string"][0] == "InvalidInput"
     assert out["empty"] == 0
