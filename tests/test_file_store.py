@@ -32,7 +32,7 @@ from pyapp.errors import (
 from pyapp.stores import file as file_mod
 from pyapp.stores import store_for
 from pyapp.stores.base import Delete, Op, Put, Row, Snapshot
-from pyapp.stores.codec import decode_commit, decode_rows, encode_commit, encode_rows
+from pyapp.stores.codec import commit_size, decode_commit, decode_rows, encode_commit, encode_rows
 from pyapp.stores.file import LOCK, POINTER, FileStore, frame, generation_files, parse_log
 
 DIMS = 4
@@ -50,7 +50,7 @@ def put(i: int, text: str | None = "note", **metadata: Any) -> Put:
 def fold(snap: Snapshot) -> dict[str, tuple[Row, bytes]]:
     """The live state a store hands back: snapshot rows, then every logged op in order."""
     width = DIMS * 4
-    state = {row.id: (row, bytes(snap.vectors[i * width:(i + 1) * width])) for i, row in enumerate(snap.rows)}
+    state = {row.id: (row, bytes(snap.vectors[i * width : (i + 1) * width])) for i, row in enumerate(snap.rows)}
     for ops in snap.log:
         for op in ops:
             if isinstance(op, Put):
@@ -88,8 +88,13 @@ json_values = st.recursive(
 )
 texts = st.none() | st.text(st.characters(exclude_categories=()))  # lone surrogates too
 vectors = st.integers(0, 6).flatmap(lambda n: st.binary(min_size=4 * n, max_size=4 * n))
-rows = st.builds(Row, st.text(min_size=1, max_size=20), st.dictionaries(st.text(max_size=8), json_values, max_size=4),
-                 texts, st.integers(0, 2**62))
+rows = st.builds(
+    Row,
+    st.text(min_size=1, max_size=20),
+    st.dictionaries(st.text(max_size=8), json_values, max_size=4),
+    texts,
+    st.integers(0, 2**62),
+)
 ops_lists = st.lists(st.builds(Put, rows, vectors) | st.builds(Delete, st.text(min_size=1)), max_size=6)
 
 
@@ -118,9 +123,13 @@ def test_rows_written_with_and_without_orjson_read_back_identically(rs: list[Row
 
 def test_non_finite_and_huge_values_survive_the_fast_encoder() -> None:
     pytest.importorskip("orjson")
-    tricky = [Row("a", {"x": float("inf")}, None, 1), Row("b", {"nested": [{"y": float("-inf")}]}, "t", 2),
-              Row("c", {}, "\ud800 lone", 3), Row("d", {"big": 2**70, "neg": -(2**65)}, None, 4),
-              Row("e", {"é": "ü"}, "日本", 5)]
+    tricky = [
+        Row("a", {"x": float("inf")}, None, 1),
+        Row("b", {"nested": [{"y": float("-inf")}]}, "t", 2),
+        Row("c", {}, "\ud800 lone", 3),
+        Row("d", {"big": 2**70, "neg": -(2**65)}, None, 4),
+        Row("e", {"é": "ü"}, "日本", 5),
+    ]
     for some in ([row] for row in tricky):  # one at a time: one refused value must not hide another
         assert decode_rows(encode_rows(some)) == some
         assert decode_commit(encode_commit([Put(r, b"") for r in some])) == [Put(r, b"") for r in some]
@@ -150,12 +159,27 @@ def test_commit_codec_rejects_any_truncation(ops: list[Op], data: st.DataObject)
         decode_commit(blob[:cut])
 
 
+@settings(max_examples=50, deadline=None)
+@given(ops_lists, st.data())
+def test_commit_size_reads_the_whole_length_from_a_prefix_with_the_header(ops: list[Op], data: st.DataObject) -> None:
+    blob = encode_commit(ops)
+    cut = data.draw(st.integers(0, len(blob)))
+    size = commit_size(blob[:cut])
+    assert size is None or size == len(blob)
+    assert commit_size(blob + b"more") == len(blob)
+
+
 def test_codec_rejects_garbage() -> None:
     for blob in (b"", b"\x01", b"\x02" + bytes(8), b"\x01" + struct.pack("<Q", 3) + b"{x}", encode_commit([]) + b"!"):
         with pytest.raises(CorruptIndex):
             decode_commit(blob)
-    for blob in (b"", b"[]", b'{"version": 1}', b'{"version": 9, "id": [], "metadata": [], "text": [], "seq": []}',
-                 b'{"version": 1, "id": ["a"], "metadata": [], "text": [], "seq": []}'):
+    for blob in (
+        b"",
+        b"[]",
+        b'{"version": 1}',
+        b'{"version": 9, "id": [], "metadata": [], "text": [], "seq": []}',
+        b'{"version": 1, "id": ["a"], "metadata": [], "text": [], "seq": []}',
+    ):
         with pytest.raises(CorruptIndex):
             decode_rows(blob)
 
@@ -239,7 +263,8 @@ async def test_write_snapshot_replaces_snapshot_and_log(writer: FileStore) -> No
     await writer.write_snapshot(manifest, new_rows, vectors)
     assert writer.log_bytes == 0
     assert writer.snapshot_bytes == len(vectors) + os.path.getsize(
-        os.path.join(writer.location, generation_files(2)[1]))
+        os.path.join(writer.location, generation_files(2)[1])
+    )
     now = set(os.listdir(writer.location))
     assert now == {POINTER, LOCK, *generation_files(2)}
     assert not (old - {POINTER, LOCK}) & now  # the old generation is gone
@@ -311,28 +336,84 @@ def test_zeros_after_the_last_record_count_as_a_torn_tail(writer: FileStore) -> 
     store.close_sync()
 
 
-def test_a_bad_checksum_on_the_last_record_drops_it(writer: FileStore) -> None:
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_bad_checksum_on_the_last_record_is_corruption_not_a_torn_tail(writer: FileStore, read_only: bool) -> None:
+    """Regression (issue 8 #12): a complete last record whose bytes changed was dropped and cut away."""
     path, first, full = _two_commits(writer)
     with open(path, "r+b") as f:
         f.seek(full - 3)
         f.write(b"\xff\xfe\xfd")
-    assert FileStore(writer.location).open_sync().log == [[put(1)]]
-    assert os.path.getsize(path) == first
-
-
-@pytest.mark.parametrize("where", ["magic", "length", "payload"])
-@pytest.mark.parametrize("read_only", [False, True])
-def test_damage_before_an_intact_record_is_corruption(writer: FileStore, where: str, read_only: bool) -> None:
-    path, first, full = _two_commits(writer)
-    offset = {"magic": 1, "length": 6, "payload": first - 2}[where]
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        byte = f.read(1)
-        f.seek(offset)
-        f.write(bytes([byte[0] ^ 0x55]))
-    with pytest.raises(CorruptIndex, match="damaged but later records are intact"):
+    with pytest.raises(CorruptIndex, match=f"record at byte {first} fails its checksum"):
         FileStore(writer.location).open_sync(read_only=read_only)
     assert os.path.getsize(path) == full  # nothing was cut away
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_damaged_length_in_the_last_record_is_corruption(writer: FileStore, read_only: bool) -> None:
+    """The length field points past the end of the file, but the payload after it is whole: not a torn append."""
+    path, first, full = _two_commits(writer)
+    with open(path, "r+b") as f:
+        f.seek(first + 4 + 5)  # a high byte of the last record's length
+        f.write(b"\x01")
+    with pytest.raises(CorruptIndex, match="length field points past the end"):
+        FileStore(writer.location).open_sync(read_only=read_only)
+    assert os.path.getsize(path) == full
+
+
+@pytest.mark.parametrize("tail", [b"XY", b"CVWX", b"\x00\x00\x01"])
+def test_bytes_that_cannot_begin_a_record_are_corruption(writer: FileStore, tail: bytes) -> None:
+    path, first, full = _two_commits(writer)
+    with open(path, "ab") as f:
+        f.write(tail)
+    with pytest.raises(CorruptIndex, match="do not begin a record"):
+        FileStore(writer.location).open_sync()
+    assert os.path.getsize(path) == full + len(tail)
+
+
+def test_a_torn_header_followed_by_a_payload_no_commit_begins_with_is_corruption(writer: FileStore) -> None:
+    path, first, full = _two_commits(writer)
+    with open(path, "ab") as f:
+        f.write(frame(encode_commit([put(3)]))[:16] + b"\x07garbage")  # version 7: never written by clinvec
+    with pytest.raises(CorruptIndex, match="unknown version 7"):
+        FileStore(writer.location).open_sync()
+
+
+def test_a_header_followed_only_by_zeros_is_a_torn_tail(writer: FileStore) -> None:
+    """A file system may extend the file for an append whose data never landed: zeros to the end are torn."""
+    path, first, full = _two_commits(writer)
+    with open(path, "ab") as f:
+        f.write(frame(encode_commit([put(3)]))[:16] + bytes(40))
+    store = FileStore(writer.location)
+    assert len(store.open_sync().log) == 2
+    assert os.path.getsize(path) == full
+    store.close_sync()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 30), min_size=1, max_size=3), min_size=2, max_size=5), st.data())
+def test_bytes_cut_out_of_the_middle_of_the_log_are_corruption(ids: list[list[int]], data: st.DataObject) -> None:
+    """Issue 8 #12: any cut that is not whole records, followed by an intact record, is ``CorruptIndex``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = FileStore(tmp)
+        store.create_sync(MANIFEST)
+        store.open_sync()
+        ends = [0]
+        for commit_ids in ids:
+            store.commit_sync([put(i) for i in commit_ids])
+            ends.append(store.log_bytes)
+        path = log_path(store)
+        store.close_sync()
+        last_start = ends[-2]
+        b = data.draw(st.integers(1, last_start))
+        a = data.draw(st.integers(0, b - 1))
+        if a in ends and b in ends:
+            return  # whole records removed at their boundaries: undetectable without sequence numbers
+        blob = Path(path).read_bytes()
+        Path(path).write_bytes(blob[:a] + blob[b:])
+        for read_only in (True, False):
+            with pytest.raises(CorruptIndex):
+                FileStore(tmp).open_sync(read_only=read_only)
+        assert os.path.getsize(path) == len(blob) - (b - a)
 
 
 def test_snapshots_checksummed_with_sha256_still_open_and_verify(writer: FileStore) -> None:
@@ -681,8 +762,9 @@ def test_open_and_commit_speed_at_50k_x_768(tmp_path: Path) -> None:
     store = FileStore(str(tmp_path / "big"))
     store.create_sync({"dims": dims})
     store.open_sync()
-    rows_ = [Row(uuid.UUID(int=i).hex, {"ward": ["icu", "ed"][i % 2], "age": i % 90}, f"note {i} text", i)
-             for i in range(n)]
+    rows_ = [
+        Row(uuid.UUID(int=i).hex, {"ward": ["icu", "ed"][i % 2], "age": i % 90}, f"note {i} text", i) for i in range(n)
+    ]
     vectors_ = os.urandom(n * dims * 4)
     store.write_snapshot_sync({"dims": dims}, rows_, vectors_)
     times = []
@@ -703,8 +785,10 @@ def test_open_and_commit_speed_at_50k_x_768(tmp_path: Path) -> None:
         opens.append(time.perf_counter() - started)
         assert len(snap.rows) == n and len(snap.vectors) == n * dims * 4 and len(snap.log) == 5
         del snap
-    print(f"\nopen 50k x 768: best {min(opens):.3f} s (hash + parse alone {min(floors):.3f} s); "
-          f"commit median {sorted(times)[2] * 1000:.2f} ms")
+    print(
+        f"\nopen 50k x 768: best {min(opens):.3f} s (hash + parse alone {min(floors):.3f} s); "
+        f"commit median {sorted(times)[2] * 1000:.2f} ms"
+    )
     assert min(opens) < 1.5 * min(floors) + 0.05
     assert sorted(times)[2] < 0.05
 
@@ -726,6 +810,7 @@ def _cut_until_done(folder: str, action: str, payload: Any, check: Any) -> int:
 
 def test_create_cut_at_any_step_leaves_no_index_or_a_whole_one(tmp_path: Path) -> None:
     folder = str(tmp_path / "idx")
+
     def check(cut_at: int) -> None:
         store = FileStore(folder)
         if not store.exists_sync():

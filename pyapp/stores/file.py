@@ -10,9 +10,27 @@ Layout of an index folder (only these names are ever touched, so foreign files m
 
 Why this shape: a commit appends one framed record and fsyncs once (no O(n) work); compaction
 writes a whole new generation beside the old one and swaps it in by atomically renaming
-``manifest.json``, so a kill at any moment leaves either the old or the new state. A torn last
-record (killed mid-append) is cut away by the next writer; damage anywhere else is ``CorruptIndex``.
+``manifest.json``, so a kill at any moment leaves either the old or the new state.
 Readers take no lock and retry when a compaction deletes the generation they were reading.
+
+Log records and what counts as damage. A record is ``MAGIC`` (4 bytes), the payload length (8,
+little-endian), a crc32 over those length bytes and the payload (4), then the payload: one
+``codec.encode_commit``. A record is *complete* when its 16-byte header is present and the file holds
+all ``length`` payload bytes it announces. The crash this log survives is an append cut short (the
+process killed mid-write, a failed write whose truncation failed too), which leaves a *torn tail*: the
+file ends inside the last record. The next writer cuts a torn tail away; readers leave it out. So:
+
+* a complete record whose checksum fails is ``CorruptIndex``, the last record included: bytes that
+  were fully written and later changed are damage, never silently dropped;
+* the file ending inside a record is a torn tail, unless that record's payload is in fact whole by its
+  own header (``codec.commit_size``), or an intact record follows: then its length field is damaged
+  and the log is ``CorruptIndex``; a payload that cannot begin any commit is ``CorruptIndex`` too;
+* bytes that cannot begin a record (no ``MAGIC``) are ``CorruptIndex``, so a log cut out of the middle
+  of the file is caught at the first record boundary it breaks; except that zeros running to the end of
+  the file count as torn (space a file system allocated for an append whose data never landed).
+
+A whole record removed from the middle at its exact boundaries cannot be seen: records carry no
+sequence number.
 """
 
 from __future__ import annotations
@@ -32,7 +50,7 @@ from typing import Any
 
 from ..errors import CorruptIndex, IndexClosed, IndexExists, IndexLocked, IndexNotFound, ReadOnlyIndex, StorageFull
 from .base import Op, Row, Snapshot, Store
-from .codec import decode_commit, decode_rows, encode_commit, encode_rows
+from .codec import commit_size, decode_commit, decode_rows, encode_commit, encode_rows
 
 try:  # POSIX; Windows is not a target, but importing this module must still work there.
     import fcntl
@@ -74,7 +92,7 @@ def _frame_end(data: bytes, pos: int) -> int | None:
     if magic != MAGIC or end > len(data):
         return None
     view = memoryview(data)
-    if zlib.crc32(view[pos + FRAME.size:end], zlib.crc32(view[pos + 4:pos + 12])) != crc:
+    if zlib.crc32(view[pos + FRAME.size : end], zlib.crc32(view[pos + 4 : pos + 12])) != crc:
         return None
     return end
 
@@ -89,22 +107,63 @@ def _intact_record_after(data: bytes, pos: int) -> bool:
     return False
 
 
-def parse_log(data: bytes, name: str = "log") -> tuple[list[list[Op]], int]:
-    """Decode every intact record; returns the commits and the length of the intact prefix.
+def _zeros_from(data: bytes, pos: int) -> bool:
+    """True when every byte from ``pos`` to the end is zero (space a file system allocated, never written)."""
+    return data.count(0, pos) == len(data) - pos
 
-    A damaged record with nothing intact after it is a torn tail (a crash mid-append) and is left
-    out; a damaged record followed by an intact one means the file itself is damaged.
+
+def _torn_tail(data: bytes, pos: int, name: str) -> None:
+    """Return when the bytes from ``pos`` are an unfinished append; raise ``CorruptIndex`` when they are damage.
+
+    Called only where no complete record starts at ``pos`` (see the module docstring for the rule).
+    """
+    rest = len(data) - pos
+    if _zeros_from(data, pos):
+        return
+    if rest < FRAME.size:
+        if MAGIC.startswith(data[pos : pos + len(MAGIC)]):
+            return  # a cut-short frame header
+        raise CorruptIndex(f"{name}: the {rest} bytes at byte {pos} do not begin a record: the log is damaged")
+    if data[pos : pos + len(MAGIC)] != MAGIC:
+        raise CorruptIndex(f"{name}: no record begins at byte {pos}: the log is damaged")
+    payload = memoryview(data)[pos + FRAME.size :]
+    if _zeros_from(data, pos + FRAME.size):
+        return
+    try:
+        size = commit_size(payload)
+    except CorruptIndex as exc:
+        raise CorruptIndex(f"{name}: the record at byte {pos} is damaged: {exc}") from exc
+    if size is not None and size <= len(payload):
+        raise CorruptIndex(
+            f"{name}: the record at byte {pos} is whole but its length field points past the end "
+            "of the file: the log is damaged"
+        )
+    if _intact_record_after(data, pos + 1):
+        raise CorruptIndex(f"{name}: the record at byte {pos} is damaged but later records are intact")
+
+
+def parse_log(data: bytes, name: str = "log") -> tuple[list[list[Op]], int]:
+    """Decode every record; returns the commits and the length of the whole-record prefix.
+
+    A torn tail (an append cut short) is left out and its length not counted; any damage to a
+    complete record, the last one included, raises ``CorruptIndex`` (see the module docstring).
     """
     commits: list[list[Op]] = []
     pos = 0
+    view = memoryview(data)
     while pos < len(data):
-        end = _frame_end(data, pos)
-        if end is None:
-            if _intact_record_after(data, pos + 1):
-                raise CorruptIndex(f"{name}: the record at byte {pos} is damaged but later records are intact")
+        if pos + FRAME.size > len(data):
+            _torn_tail(data, pos, name)
             break
+        magic, length, crc = FRAME.unpack_from(data, pos)
+        end = pos + FRAME.size + length
+        if magic != MAGIC or end > len(data):
+            _torn_tail(data, pos, name)
+            break
+        if zlib.crc32(view[pos + FRAME.size : end], zlib.crc32(view[pos + 4 : pos + 12])) != crc:
+            raise CorruptIndex(f"{name}: the record at byte {pos} fails its checksum: the log is damaged")
         try:
-            commits.append(decode_commit(memoryview(data)[pos + FRAME.size:end]))
+            commits.append(decode_commit(view[pos + FRAME.size : end]))
         except CorruptIndex as exc:
             raise CorruptIndex(f"{name}: record at byte {pos}: {exc}") from exc
         pos = end
@@ -131,7 +190,7 @@ def _pieces(data: bytes | memoryview) -> Iterator[memoryview]:
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     for view in _pieces(data):
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
 
 
 def _fsync_dir(path: str) -> None:
@@ -290,8 +349,9 @@ class FileStore(Store):
             os.close(fd)
         return {"file": name, "bytes": size, CHECKSUM: f"{crc:08x}"}
 
-    def _install(self, generation: int, manifest: dict[str, Any], rows: Sequence[Row],
-                 vectors: bytes | memoryview) -> tuple[dict[str, Any], int]:
+    def _install(
+        self, generation: int, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes | memoryview
+    ) -> tuple[dict[str, Any], int]:
         """Write a full generation beside the current one and atomically point ``manifest.json`` at it.
 
         Returns the new pointer and an open descriptor of its (empty) log. On failure before the
@@ -306,8 +366,15 @@ class FileStore(Store):
             rows_info["count"] = len(rows)
             log_fd = os.open(self._path(log_name), os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | _BINARY, 0o644)
             os.fsync(log_fd)
-            pointer = {"kind": KIND, "format": FORMAT, "generation": generation, "manifest": manifest,
-                       "vectors": vec_info, "rows": rows_info, "log": log_name}
+            pointer = {
+                "kind": KIND,
+                "format": FORMAT,
+                "generation": generation,
+                "manifest": manifest,
+                "vectors": vec_info,
+                "rows": rows_info,
+                "log": log_name,
+            }
             body = dict(pointer, checksum=hashlib.sha256(_canonical(pointer)).hexdigest())
             self._write_file(POINTER_TMP, [json.dumps(body, indent=1, ensure_ascii=True).encode("ascii")])
             _fsync_dir(self.location)  # the new files exist before anything names them
@@ -357,8 +424,11 @@ class FileStore(Store):
         fds: list[int] = []
         digest: _Digest | None = None
         try:
-            for name, flags in ((vec_info["file"], os.O_RDONLY), (rows_info["file"], os.O_RDONLY),
-                                (pointer["log"], log_flags)):
+            for name, flags in (
+                (vec_info["file"], os.O_RDONLY),
+                (rows_info["file"], os.O_RDONLY),
+                (pointer["log"], log_flags),
+            ):
                 fds.append(os.open(self._path(name), flags | _BINARY))
             vectors = self._map(fds[0], vec_info)
             digest = _Digest(vectors, _algorithm(vec_info))  # checksums on another core while the rows parse
@@ -397,9 +467,7 @@ class FileStore(Store):
             raise CorruptIndex(f"{self._path(info['file'])} holds {len(data)} bytes, the manifest says {info['bytes']}")
         algorithm = _algorithm(info)
         if checksum != info.get(algorithm):
-            raise CorruptIndex(
-                f"{self._path(info['file'])} fails its {algorithm} checksum: the snapshot is damaged"
-            )
+            raise CorruptIndex(f"{self._path(info['file'])} fails its {algorithm} checksum: the snapshot is damaged")
 
     def _require_writer(self) -> None:
         if self._read_only is None:
