@@ -27,6 +27,7 @@ from pyapp.errors import (
     IndexLocked,
     IndexNotFound,
     ReadOnlyIndex,
+    StorageError,
     StorageFull,
 )
 from pyapp.stores import file as file_mod
@@ -867,3 +868,231 @@ def test_commit_and_compaction_cut_at_any_step_leave_the_old_or_the_new_state(tm
     rows_ = [r for r, _ in compacted.values()]
     payload = (manifest, rows_, b"".join(v for _, v in compacted.values()))
     assert run("compact", payload, compacted, manifest) > 10
+
+
+# ----- create never deletes data it did not write (issue 8 #16)
+
+
+def test_create_refuses_a_folder_whose_manifest_is_lost_and_changes_nothing(writer: FileStore) -> None:
+    """Regression: ``create`` on a folder holding index files but no manifest.json deleted them."""
+    writer.commit_sync([put(1)])
+    writer.write_snapshot_sync(MANIFEST, [put(1).row], put(1).vector)
+    writer.commit_sync([put(2)])
+    writer.close_sync()
+    os.unlink(os.path.join(writer.location, POINTER))
+    before = {name: Path(writer.location, name).read_bytes() for name in os.listdir(writer.location)}
+    with pytest.raises(CorruptIndex, match=r"no manifest\.json .*snapshot-000002\.rows.*manifest is lost"):
+        FileStore(writer.location).create_sync(MANIFEST)
+    assert {name: Path(writer.location, name).read_bytes() for name in os.listdir(writer.location)} == before
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_create_refuses_when_any_one_generation_file_holds_data(folder: str, which: int) -> None:
+    os.makedirs(folder)
+    name = generation_files(4)[which]
+    Path(folder, name).write_bytes(b"x" if which != 1 else encode_rows([put(1).row]))
+    with pytest.raises(CorruptIndex, match=name.replace(".", r"\.")):
+        FileStore(folder).create_sync(MANIFEST)
+    assert os.listdir(folder) == [name] or sorted(os.listdir(folder)) == sorted([name, LOCK])
+
+
+def test_create_clears_what_a_crashed_create_left(folder: str) -> None:
+    """An empty generation (and a half-written pointer) is all a crashed create leaves: no data, removed."""
+    os.makedirs(folder)
+    vectors, rows, log = generation_files(1)
+    Path(folder, vectors).write_bytes(b"")
+    Path(folder, rows).write_bytes(encode_rows([])[:7])
+    Path(folder, log).write_bytes(b"")
+    Path(folder, "manifest.json.tmp").write_text("{")
+    FileStore(folder).create_sync(MANIFEST)
+    assert FileStore(folder).open_sync(read_only=True).manifest == MANIFEST
+
+
+# ----- every OSError is a StorageError and leaves the store usable (issue 8 #13)
+
+
+def _fail_os(monkeypatch: pytest.MonkeyPatch, name: str, code: int, when: Any = lambda *a, **k: True) -> None:
+    """Make ``os.<name>`` in the file store raise ``OSError(code)`` whenever ``when(*args)`` holds."""
+    real = getattr(os, name)
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        if when(*args, **kwargs):
+            raise OSError(code, os.strerror(code))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(file_mod.os, name, failing)
+
+
+WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES, errno.EIO])
+def test_os_errors_in_create_are_storage_errors(folder: str, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """Regression: a read-only file system (EROFS) escaped ``create`` as a raw ``OSError``."""
+    os.makedirs(folder)
+    _fail_os(monkeypatch, "open", code, lambda path, flags, *a, **k: bool(flags & WRITES))
+    with pytest.raises(StorageError) as info:
+        FileStore(folder).create_sync(MANIFEST)
+    assert not isinstance(info.value, StorageFull) and isinstance(info.value.__cause__, OSError)
+    assert ("read-only file system" in str(info.value)) == (code == errno.EROFS)
+    monkeypatch.undo()
+    assert os.listdir(folder) == []
+    FileStore(folder).create_sync(MANIFEST)
+
+
+def test_a_writer_cannot_open_on_a_read_only_file_system_but_a_reader_can(
+    writer: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer.commit_sync([put(1)])
+    writer.close_sync()
+    _fail_os(monkeypatch, "open", errno.EROFS, lambda path, flags, *a, **k: bool(flags & WRITES))
+    store = FileStore(writer.location)
+    with pytest.raises(StorageError, match="read_only=True"):
+        store.open_sync()
+    assert store.read_only is None  # not half-open
+    assert store.open_sync(read_only=True).log == [[put(1)]]
+    store.close_sync()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EIO])
+def test_a_commit_whose_log_cannot_even_be_cut_back_is_repaired_by_the_next_commit(
+    writer: FileStore, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """Regression: after a failed append whose truncation failed too, the next commit appended after
+    the failed bytes, and the log no longer opened (damage before an intact record)."""
+    writer.commit_sync([put(1)])
+    before = writer.log_bytes
+    real_write = os.write
+
+    def half_then_fail(fd: int, data: Any) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(file_mod.os, "write", half_then_fail)
+    _fail_os(monkeypatch, "ftruncate", code)
+    with pytest.raises(StorageError):
+        writer.commit_sync([put(2), put(3)])
+    monkeypatch.undo()
+    assert writer.log_bytes == before < os.path.getsize(log_path(writer))  # the failed bytes are still there
+    writer.commit_sync([put(4)])  # the fault is gone: the log is cut back first, then appended to
+    writer.close_sync()
+    assert FileStore(writer.location).open_sync().log == [[put(1)], [put(4)]]
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"), [(errno.ENOSPC, StorageFull), (errno.EROFS, StorageError), (errno.EIO, StorageError)]
+)
+def test_os_errors_during_compaction_keep_the_old_generation(
+    writer: FileStore, monkeypatch: pytest.MonkeyPatch, code: int, kind: type[StorageError]
+) -> None:
+    writer.commit_sync([put(1)])
+    listing = sorted(os.listdir(writer.location))
+    _fail_os(monkeypatch, "fsync", code)
+    with pytest.raises(kind):
+        writer.write_snapshot_sync(MANIFEST, [put(1).row], put(1).vector)
+    monkeypatch.undo()
+    assert sorted(os.listdir(writer.location)) == listing
+    writer.commit_sync([put(2)])
+    writer.close_sync()
+    assert FileStore(writer.location).open_sync().log == [[put(1)], [put(2)]]
+
+
+def test_a_compaction_whose_old_files_cannot_be_removed_still_succeeds(
+    writer: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the new generation is installed the snapshot is durable: cleanup failures must not report it failed."""
+    writer.commit_sync([put(1)])
+    _fail_os(monkeypatch, "unlink", errno.EROFS)
+    writer.write_snapshot_sync(MANIFEST, [put(1).row], put(1).vector)
+    monkeypatch.undo()
+    assert writer.log_bytes == 0 and writer.info()["generation"] == 2
+    writer.commit_sync([put(2)])
+    writer.close_sync()
+    store = FileStore(writer.location)
+    snap = store.open_sync()  # the next writer removes the old generation
+    assert snap.rows == [put(1).row] and snap.log == [[put(2)]]
+    store.close_sync()
+    assert sorted(os.listdir(writer.location)) == sorted([POINTER, LOCK, *generation_files(2)])
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_a_drop_refused_by_the_file_system_changes_nothing(
+    writer: FileStore, monkeypatch: pytest.MonkeyPatch, held: bool
+) -> None:
+    writer.commit_sync([put(1)])
+    if not held:
+        writer.close_sync()
+    _fail_os(monkeypatch, "unlink", errno.EROFS)
+    with pytest.raises(StorageError):
+        writer.drop_sync()
+    monkeypatch.undo()
+    assert writer.exists_sync()
+    if held:
+        writer.commit_sync([put(2)])  # still the open writer
+        writer.close_sync()
+    assert len(FileStore(writer.location).open_sync(read_only=True).log) == (2 if held else 1)
+
+
+def test_unreadable_files_are_storage_errors(writer: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer.close_sync()
+    real_open = open
+
+    def no_permission(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(path).endswith(POINTER):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(file_mod, "open", no_permission, raising=False)
+    for read_only in (True, False):
+        with pytest.raises(StorageError, match="no permission"):
+            FileStore(writer.location).open_sync(read_only=read_only)
+    monkeypatch.undo()
+    _fail_os(monkeypatch, "open", errno.EIO, lambda path, *a, **k: str(path).endswith(".wal"))
+    with pytest.raises(StorageError, match="I/O error"):
+        FileStore(writer.location).open_sync(read_only=True)
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """A small tmpfs and a function ``remount(read_only)``: a real EROFS. Needs root and mount; skipped elsewhere."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+
+    def remount(read_only: bool) -> None:
+        subprocess.run(["mount", "-o", f"remount,{'ro' if read_only else 'rw'}", str(mount)], check=True)
+
+    try:
+        yield str(mount), remount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_really_read_only_file_system(read_only_mount: tuple[str, Any]) -> None:
+    mount, remount = read_only_mount
+    folder = os.path.join(mount, "idx")
+    store = FileStore(folder)
+    store.create_sync(MANIFEST)
+    store.open_sync()
+    store.commit_sync([put(1)])
+    store.close_sync()
+    remount(True)
+    with pytest.raises(StorageError, match="read-only file system"):
+        FileStore(folder).open_sync()
+    with pytest.raises(StorageError, match="read-only file system"):
+        FileStore(os.path.join(mount, "other")).create_sync(MANIFEST)
+    with pytest.raises(StorageError, match="read-only file system"):
+        FileStore(folder).drop_sync()
+    reader = FileStore(folder)
+    assert reader.open_sync(read_only=True).log == [[put(1)]]
+    reader.close_sync()
+    remount(False)
+    store = FileStore(folder)
+    assert store.open_sync().log == [[put(1)]]
+    store.commit_sync([put(2)])
+    store.close_sync()
+    assert FileStore(folder).open_sync(read_only=True).log == [[put(1)], [put(2)]]

@@ -36,6 +36,7 @@ sequence number.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import io
 import json
@@ -45,10 +46,19 @@ import re
 import struct
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
-from ..errors import CorruptIndex, IndexClosed, IndexExists, IndexLocked, IndexNotFound, ReadOnlyIndex, StorageFull
+from ..errors import (
+    CorruptIndex,
+    IndexClosed,
+    IndexExists,
+    IndexLocked,
+    IndexNotFound,
+    ReadOnlyIndex,
+    StorageError,
+    StorageFull,
+)
 from .base import Op, Row, Snapshot, Store
 from .codec import commit_size, decode_commit, decode_rows, encode_commit, encode_rows
 
@@ -69,6 +79,7 @@ _GENERATION_FILE = re.compile(r"^(?:snapshot-\d{6,}\.(?:vectors|rows)|log-\d{6,}
 _READ_RETRIES = 50
 _FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _BINARY = getattr(os, "O_BINARY", 0)
+_EMPTY_ROWS = encode_rows([])  # the rows file of an index with no items
 
 
 def generation_files(generation: int) -> tuple[str, str, str]:
@@ -170,11 +181,32 @@ def parse_log(data: bytes, name: str = "log") -> tuple[list[list[Op]], int]:
     return commits, pos
 
 
-def _storage_error(exc: OSError) -> Exception:
-    """ENOSPC/EDQUOT become ``StorageFull``; any other OS error is passed on unchanged."""
+def _storage_error(exc: OSError, where: str = "the index") -> StorageError:
+    """Every OS error becomes a ``StorageError``: ENOSPC/EDQUOT ``StorageFull``, the rest (EROFS, EACCES, EIO...)
+    plain ``StorageError``, so callers catch one ``ClinvecError`` family and never a raw ``OSError``."""
     if exc.errno in _FULL_ERRNOS:
-        return StorageFull(f"disk full while writing the index: {exc}")
-    return exc
+        return StorageFull(f"disk full while writing {where}: {exc}")
+    if exc.errno == errno.EROFS:
+        return StorageError(f"{where} is on a read-only file system (open it with read_only=True to read it): {exc}")
+    if isinstance(exc, PermissionError):
+        return StorageError(f"no permission to use {where}: {exc}")
+    return StorageError(f"I/O error on {where}: {exc}")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _os_errors(method: _F) -> _F:
+    """Turn any ``OSError`` escaping a public ``FileStore`` method into a ``StorageError`` naming the folder."""
+
+    @functools.wraps(method)
+    def wrapper(self: FileStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            raise _storage_error(exc, f"the index at {self.location!r}") from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 WRITE_PIECE = 1 << 18  # bytes per write(): 256 KiB pieces cost 0.07 s of CPU for 150 MB here, one big write 0.3 s
@@ -279,6 +311,7 @@ class FileStore(Store):
         self._read_only: bool | None = None  # None: not open
         self._pointer: dict[str, Any] | None = None
         self._log_size = 0
+        self._log_dirty = False  # a failed commit's bytes may still sit past _log_size: cut them first
 
     # ----- paths and small helpers
 
@@ -298,14 +331,22 @@ class FileStore(Store):
         return fd
 
     def _release(self) -> None:
-        """Close every handle; closing the lock file's only descriptor drops the flock."""
-        for fd in (self._log_fd, self._lock_fd):
-            if fd is not None:
-                os.close(fd)
+        """Close every handle, even when one close fails (raised after); closing the lock file's only
+        descriptor drops the flock."""
+        fds, failure = (self._log_fd, self._lock_fd), None
         self._log_fd = self._lock_fd = None
         self._read_only = None
         self._pointer = None
         self._log_size = 0
+        self._log_dirty = False
+        for fd in fds:
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError as exc:
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def _read_pointer(self) -> dict[str, Any]:
         try:
@@ -481,8 +522,29 @@ class FileStore(Store):
         """True when the folder holds an index pointer."""
         return os.path.isfile(self._path(POINTER))
 
+    def _leftovers_with_data(self) -> list[str]:
+        """Index files (no ``manifest.json`` naming them) that hold items: a lost manifest, not a crashed create.
+
+        A crash during ``create`` leaves only an empty generation (empty vectors and log, rows of no row,
+        maybe ``manifest.json.tmp``); those may be removed. Anything more is someone's data.
+        """
+        found = []
+        for name in sorted(os.listdir(self.location)):
+            if not _GENERATION_FILE.match(name):
+                continue
+            with open(self._path(name), "rb") as f:
+                head = f.read(len(_EMPTY_ROWS) + 1)
+            if head and not (name.endswith(".rows") and _EMPTY_ROWS.startswith(head)):
+                found.append(name)
+        return found
+
+    @_os_errors
     def create_sync(self, manifest: dict[str, Any]) -> None:
-        """Create generation 1, empty. Makes the folder if missing; one holding no index is fine."""
+        """Create generation 1, empty. Makes the folder if missing; one holding no index is fine.
+
+        Refuses (``CorruptIndex``, changing nothing) a folder holding index files with items but no
+        ``manifest.json``: their manifest was lost, and creating would delete them.
+        """
         if self.exists_sync():
             raise IndexExists(f"an index already exists at {self.location!r}")
         parent = os.path.dirname(os.path.abspath(self.location))
@@ -493,6 +555,12 @@ class FileStore(Store):
         try:
             if self.exists_sync():  # a racing creator won
                 raise IndexExists(f"an index already exists at {self.location!r}")
+            data = self._leftovers_with_data()
+            if data:
+                raise CorruptIndex(
+                    f"{self.location!r} holds index files but no {POINTER} ({', '.join(data)}): its manifest is "
+                    f"lost; not creating an index over them (restore {POINTER}, or move these files away)"
+                )
             self._remove_stale(())
             _, log_fd = self._install(1, manifest, [], b"")
             os.close(log_fd)
@@ -500,6 +568,7 @@ class FileStore(Store):
             if not held:
                 os.close(lock_fd)  # type: ignore[arg-type]
 
+    @_os_errors
     def open_sync(self, read_only: bool = False) -> Snapshot:
         """Load snapshot + log; a writer takes the lock and cuts a torn tail off the log."""
         if self._read_only is not None:
@@ -555,14 +624,23 @@ class FileStore(Store):
             return snapshot
         raise CorruptIndex(f"index {self.location!r} kept changing under a reader; try again")
 
+    @_os_errors
     def commit_sync(self, ops: Sequence[Op]) -> None:
-        """Append one record and fsync; on failure the log is cut back to where it was."""
+        """Append one record and fsync; on failure the log is cut back to where it was.
+
+        When even that cut fails (the disk went read-only), the next commit makes it first: appending
+        after the failed record's bytes would turn a torn tail into damage before an intact record.
+        """
         self._require_writer()
         if not ops:
             return
         record = frame(encode_commit(ops))
         fd, start = self._log_fd, self._log_size
         assert fd is not None
+        if self._log_dirty:
+            os.ftruncate(fd, start)
+            os.fsync(fd)
+            self._log_dirty = False
         try:
             _write_all(fd, record)
             os.fsync(fd)
@@ -571,30 +649,39 @@ class FileStore(Store):
                 os.ftruncate(fd, start)
                 os.fsync(fd)
             except OSError:
-                pass  # the next open sees a torn tail and drops it
-            raise _storage_error(exc) from exc
+                self._log_dirty = True
+            raise _storage_error(exc, f"the index at {self.location!r}") from exc
         self._log_size = start + len(record)
 
+    @_os_errors
     def write_snapshot_sync(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes | memoryview) -> None:
         """Compaction: install the next generation, switch to its empty log, then delete the old one."""
         self._require_writer()
         old = self._pointer
         assert old is not None
         pointer, log_fd = self._install(old["generation"] + 1, manifest, rows, vectors)
-        if self._log_fd is not None:
-            os.close(self._log_fd)
-        self._log_fd, self._pointer, self._log_size = log_fd, pointer, 0
-        for name in generation_files(old["generation"]):
-            try:
-                os.unlink(self._path(name))
-            except FileNotFoundError:
-                pass
-        _fsync_dir(self.location)
+        old_log, self._log_fd, self._pointer, self._log_size = self._log_fd, log_fd, pointer, 0
+        self._log_dirty = False
+        # The new generation is installed: from here on nothing may report failure. Old files that
+        # cannot be removed now are removed by the next writer's open (``_remove_stale``).
+        try:
+            if old_log is not None:
+                os.close(old_log)
+            for name in generation_files(old["generation"]):
+                try:
+                    os.unlink(self._path(name))
+                except FileNotFoundError:
+                    pass
+            _fsync_dir(self.location)
+        except OSError:
+            pass
 
+    @_os_errors
     def close_sync(self) -> None:
         """Release the lock and handles; safe to call twice."""
         self._release()
 
+    @_os_errors
     def drop_sync(self) -> None:
         """Delete this index's files (and the folder when nothing else is left in it)."""
         if not os.path.isdir(self.location):
@@ -602,11 +689,13 @@ class FileStore(Store):
             return
         held = self._lock_fd is not None
         lock_fd = self._lock_fd if held else self._acquire_lock()
+        gone = False  # until manifest.json is removed a failure leaves the index, and this store, as they were
         try:
             try:
                 os.unlink(self._path(POINTER))  # from here on there is no index
             except FileNotFoundError:
                 pass
+            gone = True
             _fsync_dir(self.location)
             self._remove_stale(())
             try:
@@ -616,7 +705,8 @@ class FileStore(Store):
         finally:
             if not held:
                 os.close(lock_fd)  # type: ignore[arg-type]
-            self._release()
+            if gone:
+                self._release()
         try:
             os.rmdir(self.location)
         except OSError:
