@@ -27,12 +27,13 @@ from pyapp.errors import (
     IndexLocked,
     IndexNotFound,
     ReadOnlyIndex,
+    StorageError,
     StorageFull,
 )
 from pyapp.stores import file as file_mod
 from pyapp.stores import store_for
 from pyapp.stores.base import Delete, Op, Put, Row, Snapshot
-from pyapp.stores.codec import decode_commit, decode_rows, encode_commit, encode_rows
+from pyapp.stores.codec import commit_size, decode_commit, decode_rows, encode_commit, encode_rows
 from pyapp.stores.file import LOCK, POINTER, FileStore, frame, generation_files, parse_log
 
 DIMS = 4
@@ -50,7 +51,7 @@ def put(i: int, text: str | None = "note", **metadata: Any) -> Put:
 def fold(snap: Snapshot) -> dict[str, tuple[Row, bytes]]:
     """The live state a store hands back: snapshot rows, then every logged op in order."""
     width = DIMS * 4
-    state = {row.id: (row, bytes(snap.vectors[i * width:(i + 1) * width])) for i, row in enumerate(snap.rows)}
+    state = {row.id: (row, bytes(snap.vectors[i * width : (i + 1) * width])) for i, row in enumerate(snap.rows)}
     for ops in snap.log:
         for op in ops:
             if isinstance(op, Put):
@@ -88,8 +89,13 @@ json_values = st.recursive(
 )
 texts = st.none() | st.text(st.characters(exclude_categories=()))  # lone surrogates too
 vectors = st.integers(0, 6).flatmap(lambda n: st.binary(min_size=4 * n, max_size=4 * n))
-rows = st.builds(Row, st.text(min_size=1, max_size=20), st.dictionaries(st.text(max_size=8), json_values, max_size=4),
-                 texts, st.integers(0, 2**62))
+rows = st.builds(
+    Row,
+    st.text(min_size=1, max_size=20),
+    st.dictionaries(st.text(max_size=8), json_values, max_size=4),
+    texts,
+    st.integers(0, 2**62),
+)
 ops_lists = st.lists(st.builds(Put, rows, vectors) | st.builds(Delete, st.text(min_size=1)), max_size=6)
 
 
@@ -118,9 +124,13 @@ def test_rows_written_with_and_without_orjson_read_back_identically(rs: list[Row
 
 def test_non_finite_and_huge_values_survive_the_fast_encoder() -> None:
     pytest.importorskip("orjson")
-    tricky = [Row("a", {"x": float("inf")}, None, 1), Row("b", {"nested": [{"y": float("-inf")}]}, "t", 2),
-              Row("c", {}, "\ud800 lone", 3), Row("d", {"big": 2**70, "neg": -(2**65)}, None, 4),
-              Row("e", {"é": "ü"}, "日本", 5)]
+    tricky = [
+        Row("a", {"x": float("inf")}, None, 1),
+        Row("b", {"nested": [{"y": float("-inf")}]}, "t", 2),
+        Row("c", {}, "\ud800 lone", 3),
+        Row("d", {"big": 2**70, "neg": -(2**65)}, None, 4),
+        Row("e", {"é": "ü"}, "日本", 5),
+    ]
     for some in ([row] for row in tricky):  # one at a time: one refused value must not hide another
         assert decode_rows(encode_rows(some)) == some
         assert decode_commit(encode_commit([Put(r, b"") for r in some])) == [Put(r, b"") for r in some]
@@ -150,12 +160,27 @@ def test_commit_codec_rejects_any_truncation(ops: list[Op], data: st.DataObject)
         decode_commit(blob[:cut])
 
 
+@settings(max_examples=50, deadline=None)
+@given(ops_lists, st.data())
+def test_commit_size_reads_the_whole_length_from_a_prefix_with_the_header(ops: list[Op], data: st.DataObject) -> None:
+    blob = encode_commit(ops)
+    cut = data.draw(st.integers(0, len(blob)))
+    size = commit_size(blob[:cut])
+    assert size is None or size == len(blob)
+    assert commit_size(blob + b"more") == len(blob)
+
+
 def test_codec_rejects_garbage() -> None:
     for blob in (b"", b"\x01", b"\x02" + bytes(8), b"\x01" + struct.pack("<Q", 3) + b"{x}", encode_commit([]) + b"!"):
         with pytest.raises(CorruptIndex):
             decode_commit(blob)
-    for blob in (b"", b"[]", b'{"version": 1}', b'{"version": 9, "id": [], "metadata": [], "text": [], "seq": []}',
-                 b'{"version": 1, "id": ["a"], "metadata": [], "text": [], "seq": []}'):
+    for blob in (
+        b"",
+        b"[]",
+        b'{"version": 1}',
+        b'{"version": 9, "id": [], "metadata": [], "text": [], "seq": []}',
+        b'{"version": 1, "id": ["a"], "metadata": [], "text": [], "seq": []}',
+    ):
         with pytest.raises(CorruptIndex):
             decode_rows(blob)
 
@@ -239,7 +264,8 @@ async def test_write_snapshot_replaces_snapshot_and_log(writer: FileStore) -> No
     await writer.write_snapshot(manifest, new_rows, vectors)
     assert writer.log_bytes == 0
     assert writer.snapshot_bytes == len(vectors) + os.path.getsize(
-        os.path.join(writer.location, generation_files(2)[1]))
+        os.path.join(writer.location, generation_files(2)[1])
+    )
     now = set(os.listdir(writer.location))
     assert now == {POINTER, LOCK, *generation_files(2)}
     assert not (old - {POINTER, LOCK}) & now  # the old generation is gone
@@ -311,28 +337,84 @@ def test_zeros_after_the_last_record_count_as_a_torn_tail(writer: FileStore) -> 
     store.close_sync()
 
 
-def test_a_bad_checksum_on_the_last_record_drops_it(writer: FileStore) -> None:
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_bad_checksum_on_the_last_record_is_corruption_not_a_torn_tail(writer: FileStore, read_only: bool) -> None:
+    """Regression (issue 8 #12): a complete last record whose bytes changed was dropped and cut away."""
     path, first, full = _two_commits(writer)
     with open(path, "r+b") as f:
         f.seek(full - 3)
         f.write(b"\xff\xfe\xfd")
-    assert FileStore(writer.location).open_sync().log == [[put(1)]]
-    assert os.path.getsize(path) == first
-
-
-@pytest.mark.parametrize("where", ["magic", "length", "payload"])
-@pytest.mark.parametrize("read_only", [False, True])
-def test_damage_before_an_intact_record_is_corruption(writer: FileStore, where: str, read_only: bool) -> None:
-    path, first, full = _two_commits(writer)
-    offset = {"magic": 1, "length": 6, "payload": first - 2}[where]
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        byte = f.read(1)
-        f.seek(offset)
-        f.write(bytes([byte[0] ^ 0x55]))
-    with pytest.raises(CorruptIndex, match="damaged but later records are intact"):
+    with pytest.raises(CorruptIndex, match=f"record at byte {first} fails its checksum"):
         FileStore(writer.location).open_sync(read_only=read_only)
     assert os.path.getsize(path) == full  # nothing was cut away
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_damaged_length_in_the_last_record_is_corruption(writer: FileStore, read_only: bool) -> None:
+    """The length field points past the end of the file, but the payload after it is whole: not a torn append."""
+    path, first, full = _two_commits(writer)
+    with open(path, "r+b") as f:
+        f.seek(first + 4 + 5)  # a high byte of the last record's length
+        f.write(b"\x01")
+    with pytest.raises(CorruptIndex, match="length field points past the end"):
+        FileStore(writer.location).open_sync(read_only=read_only)
+    assert os.path.getsize(path) == full
+
+
+@pytest.mark.parametrize("tail", [b"XY", b"CVWX", b"\x00\x00\x01"])
+def test_bytes_that_cannot_begin_a_record_are_corruption(writer: FileStore, tail: bytes) -> None:
+    path, first, full = _two_commits(writer)
+    with open(path, "ab") as f:
+        f.write(tail)
+    with pytest.raises(CorruptIndex, match="do not begin a record"):
+        FileStore(writer.location).open_sync()
+    assert os.path.getsize(path) == full + len(tail)
+
+
+def test_a_torn_header_followed_by_a_payload_no_commit_begins_with_is_corruption(writer: FileStore) -> None:
+    path, first, full = _two_commits(writer)
+    with open(path, "ab") as f:
+        f.write(frame(encode_commit([put(3)]))[:16] + b"\x07garbage")  # version 7: never written by clinvec
+    with pytest.raises(CorruptIndex, match="unknown version 7"):
+        FileStore(writer.location).open_sync()
+
+
+def test_a_header_followed_only_by_zeros_is_a_torn_tail(writer: FileStore) -> None:
+    """A file system may extend the file for an append whose data never landed: zeros to the end are torn."""
+    path, first, full = _two_commits(writer)
+    with open(path, "ab") as f:
+        f.write(frame(encode_commit([put(3)]))[:16] + bytes(40))
+    store = FileStore(writer.location)
+    assert len(store.open_sync().log) == 2
+    assert os.path.getsize(path) == full
+    store.close_sync()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 30), min_size=1, max_size=3), min_size=2, max_size=5), st.data())
+def test_bytes_cut_out_of_the_middle_of_the_log_are_corruption(ids: list[list[int]], data: st.DataObject) -> None:
+    """Issue 8 #12: any cut that is not whole records, followed by an intact record, is ``CorruptIndex``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = FileStore(tmp)
+        store.create_sync(MANIFEST)
+        store.open_sync()
+        ends = [0]
+        for commit_ids in ids:
+            store.commit_sync([put(i) for i in commit_ids])
+            ends.append(store.log_bytes)
+        path = log_path(store)
+        store.close_sync()
+        last_start = ends[-2]
+        b = data.draw(st.integers(1, last_start))
+        a = data.draw(st.integers(0, b - 1))
+        if a in ends and b in ends:
+            return  # whole records removed at their boundaries: undetectable without sequence numbers
+        blob = Path(path).read_bytes()
+        Path(path).write_bytes(blob[:a] + blob[b:])
+        for read_only in (True, False):
+            with pytest.raises(CorruptIndex):
+                FileStore(tmp).open_sync(read_only=read_only)
+        assert os.path.getsize(path) == len(blob) - (b - a)
 
 
 def test_snapshots_checksummed_with_sha256_still_open_and_verify(writer: FileStore) -> None:
@@ -681,8 +763,9 @@ def test_open_and_commit_speed_at_50k_x_768(tmp_path: Path) -> None:
     store = FileStore(str(tmp_path / "big"))
     store.create_sync({"dims": dims})
     store.open_sync()
-    rows_ = [Row(uuid.UUID(int=i).hex, {"ward": ["icu", "ed"][i % 2], "age": i % 90}, f"note {i} text", i)
-             for i in range(n)]
+    rows_ = [
+        Row(uuid.UUID(int=i).hex, {"ward": ["icu", "ed"][i % 2], "age": i % 90}, f"note {i} text", i) for i in range(n)
+    ]
     vectors_ = os.urandom(n * dims * 4)
     store.write_snapshot_sync({"dims": dims}, rows_, vectors_)
     times = []
@@ -703,8 +786,10 @@ def test_open_and_commit_speed_at_50k_x_768(tmp_path: Path) -> None:
         opens.append(time.perf_counter() - started)
         assert len(snap.rows) == n and len(snap.vectors) == n * dims * 4 and len(snap.log) == 5
         del snap
-    print(f"\nopen 50k x 768: best {min(opens):.3f} s (hash + parse alone {min(floors):.3f} s); "
-          f"commit median {sorted(times)[2] * 1000:.2f} ms")
+    print(
+        f"\nopen 50k x 768: best {min(opens):.3f} s (hash + parse alone {min(floors):.3f} s); "
+        f"commit median {sorted(times)[2] * 1000:.2f} ms"
+    )
     assert min(opens) < 1.5 * min(floors) + 0.05
     assert sorted(times)[2] < 0.05
 
@@ -726,6 +811,7 @@ def _cut_until_done(folder: str, action: str, payload: Any, check: Any) -> int:
 
 def test_create_cut_at_any_step_leaves_no_index_or_a_whole_one(tmp_path: Path) -> None:
     folder = str(tmp_path / "idx")
+
     def check(cut_at: int) -> None:
         store = FileStore(folder)
         if not store.exists_sync():
@@ -782,3 +868,231 @@ def test_commit_and_compaction_cut_at_any_step_leave_the_old_or_the_new_state(tm
     rows_ = [r for r, _ in compacted.values()]
     payload = (manifest, rows_, b"".join(v for _, v in compacted.values()))
     assert run("compact", payload, compacted, manifest) > 10
+
+
+# ----- create never deletes data it did not write (issue 8 #16)
+
+
+def test_create_refuses_a_folder_whose_manifest_is_lost_and_changes_nothing(writer: FileStore) -> None:
+    """Regression: ``create`` on a folder holding index files but no manifest.json deleted them."""
+    writer.commit_sync([put(1)])
+    writer.write_snapshot_sync(MANIFEST, [put(1).row], put(1).vector)
+    writer.commit_sync([put(2)])
+    writer.close_sync()
+    os.unlink(os.path.join(writer.location, POINTER))
+    before = {name: Path(writer.location, name).read_bytes() for name in os.listdir(writer.location)}
+    with pytest.raises(CorruptIndex, match=r"no manifest\.json .*snapshot-000002\.rows.*manifest is lost"):
+        FileStore(writer.location).create_sync(MANIFEST)
+    assert {name: Path(writer.location, name).read_bytes() for name in os.listdir(writer.location)} == before
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_create_refuses_when_any_one_generation_file_holds_data(folder: str, which: int) -> None:
+    os.makedirs(folder)
+    name = generation_files(4)[which]
+    Path(folder, name).write_bytes(b"x" if which != 1 else encode_rows([put(1).row]))
+    with pytest.raises(CorruptIndex, match=name.replace(".", r"\.")):
+        FileStore(folder).create_sync(MANIFEST)
+    assert os.listdir(folder) == [name] or sorted(os.listdir(folder)) == sorted([name, LOCK])
+
+
+def test_create_clears_what_a_crashed_create_left(folder: str) -> None:
+    """An empty generation (and a half-written pointer) is all a crashed create leaves: no data, removed."""
+    os.makedirs(folder)
+    vectors, rows, log = generation_files(1)
+    Path(folder, vectors).write_bytes(b"")
+    Path(folder, rows).write_bytes(encode_rows([])[:7])
+    Path(folder, log).write_bytes(b"")
+    Path(folder, "manifest.json.tmp").write_text("{")
+    FileStore(folder).create_sync(MANIFEST)
+    assert FileStore(folder).open_sync(read_only=True).manifest == MANIFEST
+
+
+# ----- every OSError is a StorageError and leaves the store usable (issue 8 #13)
+
+
+def _fail_os(monkeypatch: pytest.MonkeyPatch, name: str, code: int, when: Any = lambda *a, **k: True) -> None:
+    """Make ``os.<name>`` in the file store raise ``OSError(code)`` whenever ``when(*args)`` holds."""
+    real = getattr(os, name)
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        if when(*args, **kwargs):
+            raise OSError(code, os.strerror(code))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(file_mod.os, name, failing)
+
+
+WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES, errno.EIO])
+def test_os_errors_in_create_are_storage_errors(folder: str, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """Regression: a read-only file system (EROFS) escaped ``create`` as a raw ``OSError``."""
+    os.makedirs(folder)
+    _fail_os(monkeypatch, "open", code, lambda path, flags, *a, **k: bool(flags & WRITES))
+    with pytest.raises(StorageError) as info:
+        FileStore(folder).create_sync(MANIFEST)
+    assert not isinstance(info.value, StorageFull) and isinstance(info.value.__cause__, OSError)
+    assert ("read-only file system" in str(info.value)) == (code == errno.EROFS)
+    monkeypatch.undo()
+    assert os.listdir(folder) == []
+    FileStore(folder).create_sync(MANIFEST)
+
+
+def test_a_writer_cannot_open_on_a_read_only_file_system_but_a_reader_can(
+    writer: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer.commit_sync([put(1)])
+    writer.close_sync()
+    _fail_os(monkeypatch, "open", errno.EROFS, lambda path, flags, *a, **k: bool(flags & WRITES))
+    store = FileStore(writer.location)
+    with pytest.raises(StorageError, match="read_only=True"):
+        store.open_sync()
+    assert store.read_only is None  # not half-open
+    assert store.open_sync(read_only=True).log == [[put(1)]]
+    store.close_sync()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EIO])
+def test_a_commit_whose_log_cannot_even_be_cut_back_is_repaired_by_the_next_commit(
+    writer: FileStore, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """Regression: after a failed append whose truncation failed too, the next commit appended after
+    the failed bytes, and the log no longer opened (damage before an intact record)."""
+    writer.commit_sync([put(1)])
+    before = writer.log_bytes
+    real_write = os.write
+
+    def half_then_fail(fd: int, data: Any) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(file_mod.os, "write", half_then_fail)
+    _fail_os(monkeypatch, "ftruncate", code)
+    with pytest.raises(StorageError):
+        writer.commit_sync([put(2), put(3)])
+    monkeypatch.undo()
+    assert writer.log_bytes == before < os.path.getsize(log_path(writer))  # the failed bytes are still there
+    writer.commit_sync([put(4)])  # the fault is gone: the log is cut back first, then appended to
+    writer.close_sync()
+    assert FileStore(writer.location).open_sync().log == [[put(1)], [put(4)]]
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"), [(errno.ENOSPC, StorageFull), (errno.EROFS, StorageError), (errno.EIO, StorageError)]
+)
+def test_os_errors_during_compaction_keep_the_old_generation(
+    writer: FileStore, monkeypatch: pytest.MonkeyPatch, code: int, kind: type[StorageError]
+) -> None:
+    writer.commit_sync([put(1)])
+    listing = sorted(os.listdir(writer.location))
+    _fail_os(monkeypatch, "fsync", code)
+    with pytest.raises(kind):
+        writer.write_snapshot_sync(MANIFEST, [put(1).row], put(1).vector)
+    monkeypatch.undo()
+    assert sorted(os.listdir(writer.location)) == listing
+    writer.commit_sync([put(2)])
+    writer.close_sync()
+    assert FileStore(writer.location).open_sync().log == [[put(1)], [put(2)]]
+
+
+def test_a_compaction_whose_old_files_cannot_be_removed_still_succeeds(
+    writer: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the new generation is installed the snapshot is durable: cleanup failures must not report it failed."""
+    writer.commit_sync([put(1)])
+    _fail_os(monkeypatch, "unlink", errno.EROFS)
+    writer.write_snapshot_sync(MANIFEST, [put(1).row], put(1).vector)
+    monkeypatch.undo()
+    assert writer.log_bytes == 0 and writer.info()["generation"] == 2
+    writer.commit_sync([put(2)])
+    writer.close_sync()
+    store = FileStore(writer.location)
+    snap = store.open_sync()  # the next writer removes the old generation
+    assert snap.rows == [put(1).row] and snap.log == [[put(2)]]
+    store.close_sync()
+    assert sorted(os.listdir(writer.location)) == sorted([POINTER, LOCK, *generation_files(2)])
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_a_drop_refused_by_the_file_system_changes_nothing(
+    writer: FileStore, monkeypatch: pytest.MonkeyPatch, held: bool
+) -> None:
+    writer.commit_sync([put(1)])
+    if not held:
+        writer.close_sync()
+    _fail_os(monkeypatch, "unlink", errno.EROFS)
+    with pytest.raises(StorageError):
+        writer.drop_sync()
+    monkeypatch.undo()
+    assert writer.exists_sync()
+    if held:
+        writer.commit_sync([put(2)])  # still the open writer
+        writer.close_sync()
+    assert len(FileStore(writer.location).open_sync(read_only=True).log) == (2 if held else 1)
+
+
+def test_unreadable_files_are_storage_errors(writer: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer.close_sync()
+    real_open = open
+
+    def no_permission(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(path).endswith(POINTER):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(file_mod, "open", no_permission, raising=False)
+    for read_only in (True, False):
+        with pytest.raises(StorageError, match="no permission"):
+            FileStore(writer.location).open_sync(read_only=read_only)
+    monkeypatch.undo()
+    _fail_os(monkeypatch, "open", errno.EIO, lambda path, *a, **k: str(path).endswith(".wal"))
+    with pytest.raises(StorageError, match="I/O error"):
+        FileStore(writer.location).open_sync(read_only=True)
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """A small tmpfs and a function ``remount(read_only)``: a real EROFS. Needs root and mount; skipped elsewhere."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+
+    def remount(read_only: bool) -> None:
+        subprocess.run(["mount", "-o", f"remount,{'ro' if read_only else 'rw'}", str(mount)], check=True)
+
+    try:
+        yield str(mount), remount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_really_read_only_file_system(read_only_mount: tuple[str, Any]) -> None:
+    mount, remount = read_only_mount
+    folder = os.path.join(mount, "idx")
+    store = FileStore(folder)
+    store.create_sync(MANIFEST)
+    store.open_sync()
+    store.commit_sync([put(1)])
+    store.close_sync()
+    remount(True)
+    with pytest.raises(StorageError, match="read-only file system"):
+        FileStore(folder).open_sync()
+    with pytest.raises(StorageError, match="read-only file system"):
+        FileStore(os.path.join(mount, "other")).create_sync(MANIFEST)
+    with pytest.raises(StorageError, match="read-only file system"):
+        FileStore(folder).drop_sync()
+    reader = FileStore(folder)
+    assert reader.open_sync(read_only=True).log == [[put(1)]]
+    reader.close_sync()
+    remount(False)
+    store = FileStore(folder)
+    assert store.open_sync().log == [[put(1)]]
+    store.commit_sync([put(2)])
+    store.close_sync()
+    assert FileStore(folder).open_sync(read_only=True).log == [[put(1)], [put(2)]]

@@ -94,7 +94,7 @@ def decode_commit(data: bytes | memoryview) -> list[Op]:
     start = _COMMIT_HEAD.size
     if start + head_len > len(view):
         raise CorruptIndex("commit record header runs past its end")
-    header = _loads(view[start:start + head_len], "commit header")
+    header = _loads(view[start : start + head_len], "commit header")
     pos = start + head_len
     ops: list[Op] = []
     try:
@@ -103,7 +103,7 @@ def decode_commit(data: bytes | memoryview) -> list[Op]:
                 _, id_, metadata, text, seq, nbytes = entry
                 if not isinstance(nbytes, int) or nbytes < 0 or pos + nbytes > len(view):
                     raise CorruptIndex("commit record vectors run past its end")
-                ops.append(Put(Row(id_, metadata, text, seq), bytes(view[pos:pos + nbytes])))
+                ops.append(Put(Row(id_, metadata, text, seq), bytes(view[pos : pos + nbytes])))
                 pos += nbytes
             elif entry[0] == _DELETE:
                 ops.append(Delete(entry[1]))
@@ -116,15 +116,43 @@ def decode_commit(data: bytes | memoryview) -> list[Op]:
     return ops
 
 
+def commit_size(prefix: bytes | memoryview) -> int | None:
+    """Length of the whole encoded commit that ``prefix`` begins with, read from the commit's own header.
+
+    None while the header itself is cut short. Lets a log reader tell a record that was cut short (a
+    torn append) from a whole record whose framing is damaged. ``CorruptIndex`` when ``prefix`` cannot
+    begin any commit (unknown version, a whole header that does not parse).
+    """
+    view = memoryview(prefix).cast("B")
+    if len(view) and view[0] != COMMIT_VERSION:
+        raise CorruptIndex(f"commit record has unknown version {view[0]}")
+    if len(view) < _COMMIT_HEAD.size:
+        return None
+    _, head_len = _COMMIT_HEAD.unpack_from(view)
+    start = _COMMIT_HEAD.size
+    if start + head_len > len(view):
+        return None
+    header = _loads(view[start : start + head_len], "commit header")
+    try:
+        vector_bytes = sum(entry[5] for entry in header if entry[0] == _PUT)
+    except (TypeError, IndexError, KeyError) as exc:
+        raise CorruptIndex(f"commit header is malformed: {exc}") from exc
+    if not isinstance(vector_bytes, int) or vector_bytes < 0:
+        raise CorruptIndex("commit header gives impossible vector sizes")
+    return start + head_len + vector_bytes
+
+
 def encode_rows(rows: Sequence[Row]) -> bytes:
     """Snapshot rows as one columnar JSON object: a single ``json.loads`` reads them back fast."""
-    return _dumps({
-        "version": ROWS_VERSION,
-        "id": [r.id for r in rows],
-        "metadata": [r.metadata for r in rows],
-        "text": [r.text for r in rows],
-        "seq": [r.seq for r in rows],
-    })
+    return _dumps(
+        {
+            "version": ROWS_VERSION,
+            "id": [r.id for r in rows],
+            "metadata": [r.metadata for r in rows],
+            "text": [r.text for r in rows],
+            "seq": [r.seq for r in rows],
+        }
+    )
 
 
 def decode_rows(data: bytes | memoryview) -> list[Row]:
@@ -146,4 +174,4 @@ def _decode_rows(data: bytes | memoryview) -> list[Row]:
     return list(map(Row, ids, metadata, texts, seqs))
 
 
-__all__ = ["decode_commit", "decode_rows", "encode_commit", "encode_rows"]
+__all__ = ["commit_size", "decode_commit", "decode_rows", "encode_commit", "encode_rows"]

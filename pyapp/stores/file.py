@@ -10,14 +10,33 @@ Layout of an index folder (only these names are ever touched, so foreign files m
 
 Why this shape: a commit appends one framed record and fsyncs once (no O(n) work); compaction
 writes a whole new generation beside the old one and swaps it in by atomically renaming
-``manifest.json``, so a kill at any moment leaves either the old or the new state. A torn last
-record (killed mid-append) is cut away by the next writer; damage anywhere else is ``CorruptIndex``.
+``manifest.json``, so a kill at any moment leaves either the old or the new state.
 Readers take no lock and retry when a compaction deletes the generation they were reading.
+
+Log records and what counts as damage. A record is ``MAGIC`` (4 bytes), the payload length (8,
+little-endian), a crc32 over those length bytes and the payload (4), then the payload: one
+``codec.encode_commit``. A record is *complete* when its 16-byte header is present and the file holds
+all ``length`` payload bytes it announces. The crash this log survives is an append cut short (the
+process killed mid-write, a failed write whose truncation failed too), which leaves a *torn tail*: the
+file ends inside the last record. The next writer cuts a torn tail away; readers leave it out. So:
+
+* a complete record whose checksum fails is ``CorruptIndex``, the last record included: bytes that
+  were fully written and later changed are damage, never silently dropped;
+* the file ending inside a record is a torn tail, unless that record's payload is in fact whole by its
+  own header (``codec.commit_size``), or an intact record follows: then its length field is damaged
+  and the log is ``CorruptIndex``; a payload that cannot begin any commit is ``CorruptIndex`` too;
+* bytes that cannot begin a record (no ``MAGIC``) are ``CorruptIndex``, so a log cut out of the middle
+  of the file is caught at the first record boundary it breaks; except that zeros running to the end of
+  the file count as torn (space a file system allocated for an append whose data never landed).
+
+A whole record removed from the middle at its exact boundaries cannot be seen: records carry no
+sequence number.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import io
 import json
@@ -27,12 +46,21 @@ import re
 import struct
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
-from ..errors import CorruptIndex, IndexClosed, IndexExists, IndexLocked, IndexNotFound, ReadOnlyIndex, StorageFull
+from ..errors import (
+    CorruptIndex,
+    IndexClosed,
+    IndexExists,
+    IndexLocked,
+    IndexNotFound,
+    ReadOnlyIndex,
+    StorageError,
+    StorageFull,
+)
 from .base import Op, Row, Snapshot, Store
-from .codec import decode_commit, decode_rows, encode_commit, encode_rows
+from .codec import commit_size, decode_commit, decode_rows, encode_commit, encode_rows
 
 try:  # POSIX; Windows is not a target, but importing this module must still work there.
     import fcntl
@@ -51,6 +79,7 @@ _GENERATION_FILE = re.compile(r"^(?:snapshot-\d{6,}\.(?:vectors|rows)|log-\d{6,}
 _READ_RETRIES = 50
 _FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _BINARY = getattr(os, "O_BINARY", 0)
+_EMPTY_ROWS = encode_rows([])  # the rows file of an index with no items
 
 
 def generation_files(generation: int) -> tuple[str, str, str]:
@@ -74,7 +103,7 @@ def _frame_end(data: bytes, pos: int) -> int | None:
     if magic != MAGIC or end > len(data):
         return None
     view = memoryview(data)
-    if zlib.crc32(view[pos + FRAME.size:end], zlib.crc32(view[pos + 4:pos + 12])) != crc:
+    if zlib.crc32(view[pos + FRAME.size : end], zlib.crc32(view[pos + 4 : pos + 12])) != crc:
         return None
     return end
 
@@ -89,33 +118,95 @@ def _intact_record_after(data: bytes, pos: int) -> bool:
     return False
 
 
-def parse_log(data: bytes, name: str = "log") -> tuple[list[list[Op]], int]:
-    """Decode every intact record; returns the commits and the length of the intact prefix.
+def _zeros_from(data: bytes, pos: int) -> bool:
+    """True when every byte from ``pos`` to the end is zero (space a file system allocated, never written)."""
+    return data.count(0, pos) == len(data) - pos
 
-    A damaged record with nothing intact after it is a torn tail (a crash mid-append) and is left
-    out; a damaged record followed by an intact one means the file itself is damaged.
+
+def _torn_tail(data: bytes, pos: int, name: str) -> None:
+    """Return when the bytes from ``pos`` are an unfinished append; raise ``CorruptIndex`` when they are damage.
+
+    Called only where no complete record starts at ``pos`` (see the module docstring for the rule).
+    """
+    rest = len(data) - pos
+    if _zeros_from(data, pos):
+        return
+    if rest < FRAME.size:
+        if MAGIC.startswith(data[pos : pos + len(MAGIC)]):
+            return  # a cut-short frame header
+        raise CorruptIndex(f"{name}: the {rest} bytes at byte {pos} do not begin a record: the log is damaged")
+    if data[pos : pos + len(MAGIC)] != MAGIC:
+        raise CorruptIndex(f"{name}: no record begins at byte {pos}: the log is damaged")
+    payload = memoryview(data)[pos + FRAME.size :]
+    if _zeros_from(data, pos + FRAME.size):
+        return
+    try:
+        size = commit_size(payload)
+    except CorruptIndex as exc:
+        raise CorruptIndex(f"{name}: the record at byte {pos} is damaged: {exc}") from exc
+    if size is not None and size <= len(payload):
+        raise CorruptIndex(
+            f"{name}: the record at byte {pos} is whole but its length field points past the end "
+            "of the file: the log is damaged"
+        )
+    if _intact_record_after(data, pos + 1):
+        raise CorruptIndex(f"{name}: the record at byte {pos} is damaged but later records are intact")
+
+
+def parse_log(data: bytes, name: str = "log") -> tuple[list[list[Op]], int]:
+    """Decode every record; returns the commits and the length of the whole-record prefix.
+
+    A torn tail (an append cut short) is left out and its length not counted; any damage to a
+    complete record, the last one included, raises ``CorruptIndex`` (see the module docstring).
     """
     commits: list[list[Op]] = []
     pos = 0
+    view = memoryview(data)
     while pos < len(data):
-        end = _frame_end(data, pos)
-        if end is None:
-            if _intact_record_after(data, pos + 1):
-                raise CorruptIndex(f"{name}: the record at byte {pos} is damaged but later records are intact")
+        if pos + FRAME.size > len(data):
+            _torn_tail(data, pos, name)
             break
+        magic, length, crc = FRAME.unpack_from(data, pos)
+        end = pos + FRAME.size + length
+        if magic != MAGIC or end > len(data):
+            _torn_tail(data, pos, name)
+            break
+        if zlib.crc32(view[pos + FRAME.size : end], zlib.crc32(view[pos + 4 : pos + 12])) != crc:
+            raise CorruptIndex(f"{name}: the record at byte {pos} fails its checksum: the log is damaged")
         try:
-            commits.append(decode_commit(memoryview(data)[pos + FRAME.size:end]))
+            commits.append(decode_commit(view[pos + FRAME.size : end]))
         except CorruptIndex as exc:
             raise CorruptIndex(f"{name}: record at byte {pos}: {exc}") from exc
         pos = end
     return commits, pos
 
 
-def _storage_error(exc: OSError) -> Exception:
-    """ENOSPC/EDQUOT become ``StorageFull``; any other OS error is passed on unchanged."""
+def _storage_error(exc: OSError, where: str = "the index") -> StorageError:
+    """Every OS error becomes a ``StorageError``: ENOSPC/EDQUOT ``StorageFull``, the rest (EROFS, EACCES, EIO...)
+    plain ``StorageError``, so callers catch one ``ClinvecError`` family and never a raw ``OSError``."""
     if exc.errno in _FULL_ERRNOS:
-        return StorageFull(f"disk full while writing the index: {exc}")
-    return exc
+        return StorageFull(f"disk full while writing {where}: {exc}")
+    if exc.errno == errno.EROFS:
+        return StorageError(f"{where} is on a read-only file system (open it with read_only=True to read it): {exc}")
+    if isinstance(exc, PermissionError):
+        return StorageError(f"no permission to use {where}: {exc}")
+    return StorageError(f"I/O error on {where}: {exc}")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _os_errors(method: _F) -> _F:
+    """Turn any ``OSError`` escaping a public ``FileStore`` method into a ``StorageError`` naming the folder."""
+
+    @functools.wraps(method)
+    def wrapper(self: FileStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            raise _storage_error(exc, f"the index at {self.location!r}") from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 WRITE_PIECE = 1 << 18  # bytes per write(): 256 KiB pieces cost 0.07 s of CPU for 150 MB here, one big write 0.3 s
@@ -131,7 +222,7 @@ def _pieces(data: bytes | memoryview) -> Iterator[memoryview]:
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     for view in _pieces(data):
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
 
 
 def _fsync_dir(path: str) -> None:
@@ -220,6 +311,7 @@ class FileStore(Store):
         self._read_only: bool | None = None  # None: not open
         self._pointer: dict[str, Any] | None = None
         self._log_size = 0
+        self._log_dirty = False  # a failed commit's bytes may still sit past _log_size: cut them first
 
     # ----- paths and small helpers
 
@@ -239,14 +331,22 @@ class FileStore(Store):
         return fd
 
     def _release(self) -> None:
-        """Close every handle; closing the lock file's only descriptor drops the flock."""
-        for fd in (self._log_fd, self._lock_fd):
-            if fd is not None:
-                os.close(fd)
+        """Close every handle, even when one close fails (raised after); closing the lock file's only
+        descriptor drops the flock."""
+        fds, failure = (self._log_fd, self._lock_fd), None
         self._log_fd = self._lock_fd = None
         self._read_only = None
         self._pointer = None
         self._log_size = 0
+        self._log_dirty = False
+        for fd in fds:
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError as exc:
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def _read_pointer(self) -> dict[str, Any]:
         try:
@@ -290,8 +390,9 @@ class FileStore(Store):
             os.close(fd)
         return {"file": name, "bytes": size, CHECKSUM: f"{crc:08x}"}
 
-    def _install(self, generation: int, manifest: dict[str, Any], rows: Sequence[Row],
-                 vectors: bytes | memoryview) -> tuple[dict[str, Any], int]:
+    def _install(
+        self, generation: int, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes | memoryview
+    ) -> tuple[dict[str, Any], int]:
         """Write a full generation beside the current one and atomically point ``manifest.json`` at it.
 
         Returns the new pointer and an open descriptor of its (empty) log. On failure before the
@@ -306,8 +407,15 @@ class FileStore(Store):
             rows_info["count"] = len(rows)
             log_fd = os.open(self._path(log_name), os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | _BINARY, 0o644)
             os.fsync(log_fd)
-            pointer = {"kind": KIND, "format": FORMAT, "generation": generation, "manifest": manifest,
-                       "vectors": vec_info, "rows": rows_info, "log": log_name}
+            pointer = {
+                "kind": KIND,
+                "format": FORMAT,
+                "generation": generation,
+                "manifest": manifest,
+                "vectors": vec_info,
+                "rows": rows_info,
+                "log": log_name,
+            }
             body = dict(pointer, checksum=hashlib.sha256(_canonical(pointer)).hexdigest())
             self._write_file(POINTER_TMP, [json.dumps(body, indent=1, ensure_ascii=True).encode("ascii")])
             _fsync_dir(self.location)  # the new files exist before anything names them
@@ -357,8 +465,11 @@ class FileStore(Store):
         fds: list[int] = []
         digest: _Digest | None = None
         try:
-            for name, flags in ((vec_info["file"], os.O_RDONLY), (rows_info["file"], os.O_RDONLY),
-                                (pointer["log"], log_flags)):
+            for name, flags in (
+                (vec_info["file"], os.O_RDONLY),
+                (rows_info["file"], os.O_RDONLY),
+                (pointer["log"], log_flags),
+            ):
                 fds.append(os.open(self._path(name), flags | _BINARY))
             vectors = self._map(fds[0], vec_info)
             digest = _Digest(vectors, _algorithm(vec_info))  # checksums on another core while the rows parse
@@ -397,9 +508,7 @@ class FileStore(Store):
             raise CorruptIndex(f"{self._path(info['file'])} holds {len(data)} bytes, the manifest says {info['bytes']}")
         algorithm = _algorithm(info)
         if checksum != info.get(algorithm):
-            raise CorruptIndex(
-                f"{self._path(info['file'])} fails its {algorithm} checksum: the snapshot is damaged"
-            )
+            raise CorruptIndex(f"{self._path(info['file'])} fails its {algorithm} checksum: the snapshot is damaged")
 
     def _require_writer(self) -> None:
         if self._read_only is None:
@@ -413,8 +522,29 @@ class FileStore(Store):
         """True when the folder holds an index pointer."""
         return os.path.isfile(self._path(POINTER))
 
+    def _leftovers_with_data(self) -> list[str]:
+        """Index files (no ``manifest.json`` naming them) that hold items: a lost manifest, not a crashed create.
+
+        A crash during ``create`` leaves only an empty generation (empty vectors and log, rows of no row,
+        maybe ``manifest.json.tmp``); those may be removed. Anything more is someone's data.
+        """
+        found = []
+        for name in sorted(os.listdir(self.location)):
+            if not _GENERATION_FILE.match(name):
+                continue
+            with open(self._path(name), "rb") as f:
+                head = f.read(len(_EMPTY_ROWS) + 1)
+            if head and not (name.endswith(".rows") and _EMPTY_ROWS.startswith(head)):
+                found.append(name)
+        return found
+
+    @_os_errors
     def create_sync(self, manifest: dict[str, Any]) -> None:
-        """Create generation 1, empty. Makes the folder if missing; one holding no index is fine."""
+        """Create generation 1, empty. Makes the folder if missing; one holding no index is fine.
+
+        Refuses (``CorruptIndex``, changing nothing) a folder holding index files with items but no
+        ``manifest.json``: their manifest was lost, and creating would delete them.
+        """
         if self.exists_sync():
             raise IndexExists(f"an index already exists at {self.location!r}")
         parent = os.path.dirname(os.path.abspath(self.location))
@@ -425,6 +555,12 @@ class FileStore(Store):
         try:
             if self.exists_sync():  # a racing creator won
                 raise IndexExists(f"an index already exists at {self.location!r}")
+            data = self._leftovers_with_data()
+            if data:
+                raise CorruptIndex(
+                    f"{self.location!r} holds index files but no {POINTER} ({', '.join(data)}): its manifest is "
+                    f"lost; not creating an index over them (restore {POINTER}, or move these files away)"
+                )
             self._remove_stale(())
             _, log_fd = self._install(1, manifest, [], b"")
             os.close(log_fd)
@@ -432,6 +568,7 @@ class FileStore(Store):
             if not held:
                 os.close(lock_fd)  # type: ignore[arg-type]
 
+    @_os_errors
     def open_sync(self, read_only: bool = False) -> Snapshot:
         """Load snapshot + log; a writer takes the lock and cuts a torn tail off the log."""
         if self._read_only is not None:
@@ -487,14 +624,23 @@ class FileStore(Store):
             return snapshot
         raise CorruptIndex(f"index {self.location!r} kept changing under a reader; try again")
 
+    @_os_errors
     def commit_sync(self, ops: Sequence[Op]) -> None:
-        """Append one record and fsync; on failure the log is cut back to where it was."""
+        """Append one record and fsync; on failure the log is cut back to where it was.
+
+        When even that cut fails (the disk went read-only), the next commit makes it first: appending
+        after the failed record's bytes would turn a torn tail into damage before an intact record.
+        """
         self._require_writer()
         if not ops:
             return
         record = frame(encode_commit(ops))
         fd, start = self._log_fd, self._log_size
         assert fd is not None
+        if self._log_dirty:
+            os.ftruncate(fd, start)
+            os.fsync(fd)
+            self._log_dirty = False
         try:
             _write_all(fd, record)
             os.fsync(fd)
@@ -503,30 +649,39 @@ class FileStore(Store):
                 os.ftruncate(fd, start)
                 os.fsync(fd)
             except OSError:
-                pass  # the next open sees a torn tail and drops it
-            raise _storage_error(exc) from exc
+                self._log_dirty = True
+            raise _storage_error(exc, f"the index at {self.location!r}") from exc
         self._log_size = start + len(record)
 
+    @_os_errors
     def write_snapshot_sync(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes | memoryview) -> None:
         """Compaction: install the next generation, switch to its empty log, then delete the old one."""
         self._require_writer()
         old = self._pointer
         assert old is not None
         pointer, log_fd = self._install(old["generation"] + 1, manifest, rows, vectors)
-        if self._log_fd is not None:
-            os.close(self._log_fd)
-        self._log_fd, self._pointer, self._log_size = log_fd, pointer, 0
-        for name in generation_files(old["generation"]):
-            try:
-                os.unlink(self._path(name))
-            except FileNotFoundError:
-                pass
-        _fsync_dir(self.location)
+        old_log, self._log_fd, self._pointer, self._log_size = self._log_fd, log_fd, pointer, 0
+        self._log_dirty = False
+        # The new generation is installed: from here on nothing may report failure. Old files that
+        # cannot be removed now are removed by the next writer's open (``_remove_stale``).
+        try:
+            if old_log is not None:
+                os.close(old_log)
+            for name in generation_files(old["generation"]):
+                try:
+                    os.unlink(self._path(name))
+                except FileNotFoundError:
+                    pass
+            _fsync_dir(self.location)
+        except OSError:
+            pass
 
+    @_os_errors
     def close_sync(self) -> None:
         """Release the lock and handles; safe to call twice."""
         self._release()
 
+    @_os_errors
     def drop_sync(self) -> None:
         """Delete this index's files (and the folder when nothing else is left in it)."""
         if not os.path.isdir(self.location):
@@ -534,11 +689,13 @@ class FileStore(Store):
             return
         held = self._lock_fd is not None
         lock_fd = self._lock_fd if held else self._acquire_lock()
+        gone = False  # until manifest.json is removed a failure leaves the index, and this store, as they were
         try:
             try:
                 os.unlink(self._path(POINTER))  # from here on there is no index
             except FileNotFoundError:
                 pass
+            gone = True
             _fsync_dir(self.location)
             self._remove_stale(())
             try:
@@ -548,7 +705,8 @@ class FileStore(Store):
         finally:
             if not held:
                 os.close(lock_fd)  # type: ignore[arg-type]
-            self._release()
+            if gone:
+                self._release()
         try:
             os.rmdir(self.location)
         except OSError:

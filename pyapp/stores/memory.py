@@ -1,26 +1,46 @@
-"""The in-memory twin of the durable stores: same interface, no I/O, for fast unit tests.
+"""The in-memory twin of the durable stores: same interface and same refusals, no I/O, for fast tests.
+
+Why it keeps *encoded* bytes: a twin is only useful if code tested against it behaves the same on
+disk. So the snapshot rows and every commit are held as the bytes ``codec`` writes for the file and
+IndexedDB stores: ``log_bytes``/``snapshot_bytes`` count the same bytes (auto-compaction triggers at
+the same points), values round-trip exactly as they would through storage (a later mutation by the
+caller cannot reach them), and damaged bytes fail to decode with ``CorruptIndex`` as on disk. It
+refuses what they refuse: writes when opened read-only (``ReadOnlyIndex``) or not open (``IndexClosed``),
+a second writer and dropping an index another writer holds (``IndexLocked``).
 
 Indexes live in a process-wide registry keyed by name, so close-and-reopen behaves like a real
-store within one process. Ops are deep-copied on commit so later mutation by the caller cannot
-reach stored state.
+store within one process.
 """
 
 from __future__ import annotations
 
-import copy
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import IndexExists, IndexLocked, IndexNotFound
-from .base import Op, Put, Row, Snapshot, Store
+from ..errors import CorruptIndex, IndexClosed, IndexExists, IndexLocked, IndexNotFound, ReadOnlyIndex
+from .base import Op, Row, Snapshot, Store
+from .codec import decode_commit, decode_rows, encode_commit, encode_rows
 
 _REGISTRY: dict[str, _Stored] = {}
 
 
 class _Stored:
+    """One stored index: its bytes, as a durable store would hold them, and whether a writer holds it."""
+
     def __init__(self, manifest: dict[str, Any]) -> None:
-        self.snapshot = Snapshot(manifest=copy.deepcopy(manifest))
+        self.manifest = b""
+        self.rows = b""
+        self.vectors = b""
+        self.log: list[bytes] = []
         self.writer = False
+        self.replace(manifest, [], b"")
+
+    def replace(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes | memoryview) -> None:
+        """Swap in a whole new snapshot with an empty log (every part encoded before anything changes)."""
+        encoded = (json.dumps(manifest, ensure_ascii=True).encode("ascii"), encode_rows(rows), bytes(vectors))
+        self.manifest, self.rows, self.vectors = encoded
+        self.log = []
 
 
 class MemoryStore(Store):
@@ -28,13 +48,43 @@ class MemoryStore(Store):
 
     def __init__(self, name: str) -> None:
         self.location = name
-        self._writer = False
+        self._read_only: bool | None = None  # None: not open
+        self._log_bytes = 0
+        self._snapshot_bytes = 0
 
     def _stored(self) -> _Stored:
         stored = _REGISTRY.get(self.location)
         if stored is None:
             raise IndexNotFound(f"no index named {self.location!r} in memory")
         return stored
+
+    def _require_writer(self) -> _Stored:
+        if self._read_only is None:
+            raise IndexClosed(f"store {self.location!r} is not open; open it for writing first")
+        if self._read_only:
+            raise ReadOnlyIndex(f"index {self.location!r} was opened read-only")
+        return self._stored()
+
+    def _release(self) -> None:
+        stored = _REGISTRY.get(self.location)
+        if stored is not None and self._read_only is False:
+            stored.writer = False
+        self._read_only = None
+        self._log_bytes = self._snapshot_bytes = 0
+
+    def _decode(self, stored: _Stored) -> Snapshot:
+        try:
+            manifest = json.loads(stored.manifest)
+        except ValueError as exc:
+            raise CorruptIndex(f"index {self.location!r}: the manifest is not JSON ({exc})") from exc
+        rows = decode_rows(stored.rows)
+        log = []
+        for i, record in enumerate(stored.log):
+            try:
+                log.append(decode_commit(record))
+            except CorruptIndex as exc:
+                raise CorruptIndex(f"index {self.location!r}: log record {i}: {exc}") from exc
+        return Snapshot(manifest=manifest, rows=rows, vectors=stored.vectors, log=log)
 
     async def exists(self) -> bool:
         return self.location in _REGISTRY
@@ -45,37 +95,52 @@ class MemoryStore(Store):
         _REGISTRY[self.location] = _Stored(manifest)
 
     async def open(self, read_only: bool = False) -> Snapshot:
+        if self._read_only is not None:
+            self._release()
         stored = self._stored()
+        if not read_only and stored.writer:
+            raise IndexLocked(f"index {self.location!r} is open for writing elsewhere")
+        snapshot = self._decode(stored)  # CorruptIndex before the writer lock is taken
         if not read_only:
-            if stored.writer:
-                raise IndexLocked(f"index {self.location!r} is open for writing elsewhere")
-            stored.writer = self._writer = True
-        snap = stored.snapshot
-        return Snapshot(copy.deepcopy(snap.manifest), list(snap.rows), bytes(snap.vectors), [list(c) for c in snap.log])
+            stored.writer = True
+        self._read_only = read_only
+        self._log_bytes = sum(len(record) for record in stored.log)
+        self._snapshot_bytes = len(stored.vectors) + len(stored.rows)
+        return snapshot
 
     async def commit(self, ops: Sequence[Op]) -> None:
-        frozen = [Put(op.row, bytes(op.vector)) if isinstance(op, Put) else op for op in ops]
-        self._stored().snapshot.log.append(copy.deepcopy(frozen))
+        stored = self._require_writer()
+        if not ops:
+            return
+        record = encode_commit(ops)
+        stored.log.append(record)
+        self._log_bytes += len(record)
 
     async def write_snapshot(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes) -> None:
-        stored = self._stored()
-        stored.snapshot = Snapshot(copy.deepcopy(manifest), list(rows), bytes(vectors), [])
+        stored = self._require_writer()
+        stored.replace(manifest, rows, vectors)
+        self._log_bytes = 0
+        self._snapshot_bytes = len(stored.vectors) + len(stored.rows)
+
+    @property
+    def read_only(self) -> bool | None:
+        """True/False while open (reader/writer), None when closed."""
+        return self._read_only
 
     @property
     def log_bytes(self) -> int:
-        stored = _REGISTRY.get(self.location)
-        return 0 if stored is None else sum(len(c) for c in stored.snapshot.log)
+        return self._log_bytes
 
     @property
     def snapshot_bytes(self) -> int:
-        stored = _REGISTRY.get(self.location)
-        return 0 if stored is None else len(stored.snapshot.vectors) + len(stored.snapshot.rows)
+        return self._snapshot_bytes
 
     async def close(self) -> None:
-        stored = _REGISTRY.get(self.location)
-        if stored is not None and self._writer:
-            stored.writer = False
-        self._writer = False
+        self._release()
 
     async def drop(self) -> None:
+        stored = _REGISTRY.get(self.location)
+        if stored is not None and stored.writer and self._read_only is not False:
+            raise IndexLocked(f"index {self.location!r} is open for writing elsewhere")
+        self._release()
         _REGISTRY.pop(self.location, None)
