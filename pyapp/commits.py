@@ -131,6 +131,8 @@ class Committer:
             raise UpdateInProgress("compact() inside a batch would wait for the batch itself; call it after")
         async with self._get_lock():
             await self._write_snapshot()
+            self.compaction_error = None
+            self._compact_after = 0
 
     # ------------------------------------------------------------------ commit
     async def _commit(self, staged: Staged) -> None:

@@ -13,6 +13,7 @@ with the JS kernel, and every observation must agree (scores within ``SCORE_TOL`
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import math
@@ -35,8 +36,11 @@ from pyapp import (
     NoEmbedder,
     NoUpdateInProgress,
     ReadOnlyIndex,
+    StorageError,
+    StorageFull,
     UpdateInProgress,
 )
+from pyapp.stores import FaultyStore, store_for
 
 DIMS = 8
 SCORE_TOL = 1e-5  # float32 kernels (numpy, JS) may differ in the last bits of a dot product
@@ -909,3 +913,139 @@ async def case_export_import(locations: Scope) -> Observation:
             await raises(DuplicateId, copy.import_from(path))
             assert await copy.import_from(path, upsert=True) == 15
     return counts
+
+
+# --------------------------------------------------------------------------- injected store faults (FaultyStore)
+
+
+async def _faulty(locations: Scope, fail: dict[str, Any], **kwargs: Any) -> tuple[str, Any, LocalIndex]:
+    """A fresh index on ``FaultyStore(<this build's store>)``; the plain location reopens it without faults."""
+    loc = locations()
+    store = FaultyStore(store_for(loc), fail, **kwargs)
+    idx = await LocalIndex.create(store, dims=DIMS)
+    locations.opened.append(idx)
+    return loc, store, idx
+
+
+async def case_failed_batch_commit_ends_the_update(locations: Scope) -> Observation:
+    """A commit that fails at the end of batch()/end_update() ends the update and changes nothing; the next
+    plain write is durable again (it used to be staged into the dead update and lost at close)."""
+    loc, store, idx = await _faulty(locations, {"commit": [2, 4]})
+    await idx.insert(vec(1), id="a")  # commit 1
+    names = []
+    try:
+        async with idx.batch():
+            await idx.insert(vec(2), id="b")
+            await idx.upsert("a", vec(3), metadata={"changed": True})
+    except StorageError as exc:  # commit 2
+        names.append(type(exc).__name__)
+    assert await idx.ids() == ["a"] and (await idx.get("a")).metadata == {}
+    assert (await idx.stats())["update_in_progress"] is False
+    await idx.insert(vec(4), id="c")  # commit 3: a plain, durable write again
+    idx.begin_update()
+    await idx.insert(vec(5), id="d")
+    names.append(await raises(StorageError, idx.end_update()))  # commit 4
+    assert (await idx.stats())["update_in_progress"] is False
+    await idx.insert(vec(6), id="e")  # commit 5
+    assert await idx.ids() == ["a", "c", "e"]
+    await idx.close()
+    reopened = await locations.open(loc)
+    assert await reopened.ids() == ["a", "c", "e"]
+    return {"errors": names, "commits": store.calls["commit"], "ids": await reopened.ids()}
+
+
+async def case_failed_compaction_keeps_the_acknowledged_write(locations: Scope) -> Observation:
+    """Auto-compaction after a durable commit fails: the write still succeeds (no retry, no duplicate)."""
+    loc, store, idx = await _faulty(locations, {"write_snapshot": 1}, error=StorageFull)
+    await idx.insert(vec(0), id="first", text="small")
+    filler = "x" * 2048
+    items = [{"id": f"n{i}", "vector": vec(i + 1), "text": f"{filler} {i}"} for i in range(600)]
+    ids = await idx.insert_many(items)  # > 1 MiB of log: compaction runs, and its snapshot write fails
+    assert len(ids) == 600 and store.calls["write_snapshot"] == 1
+    stats = await idx.stats()
+    assert stats["items"] == 601 and "StorageFull" in stats["compaction_error"]
+    await idx.insert(vec(999), id="after")  # the index keeps working
+    await idx.compact()  # an explicit compaction now succeeds
+    assert (await idx.stats())["compaction_error"] is None
+    await idx.close()
+    reopened = await locations.open(loc)
+    assert await reopened.count() == 602 and (await reopened.get("n599")).text == f"{filler} 599"
+    return {"count": await reopened.count(), "snapshots": store.calls["write_snapshot"]}
+
+
+async def case_failed_bulk_snapshot_leaves_the_index_empty(locations: Scope) -> Observation:
+    """A first bulk load is written as a snapshot; when that fails the index is empty and works again."""
+    loc, store, idx = await _faulty(locations, {"write_snapshot": 1})
+    items = [{"id": f"b{i}", "vector": vec(i), "metadata": {"g": i % 3}, "text": f"bulk {i}"} for i in range(1000)]
+    name = await raises(StorageError, idx.insert_many(items))
+    assert await idx.count() == 0 and await idx.query(vec(3), text="bulk", top_k=3) == []
+    assert await idx.count({"g": 1}) == 0 and await idx.ids() == []
+    await idx.insert_many(items)
+    top = await idx.query(vec(7), top_k=1)
+    assert top[0].id == "b7"
+    await idx.close()
+    reopened = await locations.open(loc)
+    assert await reopened.count() == 1000 and await reopened.count({"g": 1}) == 333
+    return {"error": name, "count": await reopened.count(), "top": hits(top)}
+
+
+async def case_batch_belongs_to_its_task(locations: Scope) -> Observation:
+    """Task B's plain write waits for task A's batch and never joins it: A's rollback does not lose B's write."""
+    idx = await locations.create(locations())
+    opened, release = asyncio.Event(), asyncio.Event()
+    order: list[str] = []
+
+    async def task_a() -> None:
+        try:
+            async with idx.batch():
+                await idx.insert(vec(1), id="from-a")
+                await asyncio.gather(idx.insert(vec(2), id="a-child"))  # a task started inside joins the batch
+                opened.set()
+                await release.wait()
+                order.append("a-rollback")
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+
+    async def task_b() -> None:
+        await opened.wait()
+        await idx.insert(vec(3), id="from-b")
+        order.append("b-done")
+
+    a, b = asyncio.create_task(task_a()), asyncio.create_task(task_b())
+    await opened.wait()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert order == [] and await idx.get("from-b") is None  # B waits for A's batch
+    release.set()
+    await asyncio.gather(a, b)
+    assert order == ["a-rollback", "b-done"]
+    assert await idx.ids() == ["from-b"]
+    return await idx.ids()
+
+
+async def case_hostile_vectors_and_arguments(locations: Scope) -> Observation:
+    """Vectors whose norm overflows float32 are normalised (not stored as zeros); strings and booleans are not
+    numbers; malformed arguments raise ClinvecErrors and change nothing."""
+    idx = await locations.create(locations())
+    await idx.insert([3e38] * DIMS, id="huge")
+    huge = await idx.get("huge")
+    assert close_to(huge.vector, [1 / math.sqrt(DIMS)] * DIMS)
+    names = []
+    for bad in (["1"] * DIMS, [True] + [0.5] * (DIMS - 1), [None] * DIMS, [1e39] * DIMS):
+        names.append(await raises(InvalidVector, idx.insert(bad)))
+    for call in (
+        lambda: idx.query(vec(1), weights="ab"),
+        lambda: idx.query(vec(1), text="x", weights=[1]),
+        lambda: idx.query(vec(1), weights=[True, 1]),
+        lambda: idx.get(["huge"]),
+        lambda: idx.insert_many(5),
+        lambda: idx.insert_many([5]),
+        lambda: idx.delete_many(7),
+        lambda: idx.list(limit=True),
+        lambda: idx.insert(vec(2), id="\ud800"),
+        lambda: idx.insert(vec(2), text="bad \udc00 text"),
+    ):
+        names.append(await raises(InvalidInput, call))
+    assert await idx.ids() == ["huge"]
+    return names
