@@ -428,3 +428,23 @@ async def test_iter_items_and_distinct(tmp_path) -> None:
         batches = [[item.id for item in batch] async for batch in idx.iter_items(batch_size=2)]
         assert batches == [["a", "c"], ["d"]]
         await idx.close()
+
+
+async def test_stats_never_builds_the_keyword_index(tmp_path) -> None:
+    """stats() stays cheap on a reopened index: it reports text counts without building BM25 (the page calls it
+    after every add; building took seconds in Pyodide at 50k texts)."""
+    loc = str(tmp_path / "s")
+    idx = await LocalIndex.create(loc, dims=DIMS)
+    await idx.insert_many([{"id": f"t{i}", "vector": vec(i), "text": f"note {i}" if i % 3 else None} for i in range(30)])
+    await idx.close()
+    idx = await LocalIndex.open(loc)
+    stats = await idx.stats()
+    assert stats["keyword"] == {"built": False, "texts": 20}
+    assert not idx._state.keyword_built
+    await idx.upsert("t0", vec(0), text="now with text")
+    await idx.delete("t1")
+    assert (await idx.stats())["keyword"] == {"built": False, "texts": 20}
+    await idx.query(text="note", mode="keyword")
+    keyword = (await idx.stats())["keyword"]
+    assert keyword["built"] is True and keyword["texts"] == 20 and keyword["docs"] == 20
+    await idx.close()
