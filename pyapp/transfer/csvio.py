@@ -73,7 +73,12 @@ def _next_row(reader: Any, path: str) -> list[str] | None:
     except csv.Error as exc:
         if "unexpected end of data" in str(exc):
             raise InvalidInput(f"{path} line {start}: a quoted field opened on this line is never closed") from None
-        raise InvalidInput(f"{path} line {reader.line_num}: malformed CSV ({exc})") from None
+        if reader.line_num > start:
+            raise InvalidInput(
+                f"{path} lines {start}-{reader.line_num}: malformed CSV ({exc}); is a quote opened on line {start} "
+                "closed in the wrong place?"
+            ) from None
+        raise InvalidInput(f"{path} line {start}: malformed CSV ({exc})") from None
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path} near line {start}: not UTF-8 text ({exc.reason})") from None
 
