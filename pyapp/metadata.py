@@ -23,6 +23,7 @@ MAX_INT_DIGITS = 4300
 and writer of the stores meets (Pyodide's too); longer integers are rejected, shorter ones round-trip exactly."""
 
 _INT_BOUND = 10**MAX_INT_DIGITS
+_NEG_INT_BOUND = -_INT_BOUND  # precomputed: negating a 4,300-digit int on every check would allocate
 
 
 def check_no_lone_surrogates(value: str, what: str) -> None:
@@ -44,7 +45,7 @@ def check_no_lone_surrogates(value: str, what: str) -> None:
 
 def check_int(value: int, what: str, error: type[ClinvecError] = InvalidInput) -> None:
     """Raise ``error`` for an integer longer than ``MAX_INT_DIGITS`` digits (it would not survive JSON)."""
-    if not -_INT_BOUND < value < _INT_BOUND:
+    if not _NEG_INT_BOUND < value < _INT_BOUND:
         raise error(f"{what}: integer has more than {MAX_INT_DIGITS} digits")
 
 
@@ -123,7 +124,7 @@ def copy_json(value: Any, root: str, error: type[ClinvecError], strict: bool = T
                 _check_text(v, parts, root, error)
             return v if type(v) is str else str.__str__(v)
         if isinstance(v, int):
-            if strict and not -_INT_BOUND < v < _INT_BOUND:
+            if strict and not _NEG_INT_BOUND < v < _INT_BOUND:
                 check_int(v, format_path(root, parts), error)
             return v if type(v) is int else int(v)
         if isinstance(v, float):
@@ -211,7 +212,7 @@ def _is_flat(obj: dict[Any, Any]) -> bool:
             if not value.isascii():
                 return False
         elif kind is int:
-            if not -_INT_BOUND < value < _INT_BOUND:
+            if not _NEG_INT_BOUND < value < _INT_BOUND:
                 return False
         elif kind not in _FLAT_TYPES and not (kind is float and math.isfinite(value)):
             return False
