@@ -367,3 +367,14 @@ async def test_failed_export_leaves_no_temp_file_and_keeps_the_target(tmp_path, 
 
 def test_every_transfer_error_is_a_clinvec_error():
     assert issubclass(StorageError, ClinvecError) and issubclass(InvalidInput, ClinvecError)
+
+
+def test_transfer_uses_only_the_public_index_api():
+    """Transfer sits above the index: no attribute access to a private name (``index._rows``) anywhere."""
+    import ast
+
+    for path in sorted((HERE.parent / "pyapp" / "transfer").glob("*.py")) + [HERE.parent / "pyapp" / "cli.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute):
+                private = node.attr.startswith("_") and not node.attr.startswith("__")
+                assert not private, f"{path.name}:{node.lineno} reads .{node.attr}"
