@@ -11,19 +11,25 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
-from .errors import ClinvecError, IndexNotFound
+from .errors import ClinvecError, IndexNotFound, InvalidFilter, InvalidInput
 from .index import LocalIndex
+from .metadata import parse_json
 from .progress import ProgressBar
-from .transfer import read_items
+from .transfer import export_items, import_into
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 3
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False))
+    """One JSON line on stdout; text the terminal cannot encode is written as JSON escapes instead."""
+    try:
+        print(json.dumps(value, ensure_ascii=False))
+    except UnicodeEncodeError:
+        print(json.dumps(value, ensure_ascii=True))
 
 
 def _load_embedder(args: argparse.Namespace) -> Any:
@@ -34,24 +40,29 @@ def _load_embedder(args: argparse.Namespace) -> Any:
 
 
 def _vector_arg(value: str | None) -> Any:
+    """``--vector``: a JSON array, or the path of a file holding one."""
     if value is None:
         return None
-    if os.path.exists(value):
-        with open(value, encoding="utf-8") as handle:
-            value = handle.read()
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        raise ClinvecError(f"--vector must be a JSON array or a file holding one, got {value[:40]!r}") from None
+    if os.path.isfile(value):
+        try:
+            with open(value, "rb") as handle:
+                return parse_json(handle.read(), f"--vector file {value!r}")
+        except OSError as exc:
+            raise InvalidInput(f"--vector: cannot read {value!r}: {exc.strerror or exc}") from None
+    return parse_json(value, "--vector (a JSON array or a file holding one)")
 
 
 def _metadata_arg(value: str | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        raise ClinvecError(f"--metadata must be a JSON object, got {value[:40]!r}") from None
+    parsed: dict[str, Any] = parse_json(value, "--metadata (a JSON object)")
+    return parsed
+
+
+def _filter_arg(value: str | None, option: str = "--filter") -> dict[str, Any] | None:
+    if value is None:
+        return None
+    parsed: dict[str, Any] = parse_json(value, f"{option} (a JSON filter)", InvalidFilter)
     return parsed
 
 
@@ -70,78 +81,83 @@ def _result_json(result: Any, with_vector: bool = False) -> dict[str, Any]:
     return out
 
 
-async def _open(args: argparse.Namespace, read_only: bool) -> LocalIndex:
-    """Open the index; when text may need embedding, attach the embedder named or the one it recorded."""
-    index = await LocalIndex.open(args.index, read_only=read_only)
-    if getattr(args, "needs_embedder", False):
-        from .embed.resolve import embedder_from_identity
+@asynccontextmanager
+async def opened(args: argparse.Namespace, read_only: bool) -> AsyncIterator[LocalIndex]:
+    """The index named by ``args.index``, open for the block and closed after it, whatever happens.
 
-        try:
+    When the command may embed text (``args.needs_embedder``), the embedder named on the command line,
+    or else the one the index recorded, is attached."""
+    index = await LocalIndex.open(args.index, read_only=read_only)
+    try:
+        if getattr(args, "needs_embedder", False):
+            from .embed.resolve import embedder_from_identity
+
             embedder = _load_embedder(args) or embedder_from_identity(index.manifest.get("embedder"), args.quiet)
             index.use_embedder(embedder)
-        except BaseException:
-            await index.close()
-            raise
-    return index
+        yield index
+    finally:
+        await index.close()
+
+
+async def _import_file(index: LocalIndex, args: argparse.Namespace, path: str) -> int:
+    """The one path from a JSONL/CSV/vectra source into an open index (``add --file`` and ``import``)."""
+    return await import_into(
+        index,
+        path,
+        format=args.format,
+        progress=ProgressBar("embed", force=args.progress),
+        upsert=args.upsert,
+        read_progress=ProgressBar("read", force=args.progress),
+    )
 
 
 async def cmd_create(args: argparse.Namespace) -> int:
     embedder = _load_embedder(args)
     index = await LocalIndex.create(args.index, dims=args.dims, indexed=args.indexed or (), embedder=embedder)
-    _print_json(await index.stats())
-    await index.close()
+    try:
+        _print_json(await index.stats())
+    finally:
+        await index.close()
     return EXIT_OK
 
 
 async def cmd_add(args: argparse.Namespace) -> int:
     args.needs_embedder = args.file is not None or args.vector is None
-    index = await _open(args, read_only=False)
-    try:
+    async with opened(args, read_only=False) as index:
         if args.file:
-            items = read_items(args.file, args.format, index.dims, ProgressBar("read", force=args.progress))
-            bar = ProgressBar("embed", force=args.progress)
-            ids = await (index.upsert_many if args.upsert else index.insert_many)(items, progress=bar)
-            _print_json({"added": len(ids)})
+            _print_json({"added": await _import_file(index, args, args.file)})
+            return EXIT_OK
+        vector = _vector_arg(args.vector)
+        metadata = _metadata_arg(args.metadata)
+        if args.upsert:
+            if not args.id:
+                raise InvalidInput("--upsert needs --id")
+            new_id = await index.upsert(args.id, vector, metadata=metadata, text=args.text)
         else:
-            vector = _vector_arg(args.vector)
-            metadata = _metadata_arg(args.metadata)
-            if args.upsert:
-                if not args.id:
-                    raise ClinvecError("--upsert needs --id")
-                new_id = await index.upsert(args.id, vector, metadata=metadata, text=args.text)
-            else:
-                new_id = await index.insert(vector, metadata=metadata, text=args.text, id=args.id)
-            _print_json({"id": new_id})
-    finally:
-        await index.close()
+            new_id = await index.insert(vector, metadata=metadata, text=args.text, id=args.id)
+    _print_json({"id": new_id})
     return EXIT_OK
 
 
 async def cmd_query(args: argparse.Namespace) -> int:
     args.needs_embedder = args.vector is None and args.mode != "keyword"
-    index = await _open(args, read_only=True)
-    try:
+    async with opened(args, read_only=True) as index:
         results = await index.query(
             vector=_vector_arg(args.vector),
             text=args.text,
             top_k=args.top_k,
-            filter=_metadata_arg(args.filter),
+            filter=_filter_arg(args.filter),
             mode=args.mode,
             min_score=args.min_score,
         )
-    finally:
-        await index.close()
     for result in results:
         _print_json(_result_json(result, args.with_vector))
     return EXIT_OK
 
 
 async def cmd_get(args: argparse.Namespace) -> int:
-    index = await _open(args, read_only=True)
-    try:
+    async with opened(args, read_only=True) as index:
         item = await index.get(args.id)
-    finally:
-        await index.close()
     if item is None:
         print(f"clinvec: no item with id {args.id!r}", file=sys.stderr)
         return EXIT_MISSING
@@ -150,11 +166,8 @@ async def cmd_get(args: argparse.Namespace) -> int:
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
-    index = await _open(args, read_only=True)
-    try:
-        items = await index.list(filter=_metadata_arg(args.filter), limit=args.limit, offset=args.offset)
-    finally:
-        await index.close()
+    async with opened(args, read_only=True) as index:
+        items = await index.list(filter=_filter_arg(args.filter), limit=args.limit, offset=args.offset)
     for item in items:
         record = item.to_dict()
         if not args.with_vector:
@@ -164,57 +177,62 @@ async def cmd_list(args: argparse.Namespace) -> int:
 
 
 async def cmd_delete(args: argparse.Namespace) -> int:
-    index = await _open(args, read_only=False)
-    try:
+    async with opened(args, read_only=False) as index:
         if args.where:
-            count = await index.delete_where(_metadata_arg(args.where) or {})
+            count = await index.delete_where(_filter_arg(args.where, "--where") or {})
         else:
             count = await index.delete_many(args.ids)
-    finally:
-        await index.close()
     _print_json({"deleted": count})
     return EXIT_OK
 
 
 async def cmd_stats(args: argparse.Namespace) -> int:
-    index = await _open(args, read_only=True)
-    try:
+    async with opened(args, read_only=True) as index:
         _print_json(await index.stats())
-    finally:
-        await index.close()
     return EXIT_OK
 
 
 async def cmd_export(args: argparse.Namespace) -> int:
-    index = await _open(args, read_only=True)
-    try:
-        count = await index.export_to(args.path, format=args.format)
-    finally:
-        await index.close()
+    async with opened(args, read_only=True) as index:
+        count = await export_items(index, args.path, format=args.format)
     _print_json({"exported": count, "path": args.path})
     return EXIT_OK
 
 
 async def cmd_import(args: argparse.Namespace) -> int:
+    if args.create:
+        return await _import_new(args)
     args.needs_embedder = True
-    index = await _open(args, read_only=False)
-    try:
-        count = await index.import_from(
-            args.path, format=args.format, progress=ProgressBar("import", force=args.progress), upsert=args.upsert
-        )
-    finally:
-        await index.close()
+    async with opened(args, read_only=False) as index:
+        count = await _import_file(index, args, args.path)
     _print_json({"imported": count})
     return EXIT_OK
 
 
-async def cmd_compact(args: argparse.Namespace) -> int:
-    index = await _open(args, read_only=False)
+async def _import_new(args: argparse.Namespace) -> int:
+    """``import --create``: a new index whose dims and indexed fields come from the source."""
+    from .transfer.create import create_from
+
+    index = await create_from(
+        args.index,
+        args.path,
+        format=args.format,
+        embedder=_load_embedder(args),
+        indexed=args.indexed,
+        progress=ProgressBar("embed", force=args.progress),
+        read_progress=ProgressBar("read", force=args.progress),
+    )
     try:
-        await index.compact()
-        _print_json(await index.stats())
+        _print_json({"imported": await index.count(), "indexed": index.indexed})
     finally:
         await index.close()
+    return EXIT_OK
+
+
+async def cmd_compact(args: argparse.Namespace) -> int:
+    async with opened(args, read_only=False) as index:
+        await index.compact()
+        _print_json(await index.stats())
     return EXIT_OK
 
 
@@ -301,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["jsonl", "csv", "vectra"])
     p.add_argument("--upsert", action="store_true")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--create", action="store_true", help="create the index (dims and indexed fields from the source)")
+    p.add_argument("--indexed", nargs="*", help="with --create: fields to keep columnar (default: the source's)")
     _add_model_options(p)
     p.set_defaults(run=cmd_import)
 
@@ -317,17 +337,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every failure is one line on stderr and an exit code, never a traceback
+    (set ``CLINVEC_DEBUG=1`` to see the traceback of an unexpected error)."""
     args = build_parser().parse_args(argv)
     try:
         return asyncio.run(args.run(args))
     except IndexNotFound as exc:
-        print(f"clinvec: error: {exc}", file=sys.stderr)
-        return EXIT_MISSING
+        return _fail(exc, EXIT_MISSING)
     except ClinvecError as exc:
-        print(f"clinvec: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        print(f"clinvec: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(exc, EXIT_ERROR)
+    except OSError as exc:
+        return _fail(exc, EXIT_ERROR)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if os.environ.get("CLINVEC_DEBUG"):
+            raise
+        name = type(exc).__name__
+        print(f"clinvec: unexpected error (a bug; CLINVEC_DEBUG=1 shows where): {name}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _fail(exc: BaseException, code: int) -> int:
+    print(f"clinvec: error: {exc}", file=sys.stderr)
+    return code

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidFilter
-from .metadata import MISSING, copy_json, format_path, list_index, resolve, split_path
+from .metadata import MAX_DEPTH, MISSING, copy_json, format_path, list_index, resolve, split_path
 
 Test = Callable[[Any], bool]
 Matcher = Callable[[dict[str, Any]], bool]
@@ -402,6 +402,10 @@ class Filter:
 
 # --------------------------------------------------------------------------- compiler
 
+MAX_FILTER_DEPTH = MAX_DEPTH
+"""Deepest filter accepted, counting every object and list level (``{"$and": [...]}`` is two): the compiler
+and its cache key are recursive, so a hostile filter must be refused before it exhausts the stack."""
+
 _FIELD_OPS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$contains", "$not"})
 _TOP_OPS = frozenset({"$and", "$or", "$not"})
 
@@ -440,8 +444,14 @@ def _compare_operand(value: Any, parts: Parts) -> int | float | str:
     return out
 
 
+def _check_depth(parts: Parts) -> None:
+    if len(parts) > MAX_FILTER_DEPTH:
+        raise InvalidFilter(f"{_where(parts[:8])}...: filter nested deeper than {MAX_FILTER_DEPTH} levels")
+
+
 def _compile_ops(doc: Mapping[str, Any], parts: Parts) -> Cond:
     """An operator document such as ``{"$gte": 1, "$lt": 5}`` (every key starts with ``$``)."""
+    _check_depth(parts)
     conds: list[Cond] = []
     for op, arg in doc.items():
         at = parts + [op]
@@ -512,6 +522,7 @@ def _compile_field(value: Any, parts: Parts) -> Cond:
 
 
 def _compile_doc(doc: Any, parts: Parts, paths: set[str]) -> Node:
+    _check_depth(parts)
     if not isinstance(doc, dict):
         raise InvalidFilter(f"{_where(parts)}: a filter must be an object (dict), got {type(doc).__name__}")
     _check_keys(doc, parts)
@@ -547,7 +558,8 @@ def _compile_doc(doc: Any, parts: Parts, paths: set[str]) -> Node:
 def compile_filter(spec: Mapping[str, Any] | Filter) -> Filter:
     """Validate and compile a MongoDB-style filter; raises ``InvalidFilter`` saying what and where.
 
-    A ``Filter`` is returned as is, so callers may accept either form.
+    A ``Filter`` is returned as is, so callers may accept either form. Filters nested deeper than
+    ``MAX_FILTER_DEPTH`` levels are rejected.
     """
     if isinstance(spec, Filter):
         return spec
@@ -574,15 +586,18 @@ _COMPILED: dict[Any, Filter] = {}
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def _freeze(value: Any) -> Any:
-    """A hashable, type-exact image of plain JSON ``value``; None when it holds anything else."""
+def _freeze(value: Any, depth: int = 0) -> Any:
+    """A hashable, type-exact image of plain JSON ``value``; None when it holds anything else or is nested
+    deeper than ``MAX_FILTER_DEPTH`` (the compiler then rejects it)."""
+    if depth > MAX_FILTER_DEPTH:
+        return None
     kind = type(value)
     if kind is dict:
         items = []
         for k, v in value.items():
             if type(k) is not str:
                 return None
-            frozen = _freeze(v)
+            frozen = _freeze(v, depth + 1)
             if frozen is None:
                 return None
             items.append((k, frozen))
@@ -590,7 +605,7 @@ def _freeze(value: Any) -> Any:
     if kind is list or kind is tuple:
         out = []
         for v in value:
-            frozen = _freeze(v)
+            frozen = _freeze(v, depth + 1)
             if frozen is None:
                 return None
             out.append(frozen)

@@ -423,15 +423,12 @@ class LocalIndex:
         from .transfer import export_items
 
         self._ensure_open()
-        return export_items(self, path, format)
+        return await export_items(self, path, format)
 
     async def import_from(
         self, path: str, format: str | None = None, progress: Progress | None = None, upsert: bool = False
     ) -> int:
         """Load items from JSONL, CSV or a vectra index folder (detected when ``format`` is None) in one commit."""
-        from .transfer import read_items
+        from .transfer import import_into
 
-        items = read_items(path, format, self.dims)
-        if upsert:
-            return len(await self.upsert_many(items, progress=progress))
-        return len(await self.insert_many(items, progress=progress))
+        return await import_into(self, path, format=format, progress=progress, upsert=upsert)

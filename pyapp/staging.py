@@ -14,21 +14,13 @@ from typing import Any
 
 from .embed.base import Embedder, Progress
 from .errors import DimensionMismatch, DuplicateId, InvalidInput, InvalidVector, NoEmbedder
-from .metadata import validate_metadata
+from .metadata import check_no_lone_surrogates, validate_metadata
 from .rows import IndexRows
 from .stores import Delete, Op, Put, Row
 from .types import Item
 
 MAX_ID_LENGTH = 512
 _ITEM_KEYS = frozenset(("id", "vector", "metadata", "text"))
-
-
-def check_no_lone_surrogates(value: str, what: str) -> None:  # TODO(merge): use pyapp.metadata's
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInput(f"{what} holds a lone surrogate (not valid Unicode text)") from None
 
 
 def check_id(item_id: Any) -> str:

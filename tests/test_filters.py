@@ -12,9 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyapp.errors import ClinvecError, InvalidFilter, InvalidMetadata
-from pyapp.filters import Filter, compile_filter, json_equal
-from pyapp.metadata import MAX_DEPTH, get_path, validate_metadata
+from pyapp.errors import ClinvecError, InvalidFilter, InvalidInput, InvalidMetadata
+from pyapp.filters import MAX_FILTER_DEPTH, Filter, compile_filter, json_equal
+from pyapp.metadata import (
+    MAX_DEPTH,
+    MAX_INT_DIGITS,
+    check_no_lone_surrogates,
+    get_path,
+    parse_json,
+    validate_metadata,
+)
 
 # --------------------------------------------------------------------------- validate_metadata
 
@@ -37,10 +44,63 @@ def test_validate_returns_deep_copy_with_json_types() -> None:
     assert out["a"] is not src["a"]
 
 
-def test_validate_keeps_any_python_str() -> None:
-    """Lone surrogates are valid Python text; the stores escape them (JSON ensure_ascii), so they are kept."""
-    src = {"s\udfff": ["bad\ud800", {"k": "é"}]}
+def test_validate_keeps_non_ascii_text() -> None:
+    src = {"sé": ["naïve", {"k": "é", "e": "\U0001f600"}], "ward": "Säl 3"}
     assert validate_metadata(src) == src
+
+
+@pytest.mark.parametrize(
+    ("bad", "where"),
+    [
+        ({"s\udfff": 1}, "metadata: key 's\\udfff'"),
+        ({"a": "bad\ud800"}, "metadata.a:"),
+        ({"a": ["ok", {"k": "x\udc00"}]}, "metadata.a[1].k:"),
+        ({"a": {"\ud800": 1}}, "metadata.a: key '\\ud800'"),
+    ],
+)
+def test_validate_rejects_lone_surrogates(bad: Any, where: str) -> None:
+    """A lone surrogate is not Unicode text: no UTF-8 export, terminal or browser could carry it (defect 14)."""
+    with pytest.raises(InvalidMetadata, match="lone surrogate") as info:
+        validate_metadata(bad)
+    assert str(info.value).startswith(where)
+
+
+def test_check_no_lone_surrogates() -> None:
+    check_no_lone_surrogates("plain", "id")
+    check_no_lone_surrogates("naïve \U0001f600", "id")
+    with pytest.raises(InvalidInput, match=r"^id: holds a lone surrogate '\\ud800' at position 2"):
+        check_no_lone_surrogates("ab\ud800", "id")
+
+
+def test_validate_int_digit_limit() -> None:
+    """Integers round-trip up to MAX_INT_DIGITS digits (what every JSON reader here parses); longer ones are
+    rejected up front instead of failing in the store's encoder (defect 13)."""
+    edge = 10**MAX_INT_DIGITS - 1
+    assert validate_metadata({"n": edge, "m": [-edge]}) == {"n": edge, "m": [-edge]}
+    for bad in ({"n": 10**MAX_INT_DIGITS}, {"n": [-(10**5000)]}, {"n": {"x": 10**5000}}):
+        with pytest.raises(InvalidMetadata, match="more than 4300 digits"):
+            validate_metadata(bad)
+
+
+def test_validate_rejects_very_deep_nesting_without_recursion_error() -> None:
+    deep: Any = 1
+    for _ in range(100_000):
+        deep = {"a": [deep]}
+    with pytest.raises(InvalidMetadata, match=f"nested deeper than {MAX_DEPTH} levels"):
+        validate_metadata({"d": deep})
+
+
+def test_parse_json_failures_are_clinvec_errors() -> None:
+    assert parse_json('{"a": [1, 2.5, "x"]}', "arg") == {"a": [1, 2.5, "x"]}
+    cases = {
+        "{": "not valid JSON",
+        "[" * 100_000 + "]" * 100_000: "nested too deeply",
+        "1" * 5000: "not accepted JSON",
+        b"\xff\xfe": "not UTF-8",
+    }
+    for text, message in cases.items():
+        with pytest.raises(InvalidInput, match=message):
+            parse_json(text, "arg")
 
 
 def test_validate_keeps_bools_distinct_from_ints() -> None:
@@ -616,3 +676,37 @@ def test_cached_filter_is_independent_of_the_callers_dict() -> None:
     changed = compile_filter(spec)
     assert first is not changed
     assert not first.matches({"ward": "OR"}) and changed.matches({"ward": "OR"})
+
+
+def _nest(kind: str, levels: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {"ward": "ICU"}
+    for _ in range(levels):
+        if kind == "$not-field":
+            spec = {"ward": {"$not": spec["ward"] if "$not" in str(spec) else {"$eq": "ED"}}}
+        elif kind == "$not":
+            spec = {"$not": spec}
+        else:
+            spec = {kind: [spec]}
+    return spec
+
+
+@pytest.mark.parametrize("kind", ["$and", "$or", "$not"])
+def test_filters_nested_hundreds_deep_are_invalid_filter(kind: str) -> None:
+    """500 levels used to overflow the recursive compiler (RecursionError, defect 13): a documented limit now."""
+    with pytest.raises(InvalidFilter, match=f"nested deeper than {MAX_FILTER_DEPTH} levels"):
+        compile_filter(_nest(kind, 500))
+    shallow = compile_filter(_nest(kind, 20))  # well within the limit: still compiles and matches
+    assert shallow.matches({"ward": "ICU"}) is (kind != "$not" or 20 % 2 == 0)
+
+
+def test_field_not_and_literals_nested_deep_are_invalid_filter() -> None:
+    cond: Any = {"$eq": 1}
+    for _ in range(500):
+        cond = {"$not": cond}
+    with pytest.raises(InvalidFilter, match="nested deeper"):
+        compile_filter({"n": cond})
+    literal: Any = 1
+    for _ in range(5000):
+        literal = [literal]
+    with pytest.raises(InvalidFilter, match="nested deeper"):
+        compile_filter({"n": literal})
