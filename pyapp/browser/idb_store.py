@@ -12,6 +12,11 @@ tab opening for write gets ``IndexLocked`` at once; the browser frees it when th
 Persistence: opening for write calls ``navigator.storage.persist()`` where it exists (a window); in a
 worker only ``persisted()`` exists, so the page asks on the main thread at start-up (``web/app/main.mjs``).
 ``info()`` reports the answer, with usage and quota, for ``stats()``.
+
+Errors follow the file store's rules (the store conformance suite, ``tests/stores/``, checks both): a
+full quota is ``StorageFull``, any other failed IndexedDB request ``StorageError``, records that do
+not decode ``CorruptIndex``. A commit is one whole transaction, so there is no torn tail to forgive:
+every stored record must decode.
 """
 
 from __future__ import annotations
@@ -23,7 +28,16 @@ from typing import Any
 import js  # type: ignore[import-not-found]
 from pyodide.ffi import JsException  # type: ignore[import-not-found]
 
-from ..errors import CorruptIndex, IndexClosed, IndexExists, IndexLocked, IndexNotFound, ReadOnlyIndex, StorageFull
+from ..errors import (
+    CorruptIndex,
+    IndexClosed,
+    IndexExists,
+    IndexLocked,
+    IndexNotFound,
+    ReadOnlyIndex,
+    StorageError,
+    StorageFull,
+)
 from ..stores.base import Op, Row, Snapshot, Store
 from ..stores.codec import decode_commit, decode_rows, encode_commit, encode_rows
 from ._bridge import js_error_name, js_module, to_u8
@@ -66,7 +80,11 @@ class IndexedDBStore(Store):
     # ----- helpers
 
     async def _call(self, what: str, promise: Any) -> Any:
-        """Await a JS promise, turning quota errors into ``StorageFull`` (the transaction was aborted)."""
+        """Await a JS promise; a failure aborted its transaction, so the index is unchanged.
+
+        Quota errors become ``StorageFull``, a closed connection ``IndexClosed``, anything else
+        ``StorageError``: no raw ``JsException`` leaves the store.
+        """
         try:
             return await promise
         except JsException as exc:
@@ -75,7 +93,7 @@ class IndexedDBStore(Store):
                 raise StorageFull(f"{what}: the browser's storage quota is full; the index is unchanged") from None
             if name == "InvalidStateError":
                 raise IndexClosed(f"{what}: the database connection was closed ({exc})") from None
-            raise
+            raise StorageError(f"{what}: IndexedDB failed ({exc}); the index is unchanged") from None
 
     def _require_writer(self) -> None:
         if self._read_only is None:
@@ -85,8 +103,9 @@ class IndexedDBStore(Store):
 
     def _state(self, rows: int, dims: int) -> str:
         chunks = -(-rows // self._chunk_rows)
-        return json.dumps({"format": STATE_FORMAT, "rows": rows, "dims": dims, "chunk_rows": self._chunk_rows,
-                           "chunks": chunks})
+        return json.dumps(
+            {"format": STATE_FORMAT, "rows": rows, "dims": dims, "chunk_rows": self._chunk_rows, "chunks": chunks}
+        )
 
     async def _refresh_storage(self, request_persist: bool = False) -> None:
         try:
@@ -106,6 +125,7 @@ class IndexedDBStore(Store):
             self._db.close()
             self._db = None
         self._read_only = None
+        self._log_bytes = self._snapshot_bytes = 0
         lock, self._lock = self._lock, None
         if lock is not None:
             await lock.release()
@@ -159,7 +179,10 @@ class IndexedDBStore(Store):
             raise CorruptIndex(f"index {self.location!r}: manifest or state is not JSON ({exc})") from exc
         if not isinstance(manifest, dict) or not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise CorruptIndex(f"index {self.location!r}: unknown manifest/state format")
-        dims, n = int(manifest["dims"]), int(state["rows"])
+        try:
+            dims, n = int(manifest["dims"]), int(state["rows"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptIndex(f"index {self.location!r}: manifest or state lacks dims/rows ({exc!r})") from exc
         vectors = bytes(data.vectors.to_bytes())
         if chunk_keys != list(range(len(chunk_keys))) or row_keys != list(range(len(row_keys))):
             raise CorruptIndex(f"index {self.location!r}: snapshot chunks are missing or out of order")
@@ -173,7 +196,12 @@ class IndexedDBStore(Store):
         if len(rows) != n:
             raise CorruptIndex(f"index {self.location!r}: snapshot holds {len(rows)} rows, the state says {n}")
         records = _split(bytes(data.log.to_bytes()), data.logLens)
-        log = [decode_commit(record) for record in records]
+        log = []
+        for i, record in enumerate(records):
+            try:
+                log.append(decode_commit(record))
+            except CorruptIndex as exc:
+                raise CorruptIndex(f"index {self.location!r}: log record {i}: {exc}") from exc
         self._snapshot_bytes = len(vectors) + sum(int(x) for x in _lengths(data.rowLens))
         self._log_bytes = sum(len(r) for r in records)
         return Snapshot(manifest=manifest, rows=rows, vectors=vectors, log=log)
@@ -192,14 +220,20 @@ class IndexedDBStore(Store):
         if len(vectors) != len(rows) * dims * 4:
             raise ValueError(f"{len(rows)} rows need {len(rows) * dims * 4} vector bytes, got {len(vectors)}")
         step = self._chunk_rows
-        blobs = [encode_rows(rows[i:i + step]) for i in range(0, len(rows), step)]
+        blobs = [encode_rows(rows[i : i + step]) for i in range(0, len(rows), step)]
         row_chunks = js.Array.new()
         for blob in blobs:
             row_chunks.push(to_u8(blob))
         await self._call(
             "writing the snapshot",
-            self._mod.writeSnapshot(self._db, json.dumps(manifest), self._state(len(rows), dims), to_u8(vectors),
-                                    step * dims * 4, row_chunks),
+            self._mod.writeSnapshot(
+                self._db,
+                json.dumps(manifest),
+                self._state(len(rows), dims),
+                to_u8(vectors),
+                step * dims * 4,
+                row_chunks,
+            ),
         )
         self._snapshot_bytes = len(vectors) + sum(len(b) for b in blobs)
         self._log_bytes = 0
@@ -249,4 +283,3 @@ def _lengths(lengths: Any) -> list[float]:
     from array import array
 
     return array("d", lengths.to_bytes()).tolist()
-

@@ -7,6 +7,12 @@ server, ``pyapp.browser.idb_store`` in the browser) keeps the same model:
 * ``snapshot``: the manifest, every row's record and the contiguous float32 vector matrix;
 * ``log``: the commits made since the snapshot, each a list of ``Put``/``Delete`` ops, replayed in
   order on open. A commit returns only once it is durable (fsync / IDB ``complete``).
+
+Every store also refuses alike, as the conformance suite (``tests/stores/``) checks: writes
+on a store opened read-only raise ``ReadOnlyIndex``, on one not open ``IndexClosed``; a second writer,
+or dropping an index another writer holds, ``IndexLocked``; stored bytes that fail their checks
+``CorruptIndex``; any I/O failure ``StorageError`` (``StorageFull`` when out of space), after which the
+stored index is as it was. ``FaultyStore`` (``faulty.py``) injects such failures into any store.
 """
 
 from __future__ import annotations
@@ -69,7 +75,8 @@ class Store(ABC):
     async def open(self, read_only: bool = False) -> Snapshot:
         """Load the index. Raises ``IndexNotFound``, ``IndexLocked`` (a writer holds it) or ``CorruptIndex``.
 
-        A torn last log record (crash mid-commit) is dropped, never half-applied.
+        A torn last log record (an append cut short by a crash) is dropped, never half-applied; damage
+        to a complete record is ``CorruptIndex``, never dropped silently.
         """
 
     @abstractmethod
@@ -83,12 +90,12 @@ class Store(ABC):
     @property
     @abstractmethod
     def log_bytes(self) -> int:
-        """Size of the log since the last snapshot (drives automatic compaction)."""
+        """Encoded size of the log since the last snapshot (drives automatic compaction); 0 when closed."""
 
     @property
     @abstractmethod
     def snapshot_bytes(self) -> int:
-        """Size of the current snapshot."""
+        """Encoded size of the current snapshot (vectors + rows); 0 when closed."""
 
     @abstractmethod
     async def close(self) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,6 +13,79 @@ import pytest
 from browser_helpers import AppPage, BrowserPythonError
 
 pytestmark = pytest.mark.browser
+
+STORE_CASES = Path(__file__).resolve().parents[1] / "stores" / "store_cases.py"
+CASES_SOURCE = STORE_CASES.read_text()
+CASES_SHA = hashlib.sha256(CASES_SOURCE.encode()).hexdigest()
+_spec = importlib.util.spec_from_file_location("_clinvec_store_cases", STORE_CASES)
+assert _spec is not None and _spec.loader is not None
+store_cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(store_cases)
+
+# Runs in the page: (re)load the store conformance cases when their source changed, then run one case
+# against IndexedDBStore (or a never-failing FaultyStore around it). Damage is done with raw IndexedDB
+# requests: the first byte of a stored record becomes 0xFF, as the CPython harnesses do to files/memory.
+CONFORMANCE_DRIVER = """
+import asyncio, sys, types
+import js
+from pyodide.ffi import create_once_callable
+from pyapp.browser.idb_store import IndexedDBStore
+from pyapp.stores import FaultyStore
+mod = sys.modules.get("clinvec_store_cases")
+if mod is None or getattr(mod, "SOURCE_SHA", None) != sha:
+    mod = types.ModuleType("clinvec_store_cases")
+    sys.modules["clinvec_store_cases"] = mod
+    exec(compile(source, "tests/stores/store_cases.py", "exec"), mod.__dict__)
+    mod.SOURCE_SHA = sha
+
+async def damage_first_byte(name, store_name, index):
+    loop = asyncio.get_event_loop()
+    opened, done = loop.create_future(), loop.create_future()
+    request = js.indexedDB.open("clinvec/" + name)
+    request.onsuccess = create_once_callable(lambda event: opened.set_result(request.result))
+    db = await opened
+    tx = db.transaction(store_name, "readwrite")
+    records = tx.objectStore(store_name)
+    tx.oncomplete = create_once_callable(lambda event: done.set_result(True))
+    keys = records.getAllKeys()
+
+    def got_keys(event):
+        key = keys.result[index]
+        get = records.get(key)
+
+        def got(event):  # still inside the transaction: put synchronously
+            data = js.Uint8Array.new(get.result.slice(0))
+            data.fill(255, 0, 1)
+            records.put(data.buffer, key)
+
+        get.onsuccess = create_once_callable(got)
+
+    keys.onsuccess = create_once_callable(got_keys)
+    await done
+    db.close()
+
+class IDBHarness:
+    def __init__(self):
+        self.made = 0
+
+    def location(self):
+        self.made += 1
+        return f"{prefix}-{self.made}"
+
+    def store(self, location):
+        inner = IndexedDBStore(location)
+        return FaultyStore(inner, fail={}) if faulty else inner
+
+    async def damage_log(self, location, index):
+        await damage_first_byte(location, "log", index)
+
+    async def damage_rows(self, location):
+        await damage_first_byte(location, "rows", 0)
+
+await mod.run_case(case, IDBHarness())
+names = [db.name for db in await js.indexedDB.databases()]
+result = [n for n in names if prefix in n]
+"""
 
 HELPERS = """
 import base64, random
@@ -52,7 +128,9 @@ def tabs(app: AppPage, second_app: AppPage) -> tuple[AppPage, AppPage]:
 def test_commits_and_snapshot_survive_a_reload(tabs: tuple[AppPage, AppPage], index_name: str) -> None:
     """Index 1: two commits, never closed. Index 2: snapshot in 3 chunks + one commit. Reload, reopen both."""
     tab, _ = tabs
-    before = run(tab, """
+    before = run(
+        tab,
+        """
 s = IndexedDBStore(name, chunk_rows=3)
 assert not await s.exists()
 await s.create({"dims": 2, "note": "\\u00e9\\u2713"})
@@ -78,7 +156,9 @@ keep[name + "-snap"] = s2
 result = {"snap0": dump(snap0), "ops": [dump_ops(c1), dump_ops(c2)], "info": s.info(), "exists": await s.exists(),
           "c3": dump_ops(c3), "rows": [[r.id, r.metadata, r.text, r.seq] for r in rows],
           "vectors": base64.b64encode(vectors).decode(), "after_snapshot": after_snapshot}
-""", name=index_name)
+""",
+        name=index_name,
+    )
     assert before["exists"] is True
     assert before["snap0"] == {"manifest": {"dims": 2, "note": "é✓"}, "rows": [], "vectors": "", "log": []}
     assert before["info"]["storage"] == "indexeddb" and before["info"]["log_bytes"] > 0
@@ -86,7 +166,9 @@ result = {"snap0": dump(snap0), "ops": [dump_ops(c1), dump_ops(c2)], "info": s.i
     assert before["after_snapshot"]["log_bytes"] == 0 and before["after_snapshot"]["snapshot_bytes"] > 7 * 8
 
     tab.boot(reload=True)
-    after = run(tab, """
+    after = run(
+        tab,
+        """
 s = IndexedDBStore(name)
 plain = dump(await s.open())  # for writing: the reload released the old page's lock
 await s.close()
@@ -94,7 +176,9 @@ s = IndexedDBStore(name + "-snap")
 compacted = dump(await s.open())
 await s.close()
 result = {"plain": plain, "compacted": compacted}
-""", name=index_name)
+""",
+        name=index_name,
+    )
     assert after["plain"]["log"] == before["ops"]  # both commits, op for op, vectors bit for bit
     assert after["plain"]["manifest"] == {"dims": 2, "note": "é✓"}
     assert after["plain"]["rows"] == [] and after["plain"]["vectors"] == ""
@@ -107,14 +191,18 @@ result = {"plain": plain, "compacted": compacted}
 
 def test_one_writer_per_index_across_tabs(tabs: tuple[AppPage, AppPage], open_app: Any, index_name: str) -> None:
     tab_a, tab_b = tabs
-    run(tab_a, """
+    run(
+        tab_a,
+        """
 s = IndexedDBStore(name)
 await s.create({"dims": 2})
 await s.open()
 await s.commit([Put(Row("x", {}, None, 0), vec(1, 0))])
 keep[name] = s
 result = True
-""", name=index_name)
+""",
+        name=index_name,
+    )
     second_writer = """
 s = IndexedDBStore(name)
 try:
@@ -125,7 +213,9 @@ except IndexLocked as exc:
     result = "locked"
 """
     assert run(tab_b, second_writer, name=index_name) == "locked"
-    reader = run(tab_b, """
+    reader = run(
+        tab_b,
+        """
 s = IndexedDBStore(name)
 snap = await s.open(read_only=True)
 try:
@@ -135,7 +225,9 @@ except ReadOnlyIndex:
     wrote = False
 await s.close()
 result = [len(snap.log), wrote]
-""", name=index_name)
+""",
+        name=index_name,
+    )
     assert reader == [1, False]
     run(tab_a, "await keep.pop(name).close()\nresult = True", name=index_name)
     assert run(tab_b, second_writer, name=index_name) == "opened"
@@ -159,7 +251,9 @@ def test_commit_interrupted_by_closing_the_page_is_all_or_nothing(
     """Close the page while a ~20 MB commit's IndexedDB transaction is in flight: afterwards that commit is
     either wholly there or absent, and the commit acknowledged before it is intact."""
     victim = open_app()
-    took = run(victim, """
+    took = run(
+        victim,
+        """
 import js
 from pyapp.stores.codec import encode_commit
 from pyapp.browser._bridge import to_u8
@@ -174,20 +268,28 @@ took = js.performance.now() - t
 keep["pending"] = s._mod.commit(s._db, to_u8(encode_commit(big_commit(2, 6500))))
 keep[name] = s
 result = took
-""", name=index_name)
+""",
+        name=index_name,
+    )
     victim.close()
 
     tab, _ = tabs
-    outcome = run(tab, """
+    outcome = run(
+        tab,
+        """
 s = IndexedDBStore(name)
 snap = await s.open(read_only=True)
 await s.close()
 log = [dump_ops(c) for c in snap.log]
 result = {"commits": len(log), "first_ok": log[0] == dump_ops(big_commit(1, 2500)),
           "second_ok": len(log) < 2 or log[1] == dump_ops(big_commit(2, 6500))}
-""", name=index_name)
-    print(f"commit interrupted by closing the page: {'kept whole' if outcome['commits'] == 2 else 'absent'} "
-          f"(an acknowledged 7.7 MB commit took {took:.0f} ms)")
+""",
+        name=index_name,
+    )
+    print(
+        f"commit interrupted by closing the page: {'kept whole' if outcome['commits'] == 2 else 'absent'} "
+        f"(an acknowledged 7.7 MB commit took {took:.0f} ms)"
+    )
     assert outcome["first_ok"] is True
     assert outcome["commits"] in (1, 2)
     assert outcome["second_ok"] is True  # present means complete, op for op and byte for byte
@@ -210,7 +312,9 @@ def test_quota_exceeded_raises_storage_full_and_keeps_the_index(
     try:
         tab = AppPage(page, origin + "/")
         tab.boot()
-        out = run(tab, """
+        out = run(
+            tab,
+            """
 s = IndexedDBStore(name)
 await s.create({"dims": 768})
 await s.open()
@@ -226,7 +330,9 @@ await s.close()
 snap = await s.open(read_only=True)
 await s.close()
 result = [outcome, kept, [dump_ops(c) for c in snap.log] == [dump_ops(big_commit(3, 10))]]
-""", name=index_name)
+""",
+            name=index_name,
+        )
     finally:
         cdp.send("Storage.overrideQuotaForOrigin", {"origin": origin})
         page.close()
@@ -236,7 +342,9 @@ result = [outcome, kept, [dump_ops(c) for c in snap.log] == [dump_ops(big_commit
 
 def test_errors_drop_and_exists(tabs: tuple[AppPage, AppPage], index_name: str) -> None:
     _, tab = tabs
-    out = run(tab, """
+    out = run(
+        tab,
+        """
 import js
 def outcome(exc):
     return type(exc).__name__
@@ -266,7 +374,9 @@ except IndexNotFound as exc:
     got["open_dropped"] = outcome(exc)
 await IndexedDBStore(name + "-never").drop()  # dropping nothing is fine
 result = got
-""", name=index_name)
+""",
+        name=index_name,
+    )
     assert out == {
         "exists_before": False,
         "open_missing": "IndexNotFound",
@@ -284,7 +394,9 @@ result = got
 def test_missing_snapshot_chunk_is_corrupt_index(tabs: tuple[AppPage, AppPage], index_name: str) -> None:
     _, tab = tabs
     with pytest.raises(BrowserPythonError) as info:
-        run(tab, """
+        run(
+            tab,
+            """
 import asyncio
 from pyodide.ffi import create_once_callable
 s = IndexedDBStore(name, chunk_rows=2)
@@ -300,5 +412,15 @@ tx.objectStore("chunks").delete(1)
 await done
 await s.close()
 await IndexedDBStore(name).open(read_only=True)
-""", name=index_name)
+""",
+            name=index_name,
+        )
     assert info.value.name == "CorruptIndex"
+
+
+@pytest.mark.parametrize("faulty", [False, True], ids=["idb", "faulty-idb"])
+@pytest.mark.parametrize("name", store_cases.all_cases())
+def test_store_conformance_case(app: AppPage, name: str, faulty: bool, index_name: str) -> None:
+    """The store conformance suite (tests/stores/store_cases.py) against IndexedDBStore in the page."""
+    left = app.run(CONFORMANCE_DRIVER, source=CASES_SOURCE, sha=CASES_SHA, case=name, prefix=index_name, faulty=faulty)
+    assert left == []  # every database the case made was dropped
