@@ -435,7 +435,9 @@ async def test_stats_never_builds_the_keyword_index(tmp_path) -> None:
     after every add; building took seconds in Pyodide at 50k texts)."""
     loc = str(tmp_path / "s")
     idx = await LocalIndex.create(loc, dims=DIMS)
-    await idx.insert_many([{"id": f"t{i}", "vector": vec(i), "text": f"note {i}" if i % 3 else None} for i in range(30)])
+    await idx.insert_many(
+        [{"id": f"t{i}", "vector": vec(i), "text": f"note {i}" if i % 3 else None} for i in range(30)]
+    )
     await idx.close()
     idx = await LocalIndex.open(loc)
     stats = await idx.stats()
