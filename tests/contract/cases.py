@@ -40,6 +40,7 @@ from pyapp import (
     StorageFull,
     UpdateInProgress,
 )
+from pyapp.index import DEFAULT_RRF_K, DEFAULT_WEIGHTS, HYBRID_DEPTH
 from pyapp.stores import FaultyStore, store_for
 
 DIMS = 8
@@ -102,13 +103,15 @@ def hits(results: list[Any]) -> list[list[Any]]:
     ]
 
 
-async def raises(error: type[BaseException], call: Awaitable[Any] | Callable[[], Any]) -> str:
-    """Assert that ``call`` (an awaitable or a plain callable) raises ``error``; returns the error's name."""
+async def raises(error: type[BaseException], call: Awaitable[Any] | Callable[[], Any], match: str | None = None) -> str:
+    """Assert that ``call`` (an awaitable or a plain callable) raises ``error`` (whose message contains
+    ``match``, when given); returns the error's name."""
     try:
         outcome = call() if callable(call) else call
         if hasattr(outcome, "__await__"):
             await outcome
     except error as exc:
+        assert match is None or match in str(exc), f"{match!r} not in {str(exc)!r}"
         return type(exc).__name__
     raise AssertionError(f"expected {error.__name__}")
 
@@ -444,6 +447,7 @@ FILTER_TABLE: list[tuple[dict[str, Any], list[int]]] = [
 
 BAD_FILTERS: list[Any] = [
     {"ward": {"$regex": "I.*"}},
+    {"ward": {"$like": "I%"}},
     {"$nor": [{"ward": "ICU"}]},
     {"age": {"$gt": True}},
     {"age": {"$gt": [1]}},
@@ -591,6 +595,11 @@ async def case_min_score_and_query_errors(locations: Scope) -> Observation:
         await raises(NoEmbedder, idx.query(text="word1", mode="vector")),  # text alone needs an embedder
         await raises(InvalidInput, idx.query(q, text="word1", fusion="max")),
     ]
+    # rrf k is checked up front, even by a query that runs no fusion (vector or keyword only)
+    for bad in (-1, math.nan, math.inf, "5", True):
+        names.append(await raises(InvalidInput, idx.query(q, rrf_k=bad), match="rrf k"))
+        await raises(InvalidInput, idx.query(text="word1", mode="keyword", rrf_k=bad), match="rrf k")
+        await raises(InvalidInput, idx.query(q, text="word1", rrf_k=bad), match="rrf k")
     return {"errors": names, "mid": len(mid), "keyword": hits(keyword)}
 
 
@@ -629,6 +638,15 @@ async def case_keyword_queries(locations: Scope) -> Observation:
     return {"chest": hits(chest), "breath": hits(await idx.query(text="breath", mode="keyword")), "top1": hits(top1)}
 
 
+def _rrf_reference(vector_leg: list[Any], keyword_leg: list[Any], order: list[str]) -> list[tuple[str, float]]:
+    """RRF by hand with the documented defaults: sum over legs of weight / (k + rank), ties by insertion order."""
+    scores: dict[str, float] = {}
+    for leg, weight in zip((vector_leg, keyword_leg), DEFAULT_WEIGHTS):
+        for rank, hit in enumerate(leg, start=1):
+            scores[hit.id] = scores.get(hit.id, 0.0) + weight / (DEFAULT_RRF_K + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], order.index(kv[0])))
+
+
 async def case_hybrid_queries(locations: Scope) -> Observation:
     idx = await locations.create(locations())
     for n, (key, text) in enumerate(NOTES.items()):
@@ -639,18 +657,35 @@ async def case_hybrid_queries(locations: Scope) -> Observation:
     assert set(ids) <= {*NOTES, "no-text"} and len(ids) == 6
     assert {h.id for h in hybrid if h.keyword_score} == {"a", "d"}
     assert all(h.vector_score is not None for h in hybrid)
+    # the fused ranking is RRF over the two legs as the public vector and keyword queries return them
+    vector_leg = await idx.query(vec(1), top_k=HYBRID_DEPTH)
+    keyword_leg = await idx.query(text="breath", mode="keyword", top_k=HYBRID_DEPTH)
+    expected = _rrf_reference(vector_leg, keyword_leg, await idx.ids())
+    assert [h.id for h in hybrid] == [i for i, _ in expected]
+    assert all(abs(h.score - s) < 1e-9 for h, (_, s) in zip(hybrid, expected))
+    cosines = {r.id: r.score for r in vector_leg}
+    bm25 = {r.id: r.score for r in keyword_leg}
+    assert all(abs(h.vector_score - cosines[h.id]) < 1e-6 and h.keyword_score == bm25.get(h.id) for h in hybrid)
     explicit = await idx.query(vec(1), text="breath", top_k=10, mode="hybrid")
     assert hits(explicit) == hits(hybrid)
     weighted = await idx.query(vec(1), text="fracture", mode="hybrid", fusion="weighted", weights=(0.2, 0.8))
     assert weighted[0].id == "c"
     vector_only = await idx.query(vec(1), text="fracture", mode="vector")
     assert all(h.keyword_score is None for h in vector_only)
-    # hybrid never ranks what both legs missed
-    await idx.insert_many([{"id": f"n{n}", "vector": vec(500 + n), "text": f"note {n}"} for n in range(80)])
-    wide = await idx.query(vec(3), text="note 50", top_k=10, mode="hybrid")  # each leg 50 deep
-    vector_leg = {r.id for r in await idx.query(vec(3), top_k=50)}
-    keyword_leg = {r.id for r in await idx.query(text="note 50", top_k=100, mode="keyword")}
-    assert {r.id for r in wide} <= vector_leg | keyword_leg
+    # hybrid never ranks what both legs missed: with more rows than a leg's depth (HYBRID_DEPTH) and no weight
+    # on the vector leg, every vector-leg hit scores 0 and ranks by insertion order, where a row that neither
+    # leg returned would show up among them if fusion let it in
+    await idx.insert_many(
+        [
+            {"id": f"n{n}", "vector": vec(500 + n), "text": f"note {n}" if n % 10 == 0 else None}
+            for n in range(HYBRID_DEPTH + 60)
+        ]
+    )
+    wide = await idx.query(vec(3), text="note 50", top_k=HYBRID_DEPTH, mode="hybrid", weights=(0.0, 1.0))
+    wide_vector = {r.id for r in await idx.query(vec(3), top_k=HYBRID_DEPTH)}
+    wide_keyword = {r.id for r in await idx.query(text="note 50", top_k=HYBRID_DEPTH, mode="keyword")}
+    assert len(wide) == HYBRID_DEPTH and len(wide_vector | wide_keyword) < len(await idx.ids())
+    assert {r.id for r in wide} <= wide_vector | wide_keyword
     return {"rrf": hits(hybrid), "weighted": hits(weighted), "wide": [r.id for r in wide]}
 
 
@@ -798,6 +833,37 @@ async def case_compaction_then_reopen(locations: Scope) -> Observation:
     return {"ids": await idx.ids(), "query": hits(await idx.query(vec(3), text="note", top_k=5))}
 
 
+async def case_stats_never_builds_the_keyword_index(locations: Scope) -> Observation:
+    """stats() stays cheap on a reopened index: it counts texts without building BM25 (the page calls it after
+    every add; building it took seconds in Pyodide at 50k texts). The first text query builds it."""
+    loc = locations()
+    idx = await locations.create(loc, indexed=["ward"])
+    await idx.insert(vec(1), text="alpha beta")
+    stats = await idx.stats()
+    assert stats["items"] == 1 and stats["dims"] == DIMS and stats["indexed"] == ["ward"]
+    assert stats["metric"] == "cosine" and stats["read_only"] is False and stats["update_in_progress"] is False
+    assert stats["kernel"] in ("NumpyKernel", "Int8Kernel", "JsKernel")  # which one depends on the build
+    assert stats["keyword"] == {"built": False, "texts": 1}
+    await idx.insert_many(
+        [{"id": f"t{i}", "vector": vec(i), "text": f"note {i}" if i % 3 else None} for i in range(30)]
+    )
+    await idx.close()
+    idx = await locations.open(loc)
+    assert (await idx.stats())["keyword"] == {"built": False, "texts": 21}
+    await idx.upsert("t0", vec(0), text="now with text")  # text added
+    await idx.delete("t1")  # text removed
+    await idx.upsert("t2", vec(2))  # text dropped
+    observed = [(await idx.stats())["keyword"]]
+    assert observed[0] == {"built": False, "texts": 20}
+    await idx.query(text="note", mode="keyword")
+    observed.append((await idx.stats())["keyword"])
+    assert observed[1]["built"] is True and observed[1]["texts"] == 20 and observed[1]["docs"] == 20
+    await idx.insert(vec(99), id="late", text="late note")  # the built index is kept up to date per op
+    observed.append((await idx.stats())["keyword"])
+    assert observed[2]["built"] is True and observed[2]["texts"] == observed[2]["docs"] == 21
+    return observed
+
+
 async def case_read_only_rejects_writes(locations: Scope) -> Observation:
     loc = locations()
     idx = await locations.create(loc, indexed=["g"])
@@ -842,6 +908,31 @@ async def case_list_paging(locations: Scope) -> Observation:
     await idx.delete("i00")  # a swap-delete must not disturb insertion order
     assert [i.id for i in await idx.list(limit=3)] == ["i01", "i02", "i03"]
     return [i.id for i in await idx.list(offset=17)]
+
+
+async def case_iter_items_and_distinct(locations: Scope) -> Observation:
+    """Public iteration (export and sync build on it) and distinct values (the page's ward list), with the
+    field columnar (indexed) and without: same answers after upserts and deletes."""
+    out = []
+    for indexed in (["ward"], []):
+        idx = await locations.create(locations(), dims=2, indexed=indexed)
+        await idx.insert([1, 0], metadata={"ward": "ICU"}, id="a")
+        await idx.insert([1, 1], metadata={"ward": "ED"}, id="b")
+        await idx.insert([0, 1], metadata={"ward": "ICU"}, id="c")
+        await idx.insert([0, 1], metadata={"ward": ["x"]}, id="d")  # a list is not a scalar value
+        await idx.insert([1, 1], metadata={"other": 1}, id="e")
+        await idx.upsert("a", [1, 0], metadata={"ward": "CCU"})
+        await idx.delete_many(["b", "e"])
+        assert await idx.distinct("ward") == ["CCU", "ICU"]
+        assert await idx.distinct("nowhere") == []
+        batches = [[item.id for item in batch] async for batch in idx.iter_items(batch_size=2)]
+        assert batches == [["a", "c"], ["d"]]
+        whole = [item async for batch in idx.iter_items() for item in batch]
+        assert [(i.id, i.metadata) for i in whole] == [(i.id, i.metadata) for i in await idx.list()]
+        for bad in (0, -1, True, "2"):
+            await raises(InvalidInput, idx.iter_items(batch_size=bad).__anext__())
+        out.append({"distinct": await idx.distinct("ward"), "batches": batches})
+    return out
 
 
 async def case_fingerprint_workload(locations: Scope) -> Observation:
