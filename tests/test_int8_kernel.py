@@ -203,3 +203,15 @@ def test_prepare_one_equals_prepare_many_bit_for_bit() -> None:
         kernel.prepare(np.full(64, np.inf, dtype=np.float32).tobytes(), 1)
     with pytest.raises(InvalidVector, match="all zeros"):
         kernel.prepare(np.zeros(64, dtype=np.float32).tobytes(), 1)
+
+
+def test_get_rows_is_get_row_back_to_back() -> None:
+    """The listing path reads many rows in one kernel call; it must equal reading them one by one."""
+    for kernel_class in (NumpyKernel, Int8Kernel):
+        kernel = kernel_class(6)
+        data = np.random.default_rng(3).standard_normal((5, 6)).astype("<f4")
+        kernel.load(kernel.prepare(data.tobytes(), 5), 5)
+        kernel.swap_remove(1)
+        rows = [3, 0, 3, 2]
+        assert kernel.get_rows(rows) == b"".join(kernel.get_row(r) for r in rows)
+        assert kernel.get_rows([]) == b""

@@ -154,7 +154,7 @@ k.set_row(1, k.prepare(k.pack([[0, 0, 0, 5]]), 1))
 before = k.get_row(3)
 k.swap_remove(0)  # the last row (3) moves into row 0
 errors = []
-for bad in ([[float("nan"), 0, 0, 0]], [[0, 0, 0, 0]], [[1, 2, 3]], ["abcd"], [[1, "x", 2, 3]]):
+for bad in BAD:
     try:
         k.prepare(k.pack(bad), 1)
         errors.append(None)
@@ -169,6 +169,8 @@ result = {
     "size": k.size,
     "row0_is_old_row3": k.get_row(0) == before,
     "matrix": base64.b64encode(k.to_bytes()).decode(),
+    "some_rows": base64.b64encode(k.get_rows([2, 0, 2])).decode(),
+    "no_rows": k.get_rows([]) == b"",
     "errors": errors,
     "oob": oob,
     "empty_rows": k.topk(k.prepare(k.pack([[1, 0, 0, 0]]), 1), 3, []),
@@ -177,8 +179,21 @@ result = {
 """
 
 
+# NaN, zeros, wrong length, a string, a non-number, a numeric string, a boolean, a vector whose norm overflows float32
+BAD = [
+    [[float("nan"), 0, 0, 0]],
+    [[0, 0, 0, 0]],
+    [[1, 2, 3]],
+    ["abcd"],
+    [[1, "x", 2, 3]],
+    [["1", "2", "3", "4"]],
+    [[True, 0.5, 0.5, 0.5]],
+    [[3e38, 3e38, 3e38, 3e38]],
+]
+
+
 def test_row_operations_and_errors_match_numpy_kernel(app: Any) -> None:
-    out = app.run(KERNEL_OPS)
+    out = app.run(KERNEL_OPS, BAD=BAD)
     ref = NumpyKernel(4)
     rows = ref.prepare(ref.pack([[1, 0, 0, 0], [0, 2, 0, 0], [0, 0, 3, 0], [1, 1, 1, 1]]), 4)
     ref.append(rows, 4)
@@ -188,14 +203,17 @@ def test_row_operations_and_errors_match_numpy_kernel(app: Any) -> None:
     assert out["row0_is_old_row3"] is True
     assert np.allclose(np.frombuffer(base64.b64decode(out["matrix"]), "<f4"), np.frombuffer(ref.to_bytes(), "<f4"))
     expected = []
-    for bad in ([[float("nan"), 0, 0, 0]], [[0, 0, 0, 0]], [[1, 2, 3]], ["abcd"], [[1, "x", 2, 3]]):
+    for bad in BAD:
         try:
             ref.prepare(ref.pack(bad), 1)
             expected.append(None)
         except (InvalidVector, DimensionMismatch) as exc:
             expected.append([type(exc).__name__, str(exc)])
-    assert [e[0] for e in out["errors"]] == [e[0] for e in expected]
+    assert [e and e[0] for e in out["errors"]] == [e and e[0] for e in expected]
     assert out["errors"][:2] == expected[:2]  # same messages for NaN and all-zero vectors
+    assert out["errors"][-1] is None and expected[-1] is None  # normalised in float64, not stored as zeros
+    assert base64.b64decode(out["some_rows"]) == ref.get_rows([2, 0, 2]) == b"".join(ref.get_row(r) for r in (2, 0, 2))
+    assert out["no_rows"] is True
     assert out["oob"] == "IndexError"
     assert out["empty_rows"] == [] and out["k0"] == []
 
