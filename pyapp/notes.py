@@ -83,6 +83,8 @@ def _as_text(value: Any, field: str, numbers: bool = False) -> str:
     if isinstance(value, str):
         return value
     if numbers and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) >= 10**12:  # also keeps str() clear of the 4,300-digit conversion limit
+            raise InvalidInput(f"{field} is out of range")
         return str(value)
     raise InvalidInput(f"{field} must be a string, got {type(value).__name__}")
 
@@ -117,7 +119,9 @@ def bounded_int(value: Any, name: str, default: int, high: int) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise InvalidInput(f"{name} must be a whole number, got {type(value).__name__}")
-    text = str(value).strip()
+    if isinstance(value, int):
+        return max(1, min(high, value))
+    text = value.strip()
     digits = text[1:] if text.startswith("-") else text
     if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
         raise InvalidInput(f"{name} must be a whole number, got {text[:20]!r}")

@@ -224,6 +224,7 @@ def test_clean_metadata(raw: Any, expected: dict[str, Any]) -> None:
         {"year": "１２"},  # full-width digits: isdigit() is True, int() would accept them
         {"year": "9" * 5000},  # would be a 5,000-digit integer
         {"year": 2024.0},
+        {"year": 10**5000},  # str() of it would raise ValueError (the int conversion limit)
         {"year": True},
         {"ward": ["ICU"]},
         {"author": {"name": "x"}},
@@ -316,6 +317,8 @@ async def test_top_k_is_clamped(notes: NotesService) -> None:
     await notes.load_demo()
     assert len((await notes.search({"text": "pain", "mode": "semantic", "top_k": 500}))["results"]) == 40
     assert len((await notes.search({"text": "pain", "mode": "semantic", "top_k": 0}))["results"]) == 1
+    assert len((await notes.search({"text": "pain", "mode": "semantic", "top_k": 10**5000}))["results"]) == 40
+    assert len((await notes.search({"text": "pain", "mode": "semantic", "top_k": " 3 "}))["results"]) == 3
     assert len((await notes.search({"text": "pain", "mode": "semantic"}))["results"]) == 10
 
 
