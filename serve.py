@@ -226,7 +226,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         with fh:
-            while block := fh.read(1 << 20):
+            # 256 KiB per write: the socket timeout bounds each write, so it then means "no progress for
+            # that long" (a stalled reader) rather than "a whole large block too slowly".
+            while block := fh.read(1 << 18):
                 self.wfile.write(block)
 
 
