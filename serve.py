@@ -1,12 +1,18 @@
 """Serve the browser build of clinvec from ``web/`` (stdlib only).
 
-    python serve.py [--host 127.0.0.1] [--port 8000] [--build] [--no-build] [--build-only]
+    python serve.py [--host 127.0.0.1] [--port 8000] [--timeout 30] [--build] [--no-build] [--build-only] [--quiet]
 
 Why a custom server: the page needs cross-origin isolation (COOP/COEP/CORP on every response, for
 threads and SharedArrayBuffer), the right MIME types for ``.wasm``/``.mjs``, a strict
 Content-Security-Policy, and no way out of ``web/`` (``..`` raw or percent-encoded, symlinks).
 ``--build`` (also run when ``web/vendor/`` is missing) fetches and copies the runtime assets; see
 ``web_build.py``.
+
+Connections: HTTP/1.1 keep-alive (the page loads ~40 files), but a connection that sends nothing for
+``--timeout`` seconds (default 30: idle keep-alive, a stalled request line, a client that stops reading)
+is closed, so idle clients cannot hold threads forever. Every answer, errors included, is a full HTTP/1.x
+response with a status line and the security headers (never the stdlib's bare HTTP/0.9 body). A client
+that hangs up mid-response (broken pipe, connection reset) is normal, not an error: nothing is printed.
 """
 
 from __future__ import annotations
@@ -22,22 +28,25 @@ import urllib.parse
 from pathlib import Path
 
 WEB = Path(__file__).resolve().parent / "web"
+IDLE_TIMEOUT = 30.0  # seconds a connection may stay silent (or stall a write) before it is closed
 
 # 'wasm-unsafe-eval': compiling WebAssembly (Pyodide, onnxruntime-web). blob: workers: PyScript starts
 # its worker from a Blob URL. Nothing else: no inline script, no eval, no other origin.
-CSP = "; ".join([
-    "default-src 'self'",
-    "script-src 'self' 'wasm-unsafe-eval'",
-    "worker-src 'self' blob:",
-    "connect-src 'self'",
-    "img-src 'self' data:",
-    "style-src 'self'",
-    "font-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "worker-src 'self' blob:",
+        "connect-src 'self'",
+        "img-src 'self' data:",
+        "style-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
@@ -97,15 +106,19 @@ def resolve(root: Path, raw_path: str) -> Path | None:
         return None
     real_root = root.resolve()
     target = real_root.joinpath(*parts) if parts else real_root
-    if target.is_dir():
-        target = target / "index.html"
     try:
+        if target.is_dir():
+            target = target / "index.html"
         real = target.resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # e.g. a segment over NAME_MAX (ENAMETOOLONG): no such file
         return None
     if real != real_root and real_root not in real.parents:
         return None
     return real if real.is_file() else None
+
+
+# The client went away (closed, reset, stopped reading): nothing to answer and nothing to report.
+_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -113,6 +126,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     server_version = "clinvec-serve"
     protocol_version = "HTTP/1.1"  # keep-alive: the page loads ~40 files
+    # Until a request line is parsed, answer as HTTP/1.0: the stdlib's default (HTTP/0.9) writes error
+    # bodies without a status line or headers.
+    default_request_version = "HTTP/1.0"
+    timeout = IDLE_TIMEOUT  # socket timeout: StreamRequestHandler applies it to every read and write
 
     root: Path = WEB
     quiet = False
@@ -125,6 +142,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(name, value)
         super().end_headers()
 
+    def handle(self) -> None:
+        """Serve the connection; a client hanging up mid-request or mid-response ends it silently."""
+        try:
+            super().handle()
+        except _GONE:
+            self.close_connection = True
+
+    def parse_request(self) -> bool:
+        """Only ``METHOD PATH HTTP/1.x`` request lines are served; others get a 400 with a status line.
+
+        The stdlib serves a two-word line (``GET /x``) or ``HTTP/0.9`` as HTTP/0.9: a bare body with no
+        status line and none of the security headers."""
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9" or len(self.requestline.split()) != 3:
+            self.close_connection = True
+            self.send_error(400, "Bad request syntax")
+            return False
+        return True
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         if not self.quiet:
             super().log_message(format, *args)
@@ -132,10 +169,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Plain-text errors (the stdlib's HTML error page is not worth a CSP exception)."""
         body = f"{code} {message or self.responses.get(code, ('',))[0]}\n".encode()
+        if self.request_version == "HTTP/0.9":  # HTTP/0.9 answers have no status line and no headers
+            self.request_version = "HTTP/1.0"
+        if code >= 400 and self.command is None:  # the request could not be read: do not read another
+            self.close_connection = True
         self.send_response(code, message)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -154,7 +197,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if target is None:
             self.send_error(404, "Not Found")
             return
-        stat = target.stat()
+        try:
+            stat = target.stat()
+        except OSError:  # removed since resolve()
+            self.send_error(404, "Not Found")
+            return
         last_modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
         etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
         if self.headers.get("If-None-Match") == etag:
@@ -173,8 +220,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
-        with target.open("rb") as fh:
-            while block := fh.read(1 << 20):
+        try:
+            fh = target.open("rb")
+        except OSError:  # removed or made unreadable since stat(): the headers are out, so just hang up
+            self.close_connection = True
+            return
+        with fh:
+            # 256 KiB per write: the socket timeout bounds each write, so it then means "no progress for
+            # that long" (a stalled reader) rather than "a whole large block too slowly".
+            while block := fh.read(1 << 18):
                 self.wfile.write(block)
 
 
@@ -183,9 +237,18 @@ class Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def make_server(host: str = "127.0.0.1", port: int = 8000, root: Path = WEB, quiet: bool = False) -> Server:
-    """A ready-to-run server bound to ``host:port`` (port 0 picks a free one) serving ``root``."""
-    handler = type("BoundHandler", (Handler,), {"root": Path(root), "quiet": quiet})
+def make_server(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    root: Path = WEB,
+    quiet: bool = False,
+    timeout: float = IDLE_TIMEOUT,
+) -> Server:
+    """A ready-to-run server bound to ``host:port`` (port 0 picks a free one) serving ``root``; a connection
+    silent for ``timeout`` seconds is closed."""
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    handler = type("BoundHandler", (Handler,), {"root": Path(root), "quiet": quiet, "timeout": float(timeout)})
     return Server((host, port), handler)
 
 
@@ -198,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--no-build", action="store_true", help="never build, even when assets are missing")
     parser.add_argument("--build-only", action="store_true", help="build web/vendor/ and exit")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=IDLE_TIMEOUT,
+        help=f"close a connection silent for this many seconds (default {IDLE_TIMEOUT:g})",
+    )
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -212,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     elif web_build.needs_build():
         print("warning: web/vendor/ is incomplete; run `python serve.py --build`", file=sys.stderr)
 
-    server = make_server(args.host, args.port, quiet=args.quiet)
+    if not args.timeout > 0:
+        parser.error("--timeout must be a positive number of seconds")
+    server = make_server(args.host, args.port, quiet=args.quiet, timeout=args.timeout)
     host, port = server.server_address[:2]
     print(f"serving {WEB} at http://{host}:{port}/", flush=True)
     try:

@@ -6,22 +6,15 @@ and otherwise with the dependency-free hashing embedder, saying so on stderr.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
-from importlib import resources
-from typing import Any
 
 from .embed.base import Embedder
-from .index import LocalIndex
+from .notes import NotesService, fallback_embedder, sample_notes
 from .progress import ProgressBar
 
-
-def sample_notes() -> list[dict[str, Any]]:
-    """The bundled demo notes: ``{"id", "metadata": {"ward", "kind", "year"}, "text"}``."""
-    raw = resources.files("pyapp").joinpath("data/sample_notes.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line) for line in raw.splitlines() if line.strip()]
+__all__ = ["demo_embedder", "run_demo", "sample_notes"]
 
 
 def demo_embedder(model: str | None, quiet: bool) -> Embedder:
@@ -38,35 +31,33 @@ def demo_embedder(model: str | None, quiet: bool) -> Embedder:
         else:
             if embedder is not None:
                 return embedder
-    from .embed.hashing import HashingEmbedder
-
     if not quiet:
         print(
             "clinvec: notice: no model bundle found (run `python -m export --model minilm`); "
             "using the hashing embedder, so 'semantic' scores are lexical only",
             file=sys.stderr,
         )
-    return HashingEmbedder(dims=256)
+    return fallback_embedder()
 
 
 async def run_demo(folder: str | None, query: str, quiet: bool = False, model: str | None = None) -> int:
-    """Create (or reuse) the demo index, then print the top hits for ``query``."""
+    """Create (or reuse) the demo index through the notes app's service, then print the top hits for ``query``."""
     embedder = demo_embedder(model, quiet)
     if folder is None:
         folder = os.path.join(tempfile.mkdtemp(prefix="clinvec-demo-"), "index")
-    if await LocalIndex.exists(folder):
-        index = await LocalIndex.open(folder, embedder=embedder)
-    else:
-        index = await LocalIndex.create(folder, indexed=["ward", "year"], embedder=embedder)
-        await index.insert_many(sample_notes(), progress=ProgressBar("embedding demo notes"))
+    notes = await NotesService.open(folder, embedder)
     try:
-        stats = await index.stats()
+        if notes.notice and not quiet:
+            print(f"clinvec: notice: {notes.notice}", file=sys.stderr)
+        if not notes.index.read_only and await notes.index.count() == 0:
+            await notes.load_demo(progress=ProgressBar("embedding demo notes"))
+        stats = await notes.index.stats()
         print(f"index: {folder} ({stats['items']} notes, {stats['dims']}-d, embedder {stats['embedder']['model']})")
-        for title, flt in (("all wards", None), ("ward = ICU", {"ward": "ICU"})):
+        for title, ward in (("all wards", None), ("ward = ICU", "ICU")):
             print(f"\nquery: {query!r} [{title}]")
-            for rank, hit in enumerate(await index.query(text=query, top_k=3, filter=flt), 1):
-                ward = hit.item.metadata.get("ward")
-                print(f"  {rank}. {hit.score:.4f} [{ward}] {hit.item.text[:90]}")
+            found = await notes.search({"text": query, "top_k": 3, "ward": ward})
+            for rank, hit in enumerate(found["results"], 1):
+                print(f"  {rank}. {hit['score']:.4f} [{hit['metadata'].get('ward')}] {hit['text'][:90]}")
     finally:
-        await index.close()
+        await notes.close()
     return 0

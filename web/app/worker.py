@@ -57,14 +57,16 @@ async def boot() -> str:
         from pyapp.kernels import default_kernel
 
         kernel = type(default_kernel(4)).__name__
-        _BOOTED.update({
-            "kernel": "numpy" if kernel == "NumpyKernel" else "js",
-            "kernel_class": kernel,
-            "python": sys.version.split()[0],
-            "pyodide": pyodide.__version__,
-            "pyapp": pyapp.__version__,
-            "build": {k: build.get(k) for k in ("versions", "numpy", "wheels")},
-        })
+        _BOOTED.update(
+            {
+                "kernel": "numpy" if kernel == "NumpyKernel" else "js",
+                "kernel_class": kernel,
+                "python": sys.version.split()[0],
+                "pyodide": pyodide.__version__,
+                "pyapp": pyapp.__version__,
+                "build": {k: build.get(k) for k in ("versions", "numpy", "wheels")},
+            }
+        )
     except Exception as exc:  # noqa: BLE001 - the page shows this message
         traceback.print_exc()
         return json.dumps({"error": f"{type(exc).__name__}: {exc}"})
@@ -84,25 +86,24 @@ async def run_python(code: str) -> str:
             await outcome
         return json.dumps({"ok": True, "result": namespace.get("result")})
     except BaseException as exc:  # noqa: BLE001 - report everything to the test
-        return json.dumps({
-            "ok": False,
-            "error": type(exc).__name__,
-            "module": type(exc).__module__,
-            "message": str(exc),
-            "traceback": traceback.format_exc(),
-        })
-
-
+        return json.dumps(
+            {
+                "ok": False,
+                "error": type(exc).__name__,
+                "module": type(exc).__module__,
+                "message": str(exc),
+                "traceback": traceback.format_exc(),
+            }
+        )
 
 
 # ---------------------------------------------------------------------- the notes app (web/app/app.mjs)
-# One open LocalIndex on IndexedDB per tab, embedded by the page's model bundle (WebEmbedder) or, when the
-# page serves no bundle, by the hashing embedder (lexical "semantic" scores; the page says so). Every
-# function returns JSON: a result object, or {"error": message, "kind": exception name} for the page.
+# The app's rules live in pyapp.notes.NotesService (tested on CPython); this part only turns the page's JSON
+# into Python values and back, loads the browser's embedder, and posts progress. Every function returns
+# JSON: a result object, or {"error": message, "kind": exception name} for the page.
 
+# The open service, and its index and embedder (tests reach them through __main__._APP).
 _APP: dict[str, Any] = {}
-_MODES = {"hybrid": "hybrid", "semantic": "vector", "keyword": "keyword"}
-_MAX_TEXT = 20_000
 
 
 def _fail(exc: BaseException) -> str:
@@ -138,19 +139,11 @@ class _Progress:
             self._channel.close()
 
 
-def _slug(path: str) -> str:
-    name = [p for p in path.split("/") if p][-1] if path.strip("/") else "model"
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name.lower())
-
-
-def _index_info(index: Any, embedder: Any) -> dict[str, Any]:
-    return {
-        "location": index.location,
-        "read_only": index.read_only,
-        "embedder": embedder.identity,
-        "embedder_kind": "onnx" if hasattr(embedder, "bundle_url") else "hashing",
-        "threads": getattr(embedder, "threads", None),
-    }
+def _service() -> Any:
+    service = _APP.get("service")
+    if service is None:
+        raise RuntimeError("the notes index is not open yet")
+    return service
 
 
 async def app_open(options_json: str) -> str:
@@ -161,145 +154,48 @@ async def app_open(options_json: str) -> str:
     A missing bundle (HTTP 404) falls back to the hashing embedder; a bundle that fails its checks is an error.
     """
     try:
-        from pyapp import IndexLocked, LocalIndex
         from pyapp.browser.web_embedder import BundleNotFound, WebEmbedder
-        from pyapp.embed.hashing import HashingEmbedder
+        from pyapp.notes import NotesService, choose_embedder
 
+        if _APP.get("service") is not None:
+            return json.dumps({**await _service().info(), "reopened": True})
         opts = json.loads(options_json)
-        if _APP.get("index") is not None:
-            return json.dumps({**_APP["info"], "reopened": True})
         progress = _Progress(opts.get("channel"))
         model = str(opts.get("model") or "models/minilm/")
         variant = str(opts.get("variant") or "int8")
-        notice = None
         try:
-            embedder: Any = await WebEmbedder.load(
-                str(opts["root"]).rstrip("/") + "/" + model.lstrip("/"),
+            choice = await choose_embedder(
+                lambda: WebEmbedder.load(
+                    str(opts["root"]).rstrip("/") + "/" + model.lstrip("/"),
+                    variant=variant,
+                    progress=lambda phase, done, total: progress.post("model", phase, done, total),
+                ),
+                missing=(BundleNotFound,),
+                model=model,
                 variant=variant,
-                progress=lambda phase, done, total: progress.post("model", phase, done, total),
+                index=opts.get("index") or None,
             )
-            base = str(opts.get("index") or f"notes-{_slug(model)}")
-            location = f"{base}-{variant}"
-        except BundleNotFound:
-            embedder = HashingEmbedder(dims=256)
-            location = str(opts.get("index") or "notes") + "-hashing"
-            notice = (f"No model bundle at {model} (run `python -m export --model minilm`): semantic search "
-                      "uses the hashing embedder, which matches words, not meaning.")
         finally:
             progress.close()
-        try:
-            index = await LocalIndex.create(location, indexed=["ward", "year"], embedder=embedder, exist_ok=True)
-        except IndexLocked:
-            index = await LocalIndex.open(location, read_only=True, embedder=embedder)
-            notice = "This index is open for writing in another tab: this tab is read-only."
-        _APP.update({"index": index, "embedder": embedder})
-        _APP["info"] = {**_index_info(index, embedder), "notice": notice, "items": await index.count()}
-        return json.dumps(_APP["info"])
+        service = await NotesService.open(choice.location, choice.embedder, notice=choice.notice)
+        _APP.update({"service": service, "index": service.index, "embedder": service.embedder})
+        return json.dumps(await service.info())
     except Exception as exc:  # noqa: BLE001 - the page shows the message
         return _fail(exc)
-
-
-def _index() -> Any:
-    index = _APP.get("index")
-    if index is None:
-        raise RuntimeError("the notes index is not open yet")
-    return index
-
-
-def _clean_metadata(raw: Any) -> dict[str, Any]:
-    """ward/author as trimmed strings, year as an integer; empty fields are left out."""
-    from pyapp.errors import InvalidInput
-
-    meta: dict[str, Any] = {}
-    raw = raw if isinstance(raw, dict) else {}
-    for key in ("ward", "author"):
-        value = str(raw.get(key) or "").strip()
-        if value:
-            meta[key] = value[:200]
-    year = str(raw.get("year") or "").strip()
-    if year:
-        if not year.lstrip("-").isdigit():
-            raise InvalidInput(f"year must be a whole number, got {year!r}")
-        meta["year"] = int(year)
-    return meta
 
 
 async def app_add(note_json: str) -> str:
     """Embed and store one note ``{"text", "metadata": {"ward", "year", "author"}}``; returns its id."""
     try:
-        import js  # type: ignore[import-not-found]
-
-        from pyapp.errors import InvalidInput
-
-        note = json.loads(note_json)
-        text = str(note.get("text") or "").strip()
-        if not text:
-            raise InvalidInput("a note needs some text")
-        if len(text) > _MAX_TEXT:
-            raise InvalidInput(f"a note may hold at most {_MAX_TEXT} characters")
-        started = js.performance.now()
-        metadata = _clean_metadata(note.get("metadata"))
-        item_id = await _index().insert(None, metadata=metadata, text=text)
-        if _APP.get("wards") is not None and metadata.get("ward"):
-            _APP["wards"].add(metadata["ward"])
-        return json.dumps({"id": item_id, "ms": round(js.performance.now() - started, 1),
-                           "items": await _index().count()})
+        return json.dumps(await _service().add(json.loads(note_json)))
     except Exception as exc:  # noqa: BLE001
         return _fail(exc)
-
-
-def _filter(ward: Any, filter_json: Any) -> dict[str, Any] | None:
-    from pyapp.errors import InvalidFilter
-
-    parts: list[dict[str, Any]] = []
-    if ward:
-        parts.append({"ward": str(ward)})
-    text = str(filter_json or "").strip()
-    if text:
-        try:
-            extra = json.loads(text)
-        except ValueError as exc:
-            raise InvalidFilter(f"the filter is not valid JSON: {exc}") from None
-        if not isinstance(extra, dict):
-            raise InvalidFilter('the filter must be a JSON object such as {"year": {"$gte": 2020}}')
-        if extra:
-            parts.append(extra)
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else {"$and": parts}
-
-
-def _result(hit: Any) -> dict[str, Any]:
-    return {
-        "id": hit.id,
-        "score": hit.score,
-        "vector_score": hit.vector_score,
-        "keyword_score": hit.keyword_score,
-        "text": hit.item.text,
-        "metadata": hit.item.metadata,
-    }
 
 
 async def app_search(query_json: str) -> str:
     """Search: ``{"text", "mode": "hybrid"|"semantic"|"keyword", "ward", "filter" (JSON text), "top_k"}``."""
     try:
-        import js  # type: ignore[import-not-found]
-
-        from pyapp.errors import InvalidInput
-
-        q = json.loads(query_json)
-        text = str(q.get("text") or "").strip()
-        if not text:
-            raise InvalidInput("type something to search for")
-        mode = _MODES.get(str(q.get("mode") or "hybrid"))
-        if mode is None:
-            raise InvalidInput(f"unknown search mode {q.get('mode')!r}")
-        top_k = max(1, min(100, int(q.get("top_k") or 10)))
-        index = _index()
-        started = js.performance.now()
-        hits = await index.query(text=text, top_k=top_k, filter=_filter(q.get("ward"), q.get("filter")), mode=mode)
-        return json.dumps({"results": [_result(h) for h in hits], "mode": q.get("mode") or "hybrid",
-                           "ms": round(js.performance.now() - started, 1), "items": await index.count()})
+        return json.dumps(await _service().search(json.loads(query_json)))
     except Exception as exc:  # noqa: BLE001
         return _fail(exc)
 
@@ -307,10 +203,7 @@ async def app_search(query_json: str) -> str:
 async def app_delete(item_id: str) -> str:
     """Delete one note by id; ``{"deleted": bool}``."""
     try:
-        index = _index()
-        deleted = await index.delete(str(item_id))
-        _APP["wards"] = None  # the ward may have gone with the note: rescan on the next list
-        return json.dumps({"deleted": deleted, "items": await index.count()})
+        return json.dumps(await _service().delete(str(item_id)))
     except Exception as exc:  # noqa: BLE001
         return _fail(exc)
 
@@ -319,53 +212,15 @@ async def app_list(options_json: str) -> str:
     """The newest notes (``{"limit"}``), newest first, and the distinct wards for the filter select."""
     try:
         opts = json.loads(options_json or "{}")
-        limit = max(1, min(200, int(opts.get("limit") or 10)))
-        index = _index()
-        total = await index.count()
-        ids = await index.ids()
-        newest = []
-        for item_id in reversed(ids[-limit:]):
-            item = await index.get(item_id)
-            if item is not None:
-                newest.append({"id": item.id, "text": item.text, "metadata": item.metadata})
-        return json.dumps({"notes": newest, "items": total, "wards": await _wards(index, ids)})
+        return json.dumps(await _service().overview(opts.get("limit") if isinstance(opts, dict) else None))
     except Exception as exc:  # noqa: BLE001
         return _fail(exc)
-
-
-async def _wards(index: Any, ids: list[str]) -> list[str]:
-    """Distinct ward values for the filter select: scanned once (and after deletes), then kept up to date
-    by ``app_add``; an index above 5,000 notes gets no list (the JSON filter still works)."""
-    wards = _APP.get("wards")
-    if wards is None:
-        wards = set()
-        if len(ids) <= 5_000:
-            for item in await index.list():
-                ward = item.metadata.get("ward")
-                if isinstance(ward, str) and ward:
-                    wards.add(ward)
-        _APP["wards"] = wards
-    return sorted(wards, key=str.lower)
 
 
 async def app_stats() -> str:
     """What the stats panel shows: items, kernel, storage (persisted, usage), embedder."""
     try:
-        index = _index()
-        stats = await index.stats()
-        embedder = _APP["embedder"]
-        return json.dumps({
-            "items": stats["items"],
-            "kernel": stats["kernel"],
-            "store": stats["store"],
-            "database": stats.get("database"),
-            "persisted": stats.get("persisted"),
-            "usage_bytes": stats.get("usage_bytes"),
-            "quota_bytes": stats.get("quota_bytes"),
-            "read_only": stats["read_only"],
-            "embedder": embedder.identity,
-            "threads": getattr(embedder, "threads", None),
-        })
+        return json.dumps(await _service().stats())
     except Exception as exc:  # noqa: BLE001
         return _fail(exc)
 
@@ -374,26 +229,21 @@ async def app_load_demo(channel: str) -> str:
     """Embed and store the bundled demo notes (pyapp/data/sample_notes.jsonl), reporting progress."""
     progress = _Progress(channel or None)
     try:
-        import js  # type: ignore[import-not-found]
-
-        from pyapp.demo import sample_notes
-
-        notes = sample_notes()
-        index = _index()
-        started = js.performance.now()
-        progress.post("demo", "embed", 0, len(notes))
-        ids = await index.upsert_many(
-            [{"id": n["id"], "text": n["text"], "metadata": n.get("metadata", {})} for n in notes],
-            progress=lambda done, total: progress.post("demo", "embed", done, total),
-        )
-        _APP["wards"] = None
-        return json.dumps({"loaded": len(ids), "items": await index.count(),
-                           "ms": round(js.performance.now() - started, 1)})
+        return json.dumps(await _service().load_demo(lambda done, total: progress.post("demo", "embed", done, total)))
     except Exception as exc:  # noqa: BLE001
         return _fail(exc)
     finally:
         progress.close()
 
 
-__export__ = ["boot", "run_python", "app_open", "app_add", "app_search", "app_delete", "app_list", "app_stats",
-              "app_load_demo"]
+__export__ = [
+    "boot",
+    "run_python",
+    "app_open",
+    "app_add",
+    "app_search",
+    "app_delete",
+    "app_list",
+    "app_stats",
+    "app_load_demo",
+]
