@@ -1,7 +1,7 @@
 """``JsKernel``: the ``VectorKernel`` for Pyodide without numpy, over a JS ``Float32Array``.
 
 Why: numpy is not loadable from a local Pyodide install (its wheel lives on the Pyodide CDN), and
-brute force in pure Python takes seconds per query. All per-element work happens in
+brute force in pure Python is orders of magnitude slower than JS. All per-element work happens in
 ``js_kernel.mjs``; Python only moves whole buffers (one typed-array copy per call).
 """
 
