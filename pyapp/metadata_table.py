@@ -473,7 +473,6 @@ class MetadataTable:
             seen.setdefault(scalar_key(v), v)
         return list(seen.values())
 
-
     def select(self, flt: Filter | dict[str, Any] | None) -> Sequence[int]:
         """Ascending rows matching ``flt`` (all rows when None): numpy int64 array with numpy, else list."""
         n = len(self._rows)

@@ -69,7 +69,7 @@ class JsKernel(VectorKernel):
         bad = int(self._mod.prepare(u8, n, self.dims))
         if bad >= 0:
             width = self.dims * 4
-            row = array("f", bytes(memoryview(data).cast("B")[bad * width:(bad + 1) * width]))
+            row = array("f", bytes(memoryview(data).cast("B")[bad * width : (bad + 1) * width]))
             if not all(math.isfinite(x) for x in row):
                 raise InvalidVector(f"vector {bad} contains NaN or infinity")
             raise InvalidVector(f"vector {bad} is all zeros: it has no direction to compare")
