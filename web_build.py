@@ -9,7 +9,7 @@ Steps, each idempotent:
 1. ``npm ci`` in ``web/`` (``npm install`` when there is no lockfile) -> ``web/node_modules``.
 2. Copy only the files the page loads into ``web/vendor/``: ``pyodide-<version>/`` and ``ort-<version>/``
    (versioned folders, so ``serve.py`` can mark them immutable: Chromium then reuses its compiled-wasm
-   cache and a warm boot drops from ~12 s to ~4 s) and ``pyscript/``.
+   cache, so a warm boot no longer recompiles the runtime's WebAssembly) and ``pyscript/``.
 3. Pure-Python wheels (micropip) from PyPI via ``pip download``; the vendored ``pyodide-lock.json``
    records their sha256 so ``loadPackage`` accepts them.
 4. numpy: fetched from the Pyodide package index when reachable and checked against the lock's
@@ -141,8 +141,20 @@ def fetch_pure_wheels(lock: dict, log: Log) -> dict[str, str]:
             log(f"build: pip download {name}=={version}")
             with tempfile.TemporaryDirectory() as tmp:
                 subprocess.run(
-                    [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                     "--python-version", "3.14", "-d", tmp, f"{name}=={version}"],
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "download",
+                        "--quiet",
+                        "--no-deps",
+                        "--only-binary=:all:",
+                        "--python-version",
+                        "3.14",
+                        "-d",
+                        tmp,
+                        f"{name}=={version}",
+                    ],
                     check=True,
                 )
                 (wheel,) = Path(tmp).glob("*.whl")
@@ -244,8 +256,11 @@ def write_precache(record: dict) -> dict:
             entries[path.name] = _rev(path)
     for path in sorted((WEB / "app").rglob("*")):
         rel = path.relative_to(WEB)
-        if path.is_file() and "__pycache__" not in rel.parts and path.suffix != ".pyc" and not any(
-            s.startswith(".") for s in rel.parts
+        if (
+            path.is_file()
+            and "__pycache__" not in rel.parts
+            and path.suffix != ".pyc"
+            and not any(s.startswith(".") for s in rel.parts)
         ):
             entries[rel.as_posix()] = _rev(path)
     for rel in ["build.json", *record.get("files", [])]:

@@ -579,7 +579,7 @@ def compile_filter(spec: Mapping[str, Any] | Filter) -> Filter:
 
 
 # Compiled filters by structure: an application sends the same few filters over and over, and compiling
-# one (~30 us) costs as much as scoring 1k vectors. Only plain JSON is cached, keyed with its types, so
+# one costs as much as scoring a small index's vectors. Only plain JSON is cached, keyed with its types, so
 # 1, 1.0 and True (or "1" and 1 as keys) never share an entry and anything unusual is compiled afresh.
 _CACHE_SIZE = 256
 _COMPILED: dict[Any, Filter] = {}

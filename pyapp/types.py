@@ -14,8 +14,8 @@ class Item:
     """One stored entry. ``vector`` is the L2-normalised float32 vector as a list of floats.
 
     Immutable. Items coming out of the index hold their vector as float32 bytes copied at read time and
-    build the list on first access: 768 Python floats cost ~20 us, so ten hits would spend more on vectors
-    nobody reads than on the search itself.
+    build the list on first access: building a list of hundreds of Python floats per hit would make ten
+    hits spend more on vectors nobody reads than on the search itself.
     """
 
     __slots__ = ("id", "_vector", "_raw", "metadata", "text")

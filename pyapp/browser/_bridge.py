@@ -1,6 +1,6 @@
 """Crossing the Python/JS bridge cheaply: bulk data as typed arrays, control data as JSON.
 
-Why: converting element by element is what makes pure-Python vector code 100x slower; one
+Why: converting element by element is what makes pure-Python vector code orders of magnitude slower; one
 ``Uint8Array`` copy per call is the whole cost here.
 """
 

@@ -1,11 +1,11 @@
 // The browser's vector kernel: a growable float32 matrix of L2-normalised rows and cosine top-k.
 //
-// Why not Python: per-element math in Pyodide's pure Python is ~100x slower (2.5 s vs 26 ms for
-// 10k x 768). Python calls these functions with Uint8Array copies of little-endian float32 bytes
-// and gets typed arrays back, so nothing crosses the bridge element by element.
+// Why not Python: per-element math in Pyodide's pure Python is orders of magnitude slower than JS
+// (figures in docs/BENCHMARKS.md). Python calls these functions with Uint8Array copies of
+// little-endian float32 bytes and gets typed arrays back, so nothing crosses the bridge element by element.
 //
 // The matrix lives in its own WebAssembly.Memory; when `dims` is a multiple of 4, dot products run
-// in a tiny hand-assembled WebAssembly SIMD module (f32x4, ~5x faster than the JS loop), else in
+// in a tiny hand-assembled WebAssembly SIMD module (f32x4, several times faster than the JS loop), else in
 // JS. Compiling it needs only the CSP's 'wasm-unsafe-eval', which Pyodide needs anyway.
 // Scores are float32 (like the numpy kernel's), so "tied with the k-th score" means the same thing.
 

@@ -1,8 +1,8 @@
 """int8-accelerated numpy kernel: exact cosine top-k that reads a quarter of the bytes per query.
 
-Why: a float32 scan is memory-bandwidth bound (50k x 768 is 153 MB per query, ~15 ms on one core here). This
+Why: a float32 scan is memory-bandwidth bound (50k x 768 is 153 MB read per query). This
 kernel keeps the float32 matrix as the truth (``get``, snapshots, export, hybrid scores) and beside it an int8
-copy with one scale per row, scanned by simsimd's SIMD int8 dot product (38 MB at 50k, ~5 ms). The int8
+copy with one scale per row, scanned by simsimd's SIMD int8 dot product (38 MB at 50k: a quarter). The int8
 scores are *bounded*, not trusted: every row carries the norms needed for a rigorous error bound, the rows
 that could still reach the top k are re-scored in float32, and the result is exactly ``NumpyKernel``'s
 (same rows, same scores, same ties). ``simsimd`` is optional (the ``server`` extra); without it
@@ -38,7 +38,8 @@ ROUNDING = 0.5 + 1e-4
 def _quantise(rows: np.ndarray, codes: np.ndarray, scale: np.ndarray) -> None:
     """Write int8 codes and per-row scales (max |x| / 127) of float32 ``rows`` into ``codes``/``scale``.
 
-    Five vectorised passes per L2-sized chunk (max, min, multiply, round, cast): ~60 ms for 50k x 768.
+    Five vectorised passes per L2-sized chunk (max, min, multiply, round, cast): part of every open and bulk
+    load, so it is kept to whole-array numpy operations.
     """
     n = rows.shape[0]
     tmp = np.empty((min(n, CHUNK_ROWS), rows.shape[1]), dtype=np.float32)

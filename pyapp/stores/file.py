@@ -209,7 +209,7 @@ def _os_errors(method: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-WRITE_PIECE = 1 << 18  # bytes per write(): 256 KiB pieces cost 0.07 s of CPU for 150 MB here, one big write 0.3 s
+WRITE_PIECE = 1 << 18  # bytes per write(): one huge write() costs several times the kernel CPU of 256 KiB pieces
 
 
 def _pieces(data: bytes | memoryview) -> Iterator[memoryview]:
@@ -256,7 +256,7 @@ def _lock(fd: int) -> bool:
     return True
 
 
-CHECKSUM = "crc32"  # of each generation file: half the CPU of sha256 (50k x 768: 0.05 s vs 0.10 s), and what
+CHECKSUM = "crc32"  # of each generation file: markedly less CPU than sha256 over the vectors, and what
 # storage formats use to catch torn or rotten bytes. Snapshots written with "sha256" still verify.
 
 
@@ -493,8 +493,9 @@ class FileStore(Store):
     def _map(self, fd: int, info: dict[str, Any]) -> bytes | memoryview:
         """The vector matrix as a private copy-on-write mapping: hashing it is then the only pass over it.
 
-        Measured on 50k x 768: read()+sha256 0.22 s, mmap+sha256 0.10 s, mmap+crc32 0.05 s. Generation files are never
-        modified after install (only unlinked), so the mapping stays valid; writes to it stay private.
+        A read() copy plus a hash is two passes over the bytes; hashing the mapping is one (figures in
+        docs/BENCHMARKS.md). Generation files are never modified after install (only unlinked), so the mapping
+        stays valid; writes to it stay private.
         """
         size = os.fstat(fd).st_size
         if size != info["bytes"]:
