@@ -111,8 +111,12 @@ def host_facts() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu_model": model, "loadavg_1m": r3(os.getloadavg()[0]),
-            "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS")}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "loadavg_1m": r3(os.getloadavg()[0]),
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+    }
 
 
 def _timed_series(samples: list[tuple[float, float]], prefix: str) -> dict[str, float]:
@@ -223,8 +227,21 @@ def _child(a: argparse.Namespace, phase: str, folder: str) -> dict[str, Any]:
 
 
 def _common_args(a: argparse.Namespace) -> list[str]:
-    args = [str(a.n), "--dim", str(a.dim), "--queries", str(a.queries), "--topk", str(a.topk),
-            "--seed", str(a.seed), "--upserts", str(a.upserts), "--vectors", a.vectors]
+    args = [
+        str(a.n),
+        "--dim",
+        str(a.dim),
+        "--queries",
+        str(a.queries),
+        "--topk",
+        str(a.topk),
+        "--seed",
+        str(a.seed),
+        "--upserts",
+        str(a.upserts),
+        "--vectors",
+        a.vectors,
+    ]
     return args + (["--indexed"] if a.indexed else [])
 
 
@@ -249,12 +266,25 @@ def run_clinvec(a: argparse.Namespace) -> dict[str, Any]:
     host = host_facts()
     host.update(loadavg_1m_at_start=r3(load0), loadavg_1m_at_end=host.pop("loadavg_1m"))
     return {
-        "tool": "clinvec", "clinvec_version": pyapp.__version__, "python": platform.python_version(),
-        "numpy": numpy.__version__, "n": a.n, "dim": a.dim, "topk": a.topk, "queries": a.queries, "seed": a.seed,
-        "indexed_metadata": a.indexed, "vectors_input": a.vectors, "variant": _variant_name(a),
+        "tool": "clinvec",
+        "clinvec_version": pyapp.__version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "n": a.n,
+        "dim": a.dim,
+        "topk": a.topk,
+        "queries": a.queries,
+        "seed": a.seed,
+        "indexed_metadata": a.indexed,
+        "vectors_input": a.vectors,
+        "variant": _variant_name(a),
         "kernel": type(default_kernel(a.dim)).__name__,
-        **build, **query, **upsert, "filter": wl.FILTER,
-        "total_wall_s": r3(time.perf_counter() - wall0), "host": host,
+        **build,
+        **query,
+        **upsert,
+        "filter": wl.FILTER,
+        "total_wall_s": r3(time.perf_counter() - wall0),
+        "host": host,
         **({"kept_dir": folder} if a.keep else {}),
     }
 
@@ -286,8 +316,21 @@ def vectra_dir() -> Path:
 def run_vectra(a: argparse.Namespace, codec: str, timeout: float) -> dict[str, Any]:
     """``node bench.mjs N --codec C`` with the same workload parameters; its one JSON line."""
     bench = shared_dir() / "peers" / "vectra" / "bench.mjs"
-    cmd = ["node", str(bench), str(a.n), "--dim", str(a.dim), "--queries", str(a.queries), "--topk", str(a.topk),
-           "--seed", str(a.seed), "--codec", codec]
+    cmd = [
+        "node",
+        str(bench),
+        str(a.n),
+        "--dim",
+        str(a.dim),
+        "--queries",
+        str(a.queries),
+        "--topk",
+        str(a.topk),
+        "--seed",
+        str(a.seed),
+        "--codec",
+        codec,
+    ]
     env = {**os.environ, "VECTRA_DIR": str(vectra_dir())}
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
@@ -322,18 +365,26 @@ def _fmt(x: Any, unit: str = "") -> str:
 
 
 ROWS: list[tuple[str, Callable[[dict[str, Any]], Any], Callable[[dict[str, Any]], Any]]] = [
-    ("insert + durable commit, CPU s",
-     lambda c: c.get("insert_cpu_s"),
-     lambda v: None if v.get("insert_cpu_s") is None else v["insert_cpu_s"] + (v.get("save_cpu_s") or 0)),
+    (
+        "insert + durable commit, CPU s",
+        lambda c: c.get("insert_cpu_s"),
+        lambda v: None if v.get("insert_cpu_s") is None else v["insert_cpu_s"] + (v.get("save_cpu_s") or 0),
+    ),
     ("open/load, CPU s", lambda c: c.get("open_cpu_s"), lambda v: v.get("load_cpu_s")),
     ("open/load, wall s", lambda c: c.get("open_s"), lambda v: v.get("load_s")),
     ("query, CPU ms median", lambda c: c.get("query_cpu_ms_median"), lambda v: v.get("query_cpu_ms_median")),
     ("query, wall ms median", lambda c: c.get("query_ms_median"), lambda v: v.get("query_ms_median")),
     ("query, wall ms p95", lambda c: c.get("query_ms_p95"), lambda v: v.get("query_ms_p95")),
-    ("filtered query, CPU ms median", lambda c: c.get("filtered_query_cpu_ms_median"),
-     lambda v: v.get("filtered_query_cpu_ms_median")),
-    ("filtered query, wall ms median", lambda c: c.get("filtered_query_ms_median"),
-     lambda v: v.get("filtered_query_ms_median")),
+    (
+        "filtered query, CPU ms median",
+        lambda c: c.get("filtered_query_cpu_ms_median"),
+        lambda v: v.get("filtered_query_cpu_ms_median"),
+    ),
+    (
+        "filtered query, wall ms median",
+        lambda c: c.get("filtered_query_ms_median"),
+        lambda v: v.get("filtered_query_ms_median"),
+    ),
     ("filtered query, wall ms p95", lambda c: c.get("filtered_query_ms_p95"), lambda v: v.get("filtered_query_ms_p95")),
     ("disk, MB", lambda c: _mb(c.get("disk_bytes")), lambda v: _mb(v.get("disk_bytes"))),
     ("peak RSS of the query process, MB", lambda c: c.get("peak_rss_query_mb"), lambda v: v.get("peak_rss_query_mb")),
@@ -372,8 +423,10 @@ def table(records: list[dict[str, Any]]) -> str:
                     cells += [_fmt(theirs_v), _ratio(ours_v, theirs_v), _speedup(ours_v, theirs_v)]
             out.append("| " + " | ".join(cells) + " |")
         extra = [
-            ("one-upsert durable commit, wall ms median / p95",
-             lambda c: f"{_fmt(c.get('upsert_commit_ms_median'))} / {_fmt(c.get('upsert_commit_ms_p95'))}"),
+            (
+                "one-upsert durable commit, wall ms median / p95",
+                lambda c: f"{_fmt(c.get('upsert_commit_ms_median'))} / {_fmt(c.get('upsert_commit_ms_p95'))}",
+            ),
             ("one-upsert commit, CPU ms median", lambda c: _fmt(c.get("upsert_commit_cpu_ms_median"))),
             ("sanity (top-1 = itself; items loaded)", lambda c: f"{c.get('sanity_top1_ok')}; {c.get('items_loaded')}"),
         ]
@@ -400,8 +453,12 @@ def _add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topk", type=int, default=10)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--upserts", type=int, default=50, help="single-upsert commits to time (0: skip)")
-    p.add_argument("--vectors", choices=("array", "list"), default="array",
-                   help="pass vectors as float32 numpy rows (an embedder's output) or Python lists (JSON input)")
+    p.add_argument(
+        "--vectors",
+        choices=("array", "list"),
+        default="array",
+        help="pass vectors as float32 numpy rows (an embedder's output) or Python lists (JSON input)",
+    )
     p.add_argument("--indexed", action="store_true", help="create the index with indexed=['category']")
 
 
@@ -438,8 +495,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     run.add_argument("--keep", action="store_true", help="keep the index folder")
     cmp_ = sub.add_parser("compare", help="vectra and clinvec on the same N, one run; appends JSON lines")
     _add_workload_args(cmp_)
-    cmp_.add_argument("--vectra-codec", choices=("json", "protobuf"), default=None,
-                      help="default: json below 50k, protobuf from 50k (vectra's JSON cannot save 50k)")
+    cmp_.add_argument(
+        "--vectra-codec",
+        choices=("json", "protobuf"),
+        default=None,
+        help="default: json below 50k, protobuf from 50k (vectra's JSON cannot save 50k)",
+    )
     cmp_.add_argument("--no-vectra", action="store_true", help="clinvec only (e.g. 200k, which vectra cannot hold)")
     cmp_.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {VARIANTS}")
     cmp_.add_argument("--vectra-timeout", type=float, default=1800)

@@ -30,8 +30,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--disable-quic"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 SETUP = """
 import js, random, statistics
@@ -172,11 +179,13 @@ def bench_embedding(page: Page, model: str) -> dict[str, Any]:
     for variant in ("fp32", "int8"):
         r = page.run(EMBED, model=model, variant=variant)
         out[variant] = {
-            "load_ms": round(r["load_ms"]), "load_phases_ms": {k: round(v) for k, v in r["phases_ms"].items()},
+            "load_ms": round(r["load_ms"]),
+            "load_phases_ms": {k: round(v) for k, v in r["phases_ms"].items()},
             "query_embed_ms": summary(r["query_ms"]),
             f"embed_{r['long_tokens']}_tokens_ms": summary(r["long_ms"]),
             "embed_40_queries_batched_ms_each": round(r["batch40_ms"] / 40, 1),
-            "threads": r["threads"], "sha256": r["identity"]["sha256"][:12],
+            "threads": r["threads"],
+            "sha256": r["identity"]["sha256"][:12],
         }
     return out
 
@@ -208,8 +217,12 @@ class Page:
 
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    return {"median": round(statistics.median(ordered), 2), "min": round(ordered[0], 2),
-            "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 2), "n": len(ordered)}
+    return {
+        "median": round(statistics.median(ordered), 2),
+        "min": round(ordered[0], 2),
+        "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 2),
+        "n": len(ordered),
+    }
 
 
 def main() -> int:
@@ -228,16 +241,20 @@ def main() -> int:
     import web_build
 
     web_build.build() if web_build.needs_build() else web_build.refresh_app()
-    server = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), "--no-build", "--port", "0", "--quiet"],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "serve.py"), "--no-build", "--port", "0", "--quiet"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert server.stdout is not None
     url = server.stdout.readline().strip().rsplit(" at ", 1)[1]
     params = {"rows": args.rows, "dims": args.dims, "name": f"bench-{args.rows}x{args.dims}"}
     report: dict[str, Any] = {"rows": args.rows, "dims": args.dims, "chromium": None}
     try:
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-            context = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=LAUNCH_ARGS,
-                                                            headless=True)
+            context = pw.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True
+            )
             report["chromium"] = context.browser.version if context.browser else None
             page = Page(context.new_page(), url)
             if args.embed_only:
@@ -252,16 +269,22 @@ def main() -> int:
             report["boot_warm_marks_ms"] = page.marks()
             report["runtime"] = page.run("import sys, pyodide\nresult = [sys.version.split()[0], pyodide.__version__]")
             kernel = page.run(KERNEL, **params)
-            report["kernel"] = {"engine": kernel["engine"], "topk10_ms": summary(kernel["topk_ms"]),
-                                "topk10_half_rows_ms": summary(kernel["topk_half_rows_ms"])}
+            report["kernel"] = {
+                "engine": kernel["engine"],
+                "topk10_ms": summary(kernel["topk_ms"]),
+                "topk10_half_rows_ms": summary(kernel["topk_half_rows_ms"]),
+            }
             built = page.run(BUILD_INDEX, **params)
             report["index"] = {
-                "kernel": built["kernel"], "items": built["items"], "persisted": built["persisted"],
+                "kernel": built["kernel"],
+                "items": built["items"],
+                "persisted": built["persisted"],
                 "insert_many_s": round(built["insert_many_ms"] / 1000, 2),
                 "insert_one_commit_ms": summary(built["insert_one_ms"]),
                 "query_top10_ms": summary(built["query_ms"]),
                 "hybrid_query_top10_ms": summary(built["hybrid_query_ms"]),
-                "snapshot_bytes": built["snapshot_bytes"], "log_bytes": built["log_bytes"],
+                "snapshot_bytes": built["snapshot_bytes"],
+                "log_bytes": built["log_bytes"],
             }
             page.boot(reload=True)  # a new session: nothing of the index left in memory
             report["reopen"] = page.run(REOPEN, **params)

@@ -8,4 +8,3 @@ import sys
 def is_pyodide() -> bool:
     """True inside Pyodide/PyScript (Emscripten), where `js` and IndexedDB exist and files do not persist."""
     return sys.platform == "emscripten"
-

@@ -182,4 +182,3 @@ class Committer:
     async def _write_snapshot(self) -> None:
         rows, vectors = self._rows.snapshot_parts()
         await self._store.write_snapshot(self._manifest, rows, vectors)
-

@@ -112,7 +112,7 @@ def store_worker(folder: str, conn: Connection, dims: int, compact_every: int) -
         state: dict[str, tuple[Row, bytes]] = {}
         width = dims * 4
         for i, row in enumerate(snap.rows):
-            state[row.id] = (row, bytes(snap.vectors[i * width:(i + 1) * width]))
+            state[row.id] = (row, bytes(snap.vectors[i * width : (i + 1) * width]))
         for logged in snap.log:
             for op in logged:
                 if isinstance(op, Put):
@@ -160,8 +160,9 @@ def index_worker(folder: str, conn: Connection, dims: int, compact_every: int) -
                 conn.send_bytes(b"compact-end")
             async with idx.batch():
                 for j in range(ITEMS):
-                    await idx.insert(vector_for(k, j, dims), metadata=metadata_for(k, j), text=text_for(k, j),
-                                     id=item_id(k, j))
+                    await idx.insert(
+                        vector_for(k, j, dims), metadata=metadata_for(k, j), text=text_for(k, j), id=item_id(k, j)
+                    )
                 if k > LAG:
                     await idx.delete_many(ids_of_commit(k - LAG))
             conn.send_bytes(f"ack {k}".encode())

@@ -74,8 +74,16 @@ def test_clinvec_side_runs_and_reports_sane_json() -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    for key in ("insert_cpu_s", "open_s", "query_cpu_ms_median", "filtered_query_ms_p95", "upsert_commit_ms_median",
-                "disk_bytes", "peak_rss_query_mb", "host"):
+    for key in (
+        "insert_cpu_s",
+        "open_s",
+        "query_cpu_ms_median",
+        "filtered_query_ms_p95",
+        "upsert_commit_ms_median",
+        "disk_bytes",
+        "peak_rss_query_mb",
+        "host",
+    ):
         assert key in result, key
     assert not any(key.endswith("_error") for key in result), result
     assert result["tool"] == "clinvec" and result["n"] == 300 and result["variant"] in ("plain", "plain+1thr")
@@ -89,10 +97,23 @@ def test_clinvec_side_runs_and_reports_sane_json() -> None:
 
 
 def test_table_reports_ratios_against_vectra() -> None:
-    clinvec = {"tool": "clinvec", "variant": "plain", "n": 1000, "insert_cpu_s": 0.5, "query_cpu_ms_median": 1.0,
-               "host": {"loadavg_1m_at_start": 1.0}}
-    vectra = {"tool": "vectra", "codec": "json", "n": 1000, "insert_cpu_s": 4.0, "save_cpu_s": 1.0,
-              "query_cpu_ms_median": 20.0, "host": {"loadavg_1m_at_start": 1.0}}
+    clinvec = {
+        "tool": "clinvec",
+        "variant": "plain",
+        "n": 1000,
+        "insert_cpu_s": 0.5,
+        "query_cpu_ms_median": 1.0,
+        "host": {"loadavg_1m_at_start": 1.0},
+    }
+    vectra = {
+        "tool": "vectra",
+        "codec": "json",
+        "n": 1000,
+        "insert_cpu_s": 4.0,
+        "save_cpu_s": 1.0,
+        "query_cpu_ms_median": 20.0,
+        "host": {"loadavg_1m_at_start": 1.0},
+    }
     text = bench_core.table([vectra, clinvec])
     insert_row = next(line for line in text.splitlines() if line.startswith("| insert"))
     assert "| 0.1 | 10x |" in insert_row  # 0.5 / (4.0 + 1.0): vectra's save counts, as our commit does
@@ -104,11 +125,28 @@ def test_summary_puts_each_runs_target_ratios_in_one_row() -> None:
     def run(vectra_insert: float) -> list[dict]:
         records = []
         for n, ours_q, theirs_q in ((1000, 0.2, 0.3), (10_000, 1.0, 15.0), (50_000, 6.0, 100.0)):
-            records.append({"tool": "vectra", "n": n, "query_cpu_ms_median": theirs_q, "insert_cpu_s": vectra_insert,
-                            "save_cpu_s": 2.0, "filtered_query_cpu_ms_median": 0.3})
-            records.append({"tool": "clinvec", "variant": "plain", "n": n, "query_cpu_ms_median": ours_q,
-                            "insert_cpu_s": 1.0, "filtered_query_cpu_ms_median": 0.15, "open_cpu_s": 0.3,
-                            "open_s": 0.25})
+            records.append(
+                {
+                    "tool": "vectra",
+                    "n": n,
+                    "query_cpu_ms_median": theirs_q,
+                    "insert_cpu_s": vectra_insert,
+                    "save_cpu_s": 2.0,
+                    "filtered_query_cpu_ms_median": 0.3,
+                }
+            )
+            records.append(
+                {
+                    "tool": "clinvec",
+                    "variant": "plain",
+                    "n": n,
+                    "query_cpu_ms_median": ours_q,
+                    "insert_cpu_s": 1.0,
+                    "filtered_query_cpu_ms_median": 0.15,
+                    "open_cpu_s": 0.3,
+                    "open_s": 0.25,
+                }
+            )
         return records
 
     rows = bench_core.summary({"a.jsonl": run(98.0), "b.jsonl": run(48.0), "c.jsonl": run(98.0)[:2]}).splitlines()

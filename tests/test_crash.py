@@ -39,8 +39,10 @@ def _create_store_index(folder: str) -> None:
     store = FileStore(folder)
     asyncio.run(store.create({"dims": DIMS}))
     store.open_sync()
-    ops = [Put(Row(f"{cc.BALLAST}{i}", {"ballast": i}, None, i), struct.pack(f"<{DIMS}f", *_ballast_vector(i)))
-           for i in range(BALLAST)]
+    ops = [
+        Put(Row(f"{cc.BALLAST}{i}", {"ballast": i}, None, i), struct.pack(f"<{DIMS}f", *_ballast_vector(i)))
+        for i in range(BALLAST)
+    ]
     store.commit_sync(ops)
     store.close_sync()
 
@@ -52,7 +54,7 @@ def _read_store_state(folder: str, writer: bool) -> dict[str, tuple[dict[str, An
     width = DIMS * 4
     state: dict[str, tuple[dict[str, Any], str | None, Any]] = {}
     for i, row in enumerate(snap.rows):
-        state[row.id] = (row.metadata, row.text, bytes(snap.vectors[i * width:(i + 1) * width]))
+        state[row.id] = (row.metadata, row.text, bytes(snap.vectors[i * width : (i + 1) * width]))
     for ops in snap.log:
         for op in ops:
             if isinstance(op, Put):
@@ -67,8 +69,12 @@ def _create_local_index(folder: str) -> None:
 
     async def main() -> None:
         idx = await LocalIndex.create(folder, dims=DIMS)
-        await idx.insert_many([{"id": f"{cc.BALLAST}{i}", "vector": _ballast_vector(i), "metadata": {"ballast": i}}
-                               for i in range(BALLAST)])
+        await idx.insert_many(
+            [
+                {"id": f"{cc.BALLAST}{i}", "vector": _ballast_vector(i), "metadata": {"ballast": i}}
+                for i in range(BALLAST)
+            ]
+        )
         await idx.close()
 
     asyncio.run(main())

@@ -431,8 +431,12 @@ def _probes(model: list[dict[str, Any]]) -> list[Filter]:
 
 
 _scalars = st.one_of(
-    st.sampled_from(["a", "b", "c3", ""]), st.integers(-3, 3), st.booleans(), st.none(),
-    st.sampled_from([2**70, -(2**65), 0.5, -0.0, 1.0]), st.lists(st.integers(0, 2), max_size=2),
+    st.sampled_from(["a", "b", "c3", ""]),
+    st.integers(-3, 3),
+    st.booleans(),
+    st.none(),
+    st.sampled_from([2**70, -(2**65), 0.5, -0.0, 1.0]),
+    st.lists(st.integers(0, 2), max_size=2),
 )
 _metadata = st.one_of(
     st.fixed_dictionaries({}, optional={"v": _scalars, "o": st.fixed_dictionaries({}, optional={"k": _scalars})}),

@@ -23,8 +23,11 @@ filters = st.one_of(
     st.none(),
     st.builds(lambda w: {"ward": w}, st.sampled_from(["ICU", "ED", "OR", "none"])),
     st.builds(lambda y: {"year": {"$gte": y}}, st.integers(2014, 2026)),
-    st.builds(lambda w, y: {"$or": [{"ward": w}, {"year": {"$lt": y}}]}, st.sampled_from(["ICU", "ED"]),
-              st.integers(2014, 2026)),
+    st.builds(
+        lambda w, y: {"$or": [{"ward": w}, {"year": {"$lt": y}}]},
+        st.sampled_from(["ICU", "ED"]),
+        st.integers(2014, 2026),
+    ),
 )
 
 

@@ -166,7 +166,12 @@ def test_golden_offsets_and_specials(tiny_uncased: WordPieceTokenizer) -> None:
         ("cafe", 0, 4), ("[UNK]", 4, 5), ("h", 6, 7), ("##ba", 7, 9), ("##1", 9, 10), ("##c", 10, 11),
     ]  # fmt: skip
     assert tok.tokenize_with_offsets("x[CLS]x [cls]") == [
-        ("x", 0, 1), ("[CLS]", 1, 6), ("x", 6, 7), ("[UNK]", 8, 9), ("[UNK]", 9, 12), ("[UNK]", 12, 13),
+        ("x", 0, 1),
+        ("[CLS]", 1, 6),
+        ("x", 6, 7),
+        ("[UNK]", 8, 9),
+        ("[UNK]", 9, 12),
+        ("[UNK]", 12, 13),
     ]  # fmt: skip  (specials match case-sensitively; "[cls]" is plain text)
     assert tok.tokenize_with_offsets("한") == [("ᄒ", 0, 1), ("##ᅡ", 0, 1), ("##ᆫ", 0, 1)]
     # an expanded char (İ -> i + U+0307, the mark then stripped) keeps the offsets of its source char

@@ -47,8 +47,9 @@ class AppPage:
 
         ``params`` arrive as Python variables (JSON round trip) defined before ``code`` runs.
         """
-        prelude = "".join(f"{name} = __import__('json').loads({json.dumps(json.dumps(value))})\n"
-                          for name, value in params.items())
+        prelude = "".join(
+            f"{name} = __import__('json').loads({json.dumps(json.dumps(value))})\n" for name, value in params.items()
+        )
         outcome = json.loads(self.page.evaluate("code => window.clinvecTest.run(code)", prelude + code))
         if not outcome["ok"]:
             raise BrowserPythonError(outcome)

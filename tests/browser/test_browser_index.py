@@ -79,7 +79,8 @@ def test_local_index_round_trip_matches_cpython(app: AppPage, index_name: str, t
 
     app.boot(reload=True)  # the index was never closed: the reload drops the page and its lock
     reopened = app.run(
-        "from pyapp import LocalIndex\nidx = await LocalIndex.open(location)\n" + READ
+        "from pyapp import LocalIndex\nidx = await LocalIndex.open(location)\n"
+        + READ
         + "await idx.close()\nresult = state",
         **params,
     )
@@ -95,7 +96,8 @@ def test_local_index_round_trip_matches_cpython(app: AppPage, index_name: str, t
 
 
 def test_local_index_errors_cross_the_bridge_as_clinvec_errors(app: AppPage, index_name: str) -> None:
-    out = app.run("""
+    out = app.run(
+        """
 from pyapp import LocalIndex, IndexLocked, InvalidVector, DimensionMismatch, IndexExists
 got = []
 idx = await LocalIndex.create(location, dims=3)
@@ -119,5 +121,7 @@ await idx.close()
 await LocalIndex.drop(location)
 got.append(await LocalIndex.exists(location))
 result = got
-""", location=index_name)
+""",
+        location=index_name,
+    )
     assert out == ["InvalidVector", "InvalidVector", "DimensionMismatch", "IndexExists", "IndexLocked", 0, False]

@@ -51,8 +51,9 @@ def reference(data: np.ndarray, queries: list[tuple[np.ndarray, int, list[int] |
 
 def run_both(app: Any, data: np.ndarray, queries: list[tuple[np.ndarray, int, list[int] | None]]) -> tuple[dict, dict]:
     n, dims = data.shape
-    browser = app.run(KERNEL_RUN, dims=dims, n=n, data=b64(data),
-                      queries=[[b64(q), kk, rows] for q, kk, rows in queries])
+    browser = app.run(
+        KERNEL_RUN, dims=dims, n=n, data=b64(data), queries=[[b64(q), kk, rows] for q, kk, rows in queries]
+    )
     return browser, reference(data, queries)
 
 
@@ -109,8 +110,9 @@ def test_ties_at_kth_score_are_all_returned(app: Any) -> None:
     use_rows=st.booleans(),
     duplicate=st.booleans(),
 )
-def test_property_topk_matches_numpy(app: Any, n: int, dims: int, k: int, seed: int, use_rows: bool,
-                                     duplicate: bool) -> None:
+def test_property_topk_matches_numpy(
+    app: Any, n: int, dims: int, k: int, seed: int, use_rows: bool, duplicate: bool
+) -> None:
     rng = np.random.default_rng(seed)
     data = rng.integers(-3, 4, size=(n, dims)).astype(np.float32)  # small ints: many exact ties
     data[np.abs(data).sum(axis=1) == 0, 0] = 1.0

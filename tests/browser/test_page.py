@@ -28,17 +28,23 @@ def test_page_reaches_ready_and_reports_runtime(app: Any) -> None:
         "result = [str(js.globalThis.constructor.name), sys.platform, type(default_kernel(8)).__name__]"
     )
     assert facts == ["DedicatedWorkerGlobalScope", "emscripten", "JsKernel" if kernel == "js" else "NumpyKernel"]
-    problems = [line for line in app.console
-                if "Content Security Policy" in line or "Failed to load resource" in line or line.startswith("error")]
+    problems = [
+        line
+        for line in app.console
+        if "Content Security Policy" in line or "Failed to load resource" in line or line.startswith("error")
+    ]
     assert problems == []
 
 
-@pytest.mark.parametrize(("missing", "message"), [
-    ("**/vendor/app/pyapp.zip", "pyapp.zip is missing"),
-    ("**/vendor/build.json", "serve.py --build"),
-    ("**/vendor/pyodide-*/pyodide.asm.wasm", "pyodide.asm.wasm is missing"),
-    ("**/app/worker.py", "worker.py"),
-])
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("**/vendor/app/pyapp.zip", "pyapp.zip is missing"),
+        ("**/vendor/build.json", "serve.py --build"),
+        ("**/vendor/pyodide-*/pyodide.asm.wasm", "pyodide.asm.wasm is missing"),
+        ("**/app/worker.py", "worker.py"),
+    ],
+)
 def test_boot_failure_shows_a_visible_error(open_app: Any, missing: str, message: str) -> None:
     """A missing asset must end in data-state="error" with a message, not an endless spinner."""
     app = open_app(boot=False)
