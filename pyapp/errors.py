@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
+
+
+def describe(value: Any) -> str:
+    """A short, always printable form of a user's value for an error message (deep nesting, 5,000-digit
+    integers and huge strings would make ``repr`` fail or flood the message)."""
+    try:
+        return _SHORT.repr(value)
+    except (ValueError, RecursionError, TypeError):
+        return f"a {type(value).__name__}"
+
 
 class ClinvecError(Exception):
     """Base of every deliberate clinvec error; a failed call that raises one changed nothing."""

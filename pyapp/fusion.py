@@ -22,24 +22,35 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .errors import InvalidInput
+from .errors import InvalidInput, describe
+
+
+def is_finite_number(x: object) -> bool:
+    """A real number (not a bool) that is finite as a float: 10**5000 is not (``math.isfinite`` would raise)."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def _check_weights(weights: Sequence[float] | None, n_legs: int) -> list[float]:
     if weights is None:
         return [1.0] * n_legs
-    w = [float(x) for x in weights]
-    if len(w) != n_legs:
-        raise InvalidInput(f"{len(w)} weights given for {n_legs} legs")
-    if not all(math.isfinite(x) and x >= 0 for x in w):
-        raise InvalidInput(f"weights must be finite and >= 0, got {list(weights)!r}")
-    return w
+    if isinstance(weights, (str, bytes, dict)) or not isinstance(weights, Sequence):
+        raise InvalidInput(f"weights must be a list of numbers, got {describe(weights)}")
+    if len(weights) != n_legs:
+        raise InvalidInput(f"{len(weights)} weights given for {n_legs} legs")
+    if not all(is_finite_number(x) and x >= 0 for x in weights):
+        raise InvalidInput(f"weights must be finite and >= 0, got {describe(weights)}")
+    return [float(x) for x in weights]
 
 
 def check_rrf_k(k: object) -> None:
     """``InvalidInput`` unless ``k`` is a finite real number >= 0 (what ``reciprocal_rank_fusion`` needs)."""
-    if not isinstance(k, (int, float)) or isinstance(k, bool) or not (math.isfinite(k) and k >= 0):
-        raise InvalidInput(f"rrf k must be a finite number >= 0, got {k!r}")
+    if not (is_finite_number(k) and k >= 0):  # type: ignore[operator]
+        raise InvalidInput(f"rrf k must be a finite number >= 0, got {describe(k)}")
 
 
 def _rank(scores: dict[str, float], first_seen: dict[str, int]) -> list[tuple[str, float]]:

@@ -21,7 +21,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .errors import InvalidInput, InvalidMetadata
+from .errors import InvalidInput, InvalidMetadata, describe
 from .filters import (
     AllCond,
     AndNode,
@@ -460,7 +460,7 @@ class MetadataTable:
         try:
             segments = split_path(path)
         except ValueError as exc:
-            raise InvalidInput(f"field {path!r}: {exc}") from None
+            raise InvalidInput(f"field {describe(path)}: {exc}") from None
         col = self._columns.get(path)
         if col is not None:
             return [v for v, refs in zip(col.values, col.refs) if refs > 0]

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .embed.base import Embedder
-from .errors import InvalidInput, NoEmbedder
+from .errors import InvalidInput, NoEmbedder, describe
 from .filters import Filter, compile_filter
-from .fusion import check_rrf_k, reciprocal_rank_fusion, weighted_fusion
+from .fusion import check_rrf_k, is_finite_number, reciprocal_rank_fusion, weighted_fusion
 from .rows import IndexRows
 from .staging import check_text
 from .types import Result
@@ -29,10 +29,6 @@ HYBRID_DEPTH = 200  # candidates each hybrid leg contributes before fusion
 DEFAULT_FUSION = "rrf"
 DEFAULT_WEIGHTS = (0.7, 0.3)  # (vector, keyword)
 DEFAULT_RRF_K = 5.0
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 @dataclass(frozen=True)
@@ -63,21 +59,21 @@ def plan(
 ) -> QueryPlan:
     """Check every argument (``InvalidInput``/``InvalidFilter``/``NoEmbedder``) and resolve ``auto``."""
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-        raise InvalidInput(f"top_k must be a positive integer, got {top_k!r}")
+        raise InvalidInput(f"top_k must be a positive integer, got {describe(top_k)}")
     if mode not in MODES:
-        raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
+        raise InvalidInput(f"mode must be one of {MODES}, got {describe(mode)}")
     if fusion not in FUSIONS:
-        raise InvalidInput(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        raise InvalidInput(f"fusion must be one of {FUSIONS}, got {describe(fusion)}")
     check_rrf_k(rrf_k)
-    if min_score is not None and (not _is_number(min_score) or math.isnan(min_score)):
-        raise InvalidInput("min_score must be a number")
+    if min_score is not None and not (is_finite_number(min_score) or min_score in (math.inf, -math.inf)):
+        raise InvalidInput(f"min_score must be a number, got {describe(min_score)}")
     if (
         isinstance(weights, (str, bytes, dict))
         or not isinstance(weights, Sequence)
         or len(weights) != 2
-        or not all(_is_number(w) and math.isfinite(w) and w >= 0 for w in weights)
+        or not all(is_finite_number(w) and w >= 0 for w in weights)
     ):
-        raise InvalidInput(f"weights must be two finite numbers >= 0 (vector, keyword), got {weights!r}")
+        raise InvalidInput(f"weights must be two finite numbers >= 0 (vector, keyword), got {describe(weights)}")
     text = check_text(text)
     flt = None if filter is None else compile_filter(filter)
     can_vector = vector is not None or (bool(text) and rows_have_embedder)

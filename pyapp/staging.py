@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .embed.base import Embedder, Progress
-from .errors import DimensionMismatch, DuplicateId, InvalidInput, InvalidVector, NoEmbedder
+from .errors import DimensionMismatch, DuplicateId, InvalidInput, InvalidVector, NoEmbedder, describe
 from .metadata import check_no_lone_surrogates, validate_metadata
 from .rows import IndexRows
 from .stores import Delete, Op, Put, Row
@@ -25,7 +25,9 @@ _ITEM_KEYS = frozenset(("id", "vector", "metadata", "text"))
 
 def check_id(item_id: Any) -> str:
     if type(item_id) is not str or not item_id or len(item_id) > MAX_ID_LENGTH:
-        raise InvalidInput(f"an id must be a non-empty string of at most {MAX_ID_LENGTH} characters, got {item_id!r}")
+        raise InvalidInput(
+            f"an id must be a non-empty string of at most {MAX_ID_LENGTH} characters, got {describe(item_id)}"
+        )
     check_no_lone_surrogates(item_id, "id")
     return item_id
 
