@@ -13,16 +13,19 @@ mapping, and ``read_csv`` takes the mapping the user confirmed (columns not mapp
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidInput
+from ..errors import ClinvecError, InvalidInput
+from ..metadata import validate_metadata
 from ..transfer.csvio import iter_csv_rows, record_item
 from ..transfer.items import check_item
 from ..transfer.jsonl import read_jsonl_stream
 from .model import Document, FileContent, FileError
+from .text import decode_text
 
 DOC_KEY = "_doc"  # the document index's reserved metadata key (pyapp.documents.DOC_KEY; not imported: no numpy)
 PREVIEW_ROWS = 5
@@ -151,6 +154,7 @@ def read_csv(data: bytes, name: str, mapping: CsvMapping | None = None, dims: in
 
 
 def _rows(data: bytes, name: str) -> Iterator[tuple[int, list[str]]]:
+    decode_text(data, name)  # the csv reader decodes in 8 KiB blocks, so it can only say "near line 1"
     return iter_csv_rows(io.BytesIO(bytes(data)), name)
 
 
@@ -209,6 +213,19 @@ def _mapped_item(
 
 
 # ---------------------------------------------------------------------- records -> documents and items
+def _check_vector(vector: list[Any]) -> None:
+    """Numbers, finite, not all zero: what the index's kernels accept (checked here to report the line)."""
+    if not vector:
+        raise InvalidInput("the vector is empty")
+    for value in vector:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidInput(f"the vector holds {type(value).__name__} {value!r}; expected numbers")
+        if not math.isfinite(value):
+            raise InvalidInput(f"the vector holds {value!r}; expected finite numbers")
+    if not any(vector):
+        raise InvalidInput("the vector is all zeros (it has no direction to compare)")
+
+
 def records_content(name: str, kind: str, records: Sequence[dict[str, Any]], lines: Sequence[int]) -> FileContent:
     """Split checked records into items (with a vector) and documents (text only); ids are unique per file."""
     content = FileContent(name, kind)
@@ -218,9 +235,12 @@ def records_content(name: str, kind: str, records: Sequence[dict[str, Any]], lin
         if uri in seen:
             raise FileError.at(name, f"id {uri!r} is used again (first on line {seen[uri]})", line)
         seen[uri] = line
-        metadata = record["metadata"] or {}
-        if not isinstance(metadata, dict):
-            raise FileError.at(name, "metadata must be a JSON object", line)
+        try:  # the index would refuse these too, but only for the whole file, without a line
+            metadata = validate_metadata(record["metadata"] or {})
+            if record["vector"] is not None:
+                _check_vector(record["vector"])
+        except ClinvecError as exc:
+            raise FileError.at(name, str(exc), line) from None
         if record["vector"] is not None:
             content.items.append({**record, "id": uri})
             continue
