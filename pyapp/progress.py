@@ -48,7 +48,7 @@ class ProgressBar:
             tail = f"ETA {_duration((total - done) / rate)}"
         else:
             tail = "ETA ?"
-        return f"{self.label} [{bar}] {fraction * 100:5.1f}% {done}/{total}{unit} {rate:.1f}/s {tail}"
+        return f"{self.label} [{bar}] {fraction * 100:5.1f}% {done}/{total}{unit} {rate:.1f}{unit}/s {tail}"
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
