@@ -216,6 +216,7 @@ class Roots:
         targets: list[Target] = []
         errors: list[FileError] = []
         taken: dict[str, str] = {}
+        seen: set[str] = set()  # a file under two of the roots is read once
         for root in self.paths:
             if os.path.isdir(root):
                 found = []
@@ -232,14 +233,14 @@ class Roots:
                 continue
             for path in found:
                 name = self.name_of(path)
-                if name is None:
+                if name is None or path in seen:
                     continue
+                seen.add(path)
                 if name in taken and taken[name] != path:
                     errors.append(FileError.at(path, f"its name {name!r} is already used by {taken[name]}"))
                     continue
-                if name not in taken:
-                    taken[name] = path
-                    targets.append(Target(path, name))
+                taken[name] = path
+                targets.append(Target(path, name))
         return targets, errors
 
 

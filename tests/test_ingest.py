@@ -326,3 +326,17 @@ def test_watch_follows_creates_changes_and_deletes_until_sigterm(tmp_path: Path)
     assert "k1" not in docs_now()
     ledger = json.loads(Path(f"{idx}.ingest.json").read_text())
     assert set(ledger["files"]) == {str(new)}  # deleted files left the ledger
+
+
+def test_roots_name_files_once_and_refuse_a_taken_name(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder / "sub").mkdir(parents=True)
+        (tmp_path / folder / "note.txt").write_text(folder)
+    (tmp_path / "a" / "sub" / "x.md").write_text("x")
+    roots = Roots([str(tmp_path / "a"), str(tmp_path / "a" / "sub" / "x.md"), str(tmp_path / "b" / "note.txt")])
+    targets, errors = roots.collect()
+    assert [t.name for t in targets] == ["note.txt", "sub/x.md"]  # x.md once, named by the folder it is in
+    [error] = errors
+    assert error.file == str(tmp_path / "b" / "note.txt") and "already used" in str(error)
+    assert roots.name_of(str(tmp_path / "a" / ".git" / "c.txt")) is None
+    assert roots.name_of(str(tmp_path / "elsewhere.txt")) is None
