@@ -272,6 +272,7 @@ class Ingester:
         self.ledger = ledger
         self.report = report or (lambda event: None)
         self.embed_bar = embed_bar
+        self.stop: Callable[[], bool] = lambda: False  # checked between files (``--watch`` sets it on SIGTERM)
         self._present: tuple[set[str], set[str]] | None = None
 
     async def _still_there(self, record: FileRecord) -> bool:
@@ -362,10 +363,12 @@ class Ingester:
         summary = Summary()
         try:
             for done, target in enumerate(targets):
+                if self.stop():
+                    break
                 if progress is not None:
                     progress(done, len(targets))
                 await self.ingest(target, summary)
-            if progress is not None:
+            if progress is not None and not self.stop():
                 progress(len(targets), len(targets))
         finally:
             self.ledger.save()

@@ -87,6 +87,7 @@ async def watch(
     except ImportError:
         raise InvalidInput("--watch needs watchfiles: pip install 'clinvec[files]'") from None
     stop = stop or asyncio.Event()
+    ingester.stop = stop.is_set  # a SIGTERM during the first pass stops it between files
     dirs = _watch_dirs(roots)
     loop = asyncio.get_running_loop()
     handled: list[int] = []
@@ -98,12 +99,17 @@ async def watch(
     ready = asyncio.Event()
 
     async def produce() -> None:
-        async for changes in awatch(
-            *dirs, debounce=debounce_ms, step=step_ms, stop_event=stop, rust_timeout=200, yield_on_timeout=True
-        ):
-            ready.set()  # the first (possibly empty) yield: the watcher is running
-            if changes:
-                queue.put_nowait(changes)
+        try:
+            async for changes in awatch(
+                *dirs, debounce=debounce_ms, step=step_ms, stop_event=stop, rust_timeout=200, yield_on_timeout=True
+            ):
+                ready.set()  # the first (possibly empty) yield: the watcher is running
+                if changes:
+                    queue.put_nowait(changes)
+        except Exception as exc:  # e.g. the inotify watch limit: one clear line, not a traceback
+            raise InvalidInput(
+                f"--watch cannot watch {', '.join(dirs)}: {exc} (WATCHFILES_FORCE_POLLING=1 polls instead)"
+            ) from None
 
     producer = asyncio.create_task(produce())
     summary = Summary()
