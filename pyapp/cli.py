@@ -236,6 +236,25 @@ async def cmd_compact(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_ingest(args: argparse.Namespace) -> int:
+    """``ingest INDEX PATH...``: files and folders into a document index; JSON lines per changed/failed file."""
+    from .ingest import run_ingest
+
+    def report(event: dict[str, Any]) -> None:
+        _print_json(event)
+        sys.stdout.flush()  # --watch runs for hours: each event is a line a reader sees now
+
+    return await run_ingest(
+        args.index,
+        args.paths,
+        embedder=_load_embedder(args),
+        watch=args.watch,
+        progress=args.progress,
+        quiet=args.quiet,
+        report=report,
+    )
+
+
 async def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -327,6 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compact", help="fold the write-ahead log into a new snapshot")
     p.add_argument("index")
     p.set_defaults(run=cmd_compact)
+
+    p = sub.add_parser("ingest", help="index .txt/.md/.pdf/.jsonl/.csv files and folders as documents")
+    p.add_argument("index", help="the index folder (created when missing)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files and folders (recursive)")
+    p.add_argument("--watch", action="store_true", help="then keep the index in step with them until Ctrl-C/SIGTERM")
+    p.add_argument("--progress", action="store_true", help="draw progress bars even when not on a terminal")
+    _add_model_options(p)
+    p.set_defaults(run=cmd_ingest)
 
     p = sub.add_parser("demo", help="build an index from the bundled clinical notes and search it")
     p.add_argument("--dir", help="where to keep the demo index (default: a temporary folder)")

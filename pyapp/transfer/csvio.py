@@ -13,8 +13,8 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import IO, Any
+from contextlib import closing, contextmanager
+from typing import IO, Any, BinaryIO
 
 from ..errors import InvalidInput
 from ..metadata import parse_json
@@ -37,31 +37,54 @@ def _field_limit(limit: int) -> Iterator[None]:
 
 def read_csv(path: str, dims: int | None) -> Source:
     """Every item of a CSV file, checked; raises ``InvalidInput`` naming the first bad line."""
+    with open_source(path) as raw:
+        return read_csv_stream(raw, path, dims)
+
+
+def read_csv_stream(raw: BinaryIO, where: str, dims: int | None) -> Source:
+    """``read_csv`` on an open binary stream; ``where`` names the source in errors."""
+    with closing(iter_csv_rows(raw, where)) as rows:  # closing: the field limit is restored on an error too
+        return _read_items(rows, where, dims)
+
+
+def _read_items(rows: Iterator[tuple[int, list[str]]], where: str, dims: int | None) -> Source:
     items: list[dict[str, Any]] = []
-    with open_source(path) as raw, _field_limit(FIELD_LIMIT):
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text, strict=True)
-        header = _next_row(reader, path)
-        if header is None or "id" not in header:
-            raise InvalidInput(f"{path}: a CSV import needs a header row naming 'id' and 'vector' or 'text'")
-        unknown = [name for name in header if name not in FIELDS]
-        if unknown:
-            raise InvalidInput(f"{path} line 1: unknown columns {unknown}; expected some of {list(FIELDS)}")
+    lines: list[int] = []
+    first = next(rows, None)
+    if first is None or "id" not in first[1]:
+        raise InvalidInput(f"{where}: a CSV import needs a header row naming 'id' and 'vector' or 'text'")
+    header_line, header = first
+    unknown = [name for name in header if name not in FIELDS]
+    if unknown:
+        raise InvalidInput(f"{where} line {header_line}: unknown columns {unknown}; expected some of {list(FIELDS)}")
+    for line, row in rows:
+        at = f"{where} line {line}"
+        items.append(check_item(record_item(dict(zip(header, row)), at), at, dims))
+        lines.append(line)
+    return Source(items, dims=common_dims(items, where) if dims is None else dims, lines=lines)
+
+
+def iter_csv_rows(raw: BinaryIO, where: str) -> Iterator[tuple[int, list[str]]]:
+    """``(line, fields)`` of every non-blank row, the header first, with the strict rules above; every row
+    must have as many fields as the header. Shared with the column-mapping reader (``pyapp.files``)."""
+    with _field_limit(FIELD_LIMIT):
+        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""), strict=True)
+        width: int | None = None
         while True:
             line = reader.line_num + 1
-            row = _next_row(reader, path)
+            row = _next_row(reader, where)
             if row is None:
-                break
+                return
             if not row:
                 continue  # a blank line
-            where = f"{path} line {line}"
-            if len(row) != len(header):
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
                 raise InvalidInput(
-                    f"{where}: {len(row)} fields, the header has {len(header)} "
+                    f"{where} line {line}: {len(row)} fields, the header has {width} "
                     "(a quote opened in an earlier field and closed too late?)"
                 )
-            items.append(check_item(_item(dict(zip(header, row)), where), where, dims))
-    return Source(items, dims=common_dims(items, path) if dims is None else dims)
+            yield line, row
 
 
 def _next_row(reader: Any, path: str) -> list[str] | None:
@@ -83,7 +106,8 @@ def _next_row(reader: Any, path: str) -> list[str] | None:
         raise InvalidInput(f"{path} near line {start}: not UTF-8 text ({exc.reason})") from None
 
 
-def _item(record: dict[str, str], where: str) -> dict[str, Any]:
+def record_item(record: dict[str, str], where: str) -> dict[str, Any]:
+    """A row as ``{"id", "vector", "metadata", "text"}`` (vector and metadata parsed from JSON), unchecked."""
     raw: dict[str, Any] = {"id": record.get("id") or None}
     if record.get("vector"):
         raw["vector"] = parse_json(record["vector"], f"{where} vector")

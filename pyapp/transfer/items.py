@@ -28,6 +28,8 @@ class Source:
     items: list[dict[str, Any]]
     indexed: list[str] = field(default_factory=list)
     dims: int | None = None
+    lines: list[int] = field(default_factory=list)
+    """The line each item starts on, for files read line by line (JSONL, CSV); empty otherwise."""
 
 
 def check_item(raw: Any, where: str, dims: int | None) -> dict[str, Any]:
