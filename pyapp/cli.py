@@ -20,6 +20,7 @@ from .index import LocalIndex
 from .metadata import parse_json
 from .progress import ProgressBar
 from .transfer import export_items, import_into
+from .transfer.importer import is_bundle
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 3
 
@@ -194,7 +195,8 @@ async def cmd_stats(args: argparse.Namespace) -> int:
 
 async def cmd_export(args: argparse.Namespace) -> int:
     async with opened(args, read_only=True) as index:
-        count = await export_items(index, args.path, format=args.format)
+        progress = ProgressBar("export", force=getattr(args, "progress", False))
+        count = await export_items(index, args.path, format=args.format, progress=progress)
     _print_json({"exported": count, "path": args.path})
     return EXIT_OK
 
@@ -202,7 +204,7 @@ async def cmd_export(args: argparse.Namespace) -> int:
 async def cmd_import(args: argparse.Namespace) -> int:
     if args.create:
         return await _import_new(args)
-    args.needs_embedder = True
+    args.needs_embedder = not is_bundle(args.path, args.format)  # a bundle carries its vectors
     async with opened(args, read_only=False) as index:
         count = await _import_file(index, args, args.path)
     _print_json({"imported": count})
@@ -266,6 +268,27 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hashing", type=int, metavar="DIMS", help="use the dependency-free hashing embedder")
 
 
+def _export_arguments(p: argparse.ArgumentParser, choices: list[str]) -> None:
+    p.add_argument("index")
+    p.add_argument("path")
+    default = choices[0] if len(choices) == 1 else None
+    p.add_argument("--format", default=default, choices=choices, help="default: from the extension (.clinvec, .csv)")
+    p.add_argument("--progress", action="store_true", help="draw a progress bar even when not on a terminal")
+    p.set_defaults(run=cmd_export)
+
+
+def _import_arguments(p: argparse.ArgumentParser, choices: list[str]) -> None:
+    p.add_argument("index")
+    p.add_argument("path")
+    p.add_argument("--format", default=choices[0] if len(choices) == 1 else None, choices=choices)
+    p.add_argument("--upsert", action="store_true", help="replace items whose id exists (default: refuse them)")
+    p.add_argument("--progress", action="store_true")
+    p.add_argument("--create", action="store_true", help="create the index (dims and indexed fields from the source)")
+    p.add_argument("--indexed", nargs="*", help="with --create: fields to keep columnar (default: the source's)")
+    _add_model_options(p)
+    p.set_defaults(run=cmd_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pyapp", description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="no notices on stderr")
@@ -326,22 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("index")
     p.set_defaults(run=cmd_stats)
 
-    p = sub.add_parser("export", help="write every item to JSONL or CSV")
-    p.add_argument("index")
-    p.add_argument("path")
-    p.add_argument("--format", default="jsonl", choices=["jsonl", "csv"])
-    p.set_defaults(run=cmd_export)
+    p = sub.add_parser("export", help="write every item to JSONL, CSV or a .clinvec bundle")
+    _export_arguments(p, choices=["jsonl", "csv", "bundle"])
 
-    p = sub.add_parser("import", help="load JSONL, CSV or a vectra index folder")
-    p.add_argument("index")
-    p.add_argument("path")
-    p.add_argument("--format", choices=["jsonl", "csv", "vectra"])
-    p.add_argument("--upsert", action="store_true")
-    p.add_argument("--progress", action="store_true")
-    p.add_argument("--create", action="store_true", help="create the index (dims and indexed fields from the source)")
-    p.add_argument("--indexed", nargs="*", help="with --create: fields to keep columnar (default: the source's)")
-    _add_model_options(p)
-    p.set_defaults(run=cmd_import)
+    p = sub.add_parser("import", help="load JSONL, CSV, a vectra index folder or a .clinvec bundle")
+    _import_arguments(p, choices=["jsonl", "csv", "vectra", "bundle"])
+
+    bundle = sub.add_parser("bundle", help="write or read a .clinvec bundle (docs/BUNDLE.md)")
+    bundle_sub = bundle.add_subparsers(dest="bundle_command", required=True)
+    _export_arguments(bundle_sub.add_parser("export", help="write the whole index as a bundle"), choices=["bundle"])
+    _import_arguments(bundle_sub.add_parser("import", help="restore a bundle (all or nothing)"), choices=["bundle"])
 
     p = sub.add_parser("compact", help="fold the write-ahead log into a new snapshot")
     p.add_argument("index")

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from ..embed.base import Embedder, Progress
 from ..errors import InvalidInput
 from ..index import LocalIndex
-from .importer import read_source, write_source
-from .items import LineProgress
+from .importer import is_bundle, read_source, write_source
+from .items import LineProgress, open_source
 
 
 async def create_from(
@@ -27,9 +27,12 @@ async def create_from(
     """A new index at ``location`` holding every item of the source, returned open.
 
     ``dims`` is the embedder's, else the source's vector length; ``indexed`` defaults to what the source
-    records (a vectra folder's ``metadata_config.indexed``). If loading fails, the new index is removed
+    records (a vectra folder's ``metadata_config.indexed``). A bundle brings its whole configuration (dims,
+    indexed fields, BM25 parameters, model identity). If loading fails, the new index is removed
     again, so a failed migration leaves nothing behind.
     """
+    if is_bundle(path, format):
+        return await _create_from_bundle(location, path, embedder, indexed, progress)
     dims = embedder.dims if embedder is not None else None
     source = read_source(path, format, dims, read_progress)
     if source.dims is None and embedder is None:
@@ -43,3 +46,12 @@ async def create_from(
         await LocalIndex.drop(location)
         raise
     return index
+
+
+async def _create_from_bundle(
+    location: str, path: str, embedder: Embedder | None, indexed: Sequence[str] | None, progress: Progress | None
+) -> LocalIndex:
+    from ..bundle.restore import create_from_bundle
+
+    with open_source(path) as handle:
+        return await create_from_bundle(location, handle, embedder=embedder, indexed=indexed, progress=progress)

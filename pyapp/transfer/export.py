@@ -1,10 +1,11 @@
-"""Export every item of an index to a JSONL or CSV file, through the public ``iter_items`` API only.
+"""Export every item of an index to a JSONL, CSV or bundle file, through the public ``iter_items`` API only.
 
 Round-trip exact: stored vectors are float32, and the ``repr`` of a float32 widened to a Python float
 parses back to the same float32. The file is written under a temporary name in the target's folder,
 fsynced and renamed over the target, so a reader never sees half a file; on any failure the temporary
 file is removed and the target is left as it was. Writing into the index's own folder is refused (it
-would overwrite, or be swept up with, the index's files).
+would overwrite, or be swept up with, the index's files). A bundle (``.clinvec``, docs/BUNDLE.md) also
+carries the index's configuration and model identity.
 """
 
 from __future__ import annotations
@@ -13,14 +14,25 @@ import os
 import tempfile
 from typing import IO, TYPE_CHECKING
 
+from ..bundle.format import EXTENSION
+from ..bundle.writer import write as write_bundle
 from ..errors import InvalidInput, StorageError
 from .csvio import write_csv_header, write_csv_record
 from .jsonl import write_jsonl_record
 
 if TYPE_CHECKING:
+    from ..embed.base import Progress
     from ..index import LocalIndex
 
-EXPORT_FORMATS = ("jsonl", "csv")
+EXPORT_FORMATS = ("jsonl", "csv", "bundle")
+
+
+def export_format(path: str) -> str:
+    """The format a target's extension names: ``.clinvec`` a bundle, ``.csv`` CSV, anything else JSONL."""
+    lower = os.fspath(path).lower()
+    if lower.endswith(EXTENSION):
+        return "bundle"
+    return "csv" if lower.endswith(".csv") else "jsonl"
 
 
 def check_target(index: LocalIndex, path: str) -> None:
@@ -36,14 +48,19 @@ def check_target(index: LocalIndex, path: str) -> None:
         raise InvalidInput(f"refusing to export to {path!r}: it is inside the index's own folder {location!r}")
 
 
-async def export_items(index: LocalIndex, path: str, format: str = "jsonl") -> int:
+async def export_items(
+    index: LocalIndex, path: str, format: str | None = "jsonl", progress: Progress | None = None
+) -> int:
     """Write every committed item in insertion order to ``path``; returns how many.
 
-    Raises ``InvalidInput`` for a bad format or target, or an item that cannot be written as UTF-8 JSON
-    (naming its id), and ``StorageError`` when the file system refuses the write.
+    ``format=None`` picks it from the extension (``export_format``). Raises ``InvalidInput`` for a bad format
+    or target, or an item that cannot be written as UTF-8 JSON (naming its id), and ``StorageError`` when the
+    file system refuses the write. ``progress(done, total)`` is called for bundles.
     """
+    if format is None:
+        format = export_format(path)
     if format not in EXPORT_FORMATS:
-        raise InvalidInput(f"export format must be 'jsonl' or 'csv', got {format!r}")
+        raise InvalidInput(f"export format must be one of {EXPORT_FORMATS}, got {format!r}")
     path = os.fspath(path)
     check_target(index, path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -52,10 +69,16 @@ async def export_items(index: LocalIndex, path: str, format: str = "jsonl") -> i
     except OSError as exc:
         raise StorageError(f"cannot write {path!r}: {exc.strerror or exc}") from None
     try:
-        with open(fd, "w", encoding="utf-8", newline="") as handle:
-            count = await _write_all(index, handle, format)
-            handle.flush()
-            os.fsync(handle.fileno())
+        if format == "bundle":
+            with open(fd, "wb") as raw:
+                count = await write_bundle(index, raw, progress)
+                raw.flush()
+                os.fsync(raw.fileno())
+        else:
+            with open(fd, "w", encoding="utf-8", newline="") as handle:
+                count = await _write_all(index, handle, format)
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         _remove(tmp)

@@ -5,6 +5,7 @@
 // textContent), never as HTML, so a note such as `<img src=x onerror=...>` shows literally and runs nothing.
 
 import * as ui from "./ui.mjs";
+import { mountBackup } from "./backup.mjs";
 
 const MB = 1024 * 1024;
 const MODEL_RE = /^models\/[A-Za-z0-9._-]+\/?$/;
@@ -165,6 +166,7 @@ class NotesApp {
     }
     $("app").replaceChildren(...layout());
     this.wire();
+    mountBackup(document.querySelector("#app aside"), this); // backup download and restore (backup.mjs)
     this.showModel();
     await this.refresh();
     if (this.info.items === 0 && !this.info.read_only && !localStorage.getItem(DEMO_KEY + this.info.location)) {

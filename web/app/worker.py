@@ -236,6 +236,70 @@ async def app_load_demo(channel: str) -> str:
         progress.close()
 
 
+# ---------------------------------------------------------------------- backup and restore (web/app/backup.mjs)
+# The rules (file name, plan, merge restore) live in pyapp.bundle.backup; this part moves bytes across the bridge.
+
+
+async def _page_bytes(data: Any) -> bytes:
+    """A bundle the page sent: a ``Uint8Array``/``ArrayBuffer`` or a ``Blob``/``File``, as Python bytes."""
+    import js  # type: ignore[import-not-found]
+
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    if hasattr(data, "arrayBuffer"):
+        data = await data.arrayBuffer()
+    return bytes(js.Uint8Array.new(data).to_bytes())
+
+
+async def app_backup(channel: str) -> str:
+    """Write the whole index as a bundle, post it as a Blob on ``channel`` (progress before it), and return
+    ``{"name", "items", "bytes"}``; the page saves the Blob under that name."""
+    import js  # type: ignore[import-not-found]
+    from pyodide.ffi import to_js  # type: ignore[import-not-found]
+
+    progress = _Progress(channel or None)
+    try:
+        from pyapp.browser._bridge import to_u8
+        from pyapp.bundle import MEDIA_TYPE
+        from pyapp.bundle.backup import backup_bytes
+
+        data, info = await backup_bytes(_service().index, lambda d, t: progress.post("backup", "write", d, t))
+        blob = js.Blob.new(js.Array.of(to_u8(data)), to_js({"type": MEDIA_TYPE}))
+        out = js.BroadcastChannel.new(channel)
+        out.postMessage(blob)
+        out.close()
+        return json.dumps(info)
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+    finally:
+        progress.close()
+
+
+async def app_restore_plan(data: Any) -> str:
+    """Verify a bundle and say what restoring it would do (``message``, ``confirm``, counts); changes nothing."""
+    try:
+        from pyapp.bundle.backup import restore_plan
+
+        return json.dumps(await restore_plan(_service().index, await _page_bytes(data)))
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+
+
+async def app_restore(data: Any, channel: str) -> str:
+    """Merge a bundle into the index, all or nothing, posting progress on ``channel``."""
+    progress = _Progress(channel or None)
+    try:
+        from pyapp.bundle.backup import restore_bytes
+
+        raw = await _page_bytes(data)
+        outcome = await restore_bytes(_service().index, raw, lambda d, t: progress.post("restore", "write", d, t))
+        return json.dumps(outcome)
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+    finally:
+        progress.close()
+
+
 __export__ = [
     "boot",
     "run_python",
@@ -246,4 +310,7 @@ __export__ = [
     "app_list",
     "app_stats",
     "app_load_demo",
+    "app_backup",
+    "app_restore_plan",
+    "app_restore",
 ]
