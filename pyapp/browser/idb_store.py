@@ -398,6 +398,8 @@ class IndexedDBStore(Store):
             "shared_writers": True,
             "writer_id": self.writer_id,
             "position": self.position,
+            "channel": str(self._mod.channelName(self.location)),
+            "writer_lock": str(self._mod.lockName(self.location)),
         }
 
 

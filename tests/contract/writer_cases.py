@@ -222,6 +222,16 @@ async def case_reader_follows_writers(tabs: Tabs) -> Any:
 
 # --------------------------------------------------------------------------- running
 
+# What every store with shared writers must observe (CPython's MemoryStore and the page's IndexedDBStore alike).
+EXPECTED: dict[str, Any] = {
+    "alternating_writers_lose_nothing": {"order": True, "hit": ["b7"], "count": 100},
+    "insert_race_is_duplicate_id_and_commits_nothing": ["DuplicateId", "DuplicateId"],
+    "rebase_renumbers_and_reinserts": {"order": ["a", "c", "d", "a2", "b", "n1"], "gone": "InvalidInput"},
+    "compaction_by_another_writer": 34,
+    "bulk_first_load_race": 2000,
+    "reader_follows_writers": [2, 2, 0, 1, ["two"], "ReadOnlyIndex"],
+}
+
 
 def all_cases() -> list[str]:
     return [k[len("case_") :] for k, v in globals().items() if k.startswith("case_") and inspect.iscoroutinefunction(v)]

@@ -5,6 +5,7 @@
 // textContent), never as HTML, so a note such as `<img src=x onerror=...>` shows literally and runs nothing.
 
 import * as ui from "./ui.mjs";
+import { watchTabs } from "./tabs.mjs";
 
 const MB = 1024 * 1024;
 const MODEL_RE = /^models\/[A-Za-z0-9._-]+\/?$/;
@@ -167,6 +168,7 @@ class NotesApp {
     this.wire();
     this.showModel();
     await this.refresh();
+    this.stopTabs = await watchTabs(this, this.api); // tab-status; other tabs' commits re-render this one
     if (this.info.items === 0 && !this.info.read_only && !localStorage.getItem(DEMO_KEY + this.info.location)) {
       $("demo-offer").hidden = false;
     }
