@@ -13,6 +13,11 @@ A commit is made durable by the store *before* it touches memory, so a store fai
 as it was, and the staging area is closed whatever happens: a failed commit never leaves an update open.
 Compaction after a durable commit never turns that acknowledged write into an error: a failure is logged,
 reported by ``stats()``, and retried once the log has grown further.
+
+With a store that has shared writers (IndexedDB: every tab writes), each commit and compaction runs under the
+store's commit lock (held per commit, across tabs): first the other writers' commits are applied
+(``catch_up``), then, if anything changed since the ops were staged, they are re-checked against the newest
+state (``rebase``), and only then written. ``refresh()`` applies other writers' commits between commits.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from .errors import NoUpdateInProgress, UpdateInProgress
+from .rebase import rebase
 from .rows import IndexRows
 from .staging import Staged
-from .stores import Store
+from .stores import Op, Store
 
 T = TypeVar("T")
 log = logging.getLogger("clinvec")
@@ -44,6 +50,8 @@ class Committer:
         self._rows = rows
         self._manifest = manifest
         self._lock: asyncio.Lock | None = None
+        self._sync: asyncio.Lock | None = None  # catch-up + write + apply: never interleaved with a refresh
+        self.foreign = 0  # how many times other writers' commits were applied (Staged.base compares with it)
         self._task_batch: ContextVar[Staged | None] = ContextVar(f"clinvec-batch-{id(self)}", default=None)
         self._batch_open = False
         self._update: Staged | None = None
@@ -54,6 +62,14 @@ class Committer:
         if self._lock is None:
             self._lock = asyncio.Lock()
         return self._lock
+
+    def _get_sync(self) -> asyncio.Lock:
+        if self._sync is None:
+            self._sync = asyncio.Lock()
+        return self._sync
+
+    def _staged(self) -> Staged:
+        return Staged(self._rows.next_seq, self.foreign)
 
     @property
     def update_in_progress(self) -> bool:
@@ -81,7 +97,7 @@ class Committer:
         async with self._get_lock():
             if self._update is not None:  # vectra's index-wide update: every task's writes join it
                 return await build(self._update)
-            staged = Staged(self._rows.next_seq)
+            staged = self._staged()
             result = await build(staged)
             await self._commit(staged)
             return result
@@ -96,7 +112,7 @@ class Committer:
         async with self._get_lock():
             if self._update is not None:
                 raise UpdateInProgress("an update (begin_update) is open; end or cancel it first")
-            staged = Staged(self._rows.next_seq)
+            staged = self._staged()
             token = self._task_batch.set(staged)
             self._batch_open = True
             try:
@@ -110,7 +126,7 @@ class Committer:
     def begin_update(self) -> None:
         if self.update_in_progress:
             raise UpdateInProgress("an update is already in progress; end or cancel it first")
-        self._update = Staged(self._rows.next_seq)
+        self._update = self._staged()
 
     async def end_update(self) -> None:
         staged = self._update
@@ -129,30 +145,61 @@ class Committer:
     async def compact(self) -> None:
         if self._own_batch() is not None:
             raise UpdateInProgress("compact() inside a batch would wait for the batch itself; call it after")
-        async with self._get_lock():
+        async with self._get_lock(), self._get_sync(), self._store.commit_lock():
+            await self._catch_up()
             await self._write_snapshot()
             self.compaction_error = None
             self._compact_after = 0
+
+    # ------------------------------------------------------------------ other writers
+    async def refresh(self) -> int:
+        """Apply what other writers committed since this index last looked; returns how many commits
+        (a reload after another writer's compaction counts as one). Cheap when nothing changed: one read.
+
+        Does not wait for this index's own batch or update (their ops are re-checked when they commit)."""
+        if not self._store.shared_writers:
+            return 0
+        async with self._get_sync():
+            return await self._catch_up()
+
+    async def _catch_up(self) -> int:
+        changes = await self._store.catch_up()
+        if not changes:
+            return 0
+        rows = self._rows
+        if changes.snapshot is not None:
+            rows.load(changes.snapshot.rows, changes.snapshot.vectors)
+            for ops in changes.snapshot.log:
+                rows.apply(ops)
+        for ops in changes.commits:
+            rows.apply(ops)
+        self.foreign += 1
+        return len(changes.commits) + (changes.snapshot is not None)
 
     # ------------------------------------------------------------------ commit
     async def _commit(self, staged: Staged) -> None:
         """Durable first, memory second: a store failure leaves both unchanged."""
         staged.closed = True
-        ops = staged.ops
-        if not ops:
+        if not staged.ops:
             return
-        rows = self._rows
-        if not len(rows) and self._store.log_bytes == 0 and len(ops) >= BULK_SNAPSHOT_OPS:
-            await self._bulk_load(staged)
-            return
-        await self._store.commit(ops)
-        rows.apply(ops)
-        await self._maybe_compact()
+        async with self._get_sync(), self._store.commit_lock():
+            await self._catch_up()
+            ops: list[Op] = staged.ops
+            block = staged.block
+            if staged.base != self.foreign:  # other writers committed since these ops were staged
+                ops, block = rebase(self._rows, ops, staged.intents), None
+            rows = self._rows
+            if not len(rows) and self._store.log_bytes == 0 and len(ops) >= BULK_SNAPSHOT_OPS:
+                await self._bulk_load(ops, block)
+                return
+            await self._store.commit(ops)
+            rows.apply(ops)
+            await self._maybe_compact()
 
-    async def _bulk_load(self, staged: Staged) -> None:
+    async def _bulk_load(self, ops: list[Op], block: memoryview | None) -> None:
         """A bulk load into an empty index would be logged and then compacted at once: write the snapshot
         directly instead (half the bytes written); on failure the index is empty again."""
-        rows, ops, block = self._rows, staged.ops, staged.block
+        rows = self._rows
         next_seq = rows.next_seq
         if block is not None and len(block) == len(ops) * rows.kernel.dims * 4:
             rows.load([op.row for op in ops], block)  # type: ignore[union-attr]  # only Puts in a block

@@ -417,6 +417,16 @@ class LocalIndex:
         self._ensure_writable()
         await self._commits.compact()
 
+    async def refresh(self) -> int:
+        """Apply what other writers (other tabs) committed since this index last looked; returns how many
+        commits were applied (0: nothing new).
+
+        Works on every store and for readers too: with single-writer stores (file, memory) nothing can change
+        under an open index, so it returns 0 at once; with IndexedDB it is one small read when nothing changed.
+        Commits also catch up by themselves, so a write never acts on a stale view."""
+        self._ensure_open()
+        return await self._commits.refresh()
+
     # ------------------------------------------------------------------ import / export
     async def export_to(self, path: str, format: str = "jsonl") -> int:
         """Write every item to a JSONL or CSV file (round-trip exact); returns how many."""

@@ -60,10 +60,15 @@ def item_dicts(items: Any) -> list[dict[str, Any]]:
 class Staged:
     """Ops of one pending commit plus an overlay answering 'does id X exist / what is it now'."""
 
-    def __init__(self, next_seq: int) -> None:
+    def __init__(self, next_seq: int, base: int = 0) -> None:
         self.ops: list[Op] = []
         self.overlay: dict[str, Put | Delete] = {}
         self.next_seq = next_seq
+        # For stores with shared writers (pyapp.rebase): how many foreign changes the state had when staging
+        # began, and what each run of ops promised ("new": insert, "existing": metadata update), so the ops
+        # can be re-checked against the newest state at commit time.
+        self.base = base
+        self.intents: list[tuple[int, int, str]] = []  # (first op, end, intent)
         self.closed = False  # set once committed or rolled back: a straggling write must not land in it
         # When the ops are exactly one call's new items, their prepared vectors back to back: a bulk load
         # can then hand this one buffer to the kernel instead of re-joining 50k slices.
@@ -193,6 +198,8 @@ class Stager:
         # map() over NamedTuple constructors: a third faster than a Python loop for 50k items
         rows = map(Row, ids, metadatas, texts, seqs)
         slices = [vectors[start : start + width] for start in range(0, len(ids) * width, width)]
+        if not replace:
+            staged.intents.append((len(staged.ops), len(staged.ops) + len(ids), "new"))
         staged.extend(list(map(Put, rows, slices)), vectors if all_new else None)
         return ids
 
@@ -202,6 +209,7 @@ class Stager:
         if current is None:
             raise InvalidInput(f"no item with id {item_id!r}")
         clean = validate_metadata(metadata)
+        staged.intents.append((len(staged.ops), len(staged.ops) + 1, "existing"))
         staged.add(Put(Row(item_id, clean, current.text, current.seq), self._vector_bytes(item_id, staged)))
 
     def deletes(self, staged: Staged, ids: list[str]) -> int:

@@ -6,7 +6,8 @@
 // control data as JSON strings.
 //
 // Layout of database `clinvec/<location>` (version 1):
-//   meta   : "manifest" -> JSON text, "state" -> JSON text {rows, dims, chunk_rows, chunks, row_chunks}
+//   meta   : "manifest" -> JSON text, "state" -> JSON text {rows, dims, chunk_rows, chunks, generation}
+//            (generation: bumped by every snapshot rewrite, so other tabs know to reload)
 //   chunks : i -> ArrayBuffer, snapshot vectors of rows [i*chunk_rows, (i+1)*chunk_rows) as float32
 //   rows   : i -> ArrayBuffer, codec.encode_rows of the same rows
 //   log    : autoIncrement -> ArrayBuffer, one codec.encode_commit record per commit
@@ -15,7 +16,13 @@ const VERSION = 1;
 const STORES = ["meta", "chunks", "rows", "log"];
 
 export const dbName = (location) => `clinvec/${location}`;
+// Held for a writer's whole life: exclusively by page versions with one writer per index, in "shared" mode
+// by versions where every tab writes (so each generation keeps the other out, and tabs can be counted).
 export const lockName = (location) => `clinvec-writer/${location}`;
+// Held per commit by writers that share the index: commits from different tabs never interleave.
+export const commitLockName = (location) => `clinvec-commit/${location}`;
+// Writers post here after every commit; other tabs then refresh.
+export const channelName = (location) => `clinvec-changes/${location}`;
 
 /** An Error whose message starts with the DOMException name, so Python can map it. */
 function failure(err, what) {
@@ -132,6 +139,7 @@ export async function load(db) {
     rowKeys: tx.objectStore("rows").getAllKeys(),
     rows: tx.objectStore("rows").getAll(),
     log: tx.objectStore("log").getAll(),
+    logKeys: tx.objectStore("log").getAllKeys(),
   };
   await finished;
   const r = Object.fromEntries(Object.entries(reqs).map(([k, req]) => [k, req.result]));
@@ -149,38 +157,106 @@ export async function load(db) {
     rowLens: lens(r.rows),
     log: concat(r.log),
     logLens: lens(r.log),
+    logKeys: Float64Array.from(r.logKeys),
   };
 }
 
-/** Append one commit record; resolves only after the transaction's `complete` event. */
-export async function commit(db, record) {
-  const tx = db.transaction("log", "readwrite", { durability: "strict" });
-  const finished = done(tx, "committing");
-  tx.objectStore("log").add(record.buffer.byteLength === record.byteLength ? record.buffer : record.slice().buffer);
+/**
+ * What other writers did since (`generation`, log key `after`), read in one transaction: the log records
+ * after that key, or `{reload: true}` when the snapshot was rewritten since (the caller then calls load()).
+ * Cheap when nothing changed: one state read and an empty key range.
+ */
+export async function changes(db, generation, after) {
+  const tx = db.transaction(["meta", "log"], "readonly");
+  const finished = done(tx, "reading new commits");
+  const state = tx.objectStore("meta").get("state");
+  const range = IDBKeyRange.lowerBound(after, true);
+  const log = tx.objectStore("log").getAll(range);
+  const keys = tx.objectStore("log").getAllKeys(range);
   await finished;
-  return true;
+  let current = 0;
+  try {
+    current = (JSON.parse(state.result || "{}").generation) || 0;
+  } catch (_) {
+    current = -1; // unreadable state: reload, which reports it as corrupt
+  }
+  if (current !== generation) return { reload: true };
+  return {
+    reload: false,
+    log: concat(log.result),
+    logLens: Float64Array.from(log.result, (b) => b.byteLength),
+    logKeys: Float64Array.from(keys.result),
+  };
 }
 
 /**
- * Replace the snapshot and clear the log in one transaction (compaction).
- * `vectors` holds rows*dims float32; `rowChunks` is an array of Uint8Array (one per chunk).
+ * Append one commit record (however large: one `add` in one transaction, so a tab closed mid-way leaves all
+ * of it or none); resolves with its log key only after the transaction's `complete` event.
  */
-export async function writeSnapshot(db, manifestJson, stateJson, vectors, chunkBytes, rowChunks) {
+export async function commit(db, record) {
+  const tx = db.transaction("log", "readwrite", { durability: "strict" });
+  const finished = done(tx, "committing");
+  const req = tx.objectStore("log").add(
+    record.buffer.byteLength === record.byteLength ? record.buffer : record.slice().buffer);
+  await finished;
+  return req.result;
+}
+
+/**
+ * Replace the snapshot and clear the log in one transaction (compaction, or a bulk first load).
+ * `vectors` holds rows*dims float32; `rowChunks` is an array of Uint8Array (one per chunk).
+ *
+ * A writer that shares the index passes what it has seen, `checkJson` = {generation, after, own}: the snapshot
+ * generation, the last log key it caught up to and its own later commits' keys. When another tab wrote
+ * something it has not seen, nothing is written and the promise rejects with a `StaleWriter` error, since the
+ * rewrite would silently drop that tab's commit. `checkJson` null: no check.
+ */
+export async function writeSnapshot(db, manifestJson, stateJson, vectors, chunkBytes, rowChunks, checkJson) {
   const tx = db.transaction(STORES, "readwrite", { durability: "strict" });
   const finished = done(tx, "writing the snapshot");
-  const chunks = tx.objectStore("chunks");
-  const rows = tx.objectStore("rows");
-  chunks.clear();
-  rows.clear();
-  tx.objectStore("log").clear();
-  for (let i = 0, pos = 0; pos < vectors.byteLength; i++, pos += chunkBytes) {
-    chunks.put(vectors.slice(pos, Math.min(pos + chunkBytes, vectors.byteLength)).buffer, i);
+  const write = () => {
+    const chunks = tx.objectStore("chunks");
+    const rows = tx.objectStore("rows");
+    chunks.clear();
+    rows.clear();
+    tx.objectStore("log").clear();
+    for (let i = 0, pos = 0; pos < vectors.byteLength; i++, pos += chunkBytes) {
+      chunks.put(vectors.slice(pos, Math.min(pos + chunkBytes, vectors.byteLength)).buffer, i);
+    }
+    for (let i = 0; i < rowChunks.length; i++) rows.put(rowChunks[i].slice().buffer, i);
+    const meta = tx.objectStore("meta");
+    meta.put(manifestJson, "manifest");
+    meta.put(stateJson, "state");
+  };
+  const check = checkJson ? JSON.parse(checkJson) : null;
+  if (!check) {
+    write();
+  } else {
+    // Checked inside the same transaction (its callbacks keep it active), so no commit can slip in between.
+    const own = new Set(check.own);
+    const state = tx.objectStore("meta").get("state");
+    const keys = tx.objectStore("log").getAllKeys();
+    keys.onsuccess = () => {
+      let current = -1;
+      try {
+        current = JSON.parse(state.result || "{}").generation || 0;
+      } catch (_) { /* unreadable: stale */ }
+      if (current !== check.generation || !keys.result.every((k) => k <= check.after || own.has(k))) {
+        tx.abort();
+        return;
+      }
+      write();
+    };
   }
-  for (let i = 0; i < rowChunks.length; i++) rows.put(rowChunks[i].slice().buffer, i);
-  const meta = tx.objectStore("meta");
-  meta.put(manifestJson, "manifest");
-  meta.put(stateJson, "state");
-  await finished;
+  try {
+    await finished;
+  } catch (err) {
+    if (err.name === "AbortError" && check) {
+      throw failure({ name: "StaleWriter", message: "another tab changed the index since this one caught up" },
+        "writing the snapshot");
+    }
+    throw err;
+  }
   return true;
 }
 
@@ -194,26 +270,66 @@ export function drop(location) {
 }
 
 /**
- * Take the writer lock for `location` if nobody holds it: resolves to an object with `release()`,
- * or false at once when another tab/worker holds it (Web Locks `ifAvailable`). The lock is also
- * released by the browser when this page or worker goes away.
+ * Take the writer lock for `location` exclusively if nobody holds it (dropping the index): resolves to an
+ * object with `release()`, or false at once when another tab/worker holds it, in either mode.
  */
 export function acquireLock(location) {
+  return holdLock(lockName(location), { ifAvailable: true }, "taking the writer lock");
+}
+
+/**
+ * Join the writers of `location` for this context's life: the writer lock in "shared" mode, if no page of an
+ * older version holds it exclusively (then false, at once). Resolves to an object with `release()`.
+ */
+export function joinWriters(location) {
+  return holdLock(lockName(location), { mode: "shared", ifAvailable: true }, "joining the writers");
+}
+
+/**
+ * The per-commit lock: waits (in arrival order) while another tab commits, up to `timeoutMs`, then rejects
+ * with a TimeoutError. Resolves to an object with `release()`; the browser also frees it if the tab goes away.
+ */
+export function commitLock(location, timeoutMs) {
+  const options = { mode: "exclusive" };
+  if (timeoutMs > 0 && typeof AbortSignal.timeout === "function") options.signal = AbortSignal.timeout(timeoutMs);
+  return holdLock(commitLockName(location), options, "waiting for the commit lock");
+}
+
+function holdLock(name, options, what) {
   if (!globalThis.navigator || !navigator.locks) return Promise.resolve({ release: async () => true });
   return new Promise((resolve, reject) => {
     let held = null;
     held = navigator.locks
-      .request(lockName(location), { ifAvailable: true }, (lock) => {
+      .request(name, options, (lock) => {
         if (!lock) {
           resolve(false);
           return undefined;
         }
-        // The lock is held until this promise resolves; release() resolves it and waits until the
-        // lock manager has really let go (request() settles only then), so a following open succeeds.
         return new Promise((unlock) => resolve({ release: () => (unlock(true), held.then(() => true)) }));
       })
-      .catch((err) => reject(failure(err, "taking the writer lock")));
+      .catch((err) => reject(failure(err, what)));
   });
+}
+
+/** How many contexts hold `location`'s writer lock (tabs with the index open for writing), or null. */
+export async function writerCount(location) {
+  if (!globalThis.navigator || !navigator.locks || !navigator.locks.query) return null;
+  const state = await navigator.locks.query();
+  return state.held.filter((l) => l.name === lockName(location)).length;
+}
+
+const channels = new Map();
+
+/** Tell the other tabs that `location` changed (BroadcastChannel; never reaches this context's own channel). */
+export function announce(location, message) {
+  if (typeof BroadcastChannel === "undefined") return false;
+  let channel = channels.get(location);
+  if (!channel) {
+    channel = new BroadcastChannel(channelName(location));
+    channels.set(location, channel);
+  }
+  channel.postMessage(message);
+  return true;
 }
 
 /** Storage facts for stats(): whether storage is persistent, usage and quota (bytes). */

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._platform import is_pyodide
-from .base import Delete, Op, Put, Row, Snapshot, Store
+from .base import Changes, Delete, Op, Put, Row, Snapshot, Store
 from .faulty import FaultyStore
 from .memory import MemoryStore
 
@@ -26,4 +26,4 @@ def store_for(location: str | Store) -> Store:
     return FileStore(location)
 
 
-__all__ = ["Delete", "FaultyStore", "MemoryStore", "Op", "Put", "Row", "Snapshot", "Store", "store_for"]
+__all__ = ["Changes", "Delete", "FaultyStore", "MemoryStore", "Op", "Put", "Row", "Snapshot", "Store", "store_for"]

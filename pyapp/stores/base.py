@@ -13,12 +13,20 @@ on a store opened read-only raise ``ReadOnlyIndex``, on one not open ``IndexClos
 or dropping an index another writer holds, ``IndexLocked``; stored bytes that fail their checks
 ``CorruptIndex``; any I/O failure ``StorageError`` (``StorageFull`` when out of space), after which the
 stored index is as it was. ``FaultyStore`` (``faulty.py``) injects such failures into any store.
+
+Shared writers (a capability, ``Store.shared_writers``): the file and memory stores have one writer per index,
+held for as long as it is open, so nothing can change under it. The IndexedDB store lets every tab write:
+each writer commits inside ``commit_lock()`` (held per commit, not per lifetime), first calling
+``catch_up()`` for what other writers committed since this store object last looked (its ``position``),
+so the index can apply those commits and re-check its staged ops against the newest state before
+``commit``/``write_snapshot``. For single-writer stores these default to a no-op lock and no changes.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -58,10 +66,43 @@ class Snapshot:
     log: list[list[Op]] = field(default_factory=list)
 
 
+@dataclass
+class Changes:
+    """What other writers did since a store object last looked (``Store.catch_up``).
+
+    ``snapshot`` is set when another writer rewrote the snapshot (compaction): the state must be reloaded
+    from it (its ``log`` included) before ``commits`` (then empty) could mean anything."""
+
+    commits: list[list[Op]] = field(default_factory=list)
+    snapshot: Snapshot | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.commits) or self.snapshot is not None
+
+
 class Store(ABC):
     """Where one index lives. ``location`` is a folder (server) or an IndexedDB name (browser)."""
 
     location: str
+    #: True when several writers (tabs) may have the index open for writing at once; see the module docstring.
+    shared_writers: bool = False
+
+    def commit_lock(self) -> AbstractAsyncContextManager[Any]:
+        """Held around ``catch_up`` + ``commit``/``write_snapshot`` so writers commit one at a time.
+
+        Single-writer stores already hold the index alone while open: no lock to take."""
+        return nullcontext()
+
+    async def catch_up(self) -> Changes:
+        """The commits other writers made since this store object last looked, oldest first (and only once).
+
+        Works for readers too (a read-only tab follows the writers). Nothing for single-writer stores."""
+        return Changes()
+
+    @property
+    def position(self) -> Any:
+        """Where this store object stands in the shared history (diagnostics); None without shared writers."""
+        return None
 
     @abstractmethod
     async def exists(self) -> bool:

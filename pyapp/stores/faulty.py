@@ -21,7 +21,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ..errors import StorageError
-from .base import Op, Row, Snapshot, Store
+from .base import Changes, Op, Row, Snapshot, Store
 
 METHODS = ("exists", "create", "open", "commit", "write_snapshot", "close", "drop")
 
@@ -103,6 +103,21 @@ class FaultyStore(Store):
 
     async def drop(self) -> None:
         await self._call("drop")
+
+    # Shared writers: passed through untouched (no failures injected), so a wrapped store keeps its capability.
+    @property
+    def shared_writers(self) -> bool:  # type: ignore[override]
+        return self.inner.shared_writers
+
+    def commit_lock(self) -> Any:
+        return self.inner.commit_lock()
+
+    async def catch_up(self) -> Changes:
+        return await self.inner.catch_up()
+
+    @property
+    def position(self) -> Any:
+        return self.inner.position
 
     @property
     def log_bytes(self) -> int:

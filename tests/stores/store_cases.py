@@ -17,12 +17,21 @@ Store-specific needs (a fresh location, damaging stored bytes) come from a *harn
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pyapp.errors import CorruptIndex, IndexClosed, IndexExists, IndexLocked, IndexNotFound, ReadOnlyIndex
+from pyapp.errors import (
+    CorruptIndex,
+    IndexClosed,
+    IndexExists,
+    IndexLocked,
+    IndexNotFound,
+    ReadOnlyIndex,
+    StorageError,
+)
 from pyapp.stores.base import Delete, Op, Put, Row, Snapshot, Store
 from pyapp.stores.codec import encode_commit
 
@@ -223,6 +232,8 @@ async def case_closed_store_refuses_writes(scope: Scope) -> None:
 
 async def case_one_writer_at_a_time(scope: Scope) -> None:
     location, first = await scope.created()
+    if first.shared_writers:
+        return  # every tab may write: case_shared_writers_take_turns checks those stores
     await first.open()
     second = scope.store(location)
     await raises(IndexLocked, second.open())
@@ -239,6 +250,67 @@ async def case_one_writer_at_a_time(scope: Scope) -> None:
     await second.close()
     await reader.close()
     assert (await scope.reopen(location, read_only=False)).log == COMMITS[:2]
+
+
+async def case_shared_writers_take_turns(scope: Scope) -> None:
+    """Stores with shared writers: both write, each catches up with the other's commits exactly once (never its
+    own), the commit lock admits one at a time, a stale writer may not rewrite the snapshot, and a rewrite
+    reaches the others as a snapshot to reload. Single-writer stores report no changes and no position."""
+    location, first = await scope.created()
+    await first.open()
+    if not first.shared_writers:
+        assert not await first.catch_up() and first.position is None
+        async with first.commit_lock():  # a no-op lock: the open writer holds the index alone
+            await first.commit(COMMITS[0])
+        assert not await first.catch_up()
+        return
+    second = scope.store(location)
+    await second.open()  # a second writer is welcome
+    reader = scope.store(location)
+    await reader.open(read_only=True)
+    async with first.commit_lock():
+        assert not await first.catch_up()
+        await first.commit(COMMITS[0])
+    async with second.commit_lock():
+        assert (await second.catch_up()).commits == [COMMITS[0]]
+        await second.commit(COMMITS[1])
+    assert (await reader.catch_up()).commits == COMMITS[:2]
+    assert not await reader.catch_up() and not await second.catch_up()
+    assert reader.log_bytes == second.log_bytes > first.log_bytes > 0  # others' commits count too
+
+    order: list[str] = []
+
+    async def hold(store: Store, tag: str) -> None:
+        async with store.commit_lock():
+            order.append(tag + "+")
+            await asyncio.sleep(0.05)
+            order.append(tag + "-")
+
+    await asyncio.gather(hold(first, "a"), hold(second, "b"))
+    assert order in (["a+", "a-", "b+", "b-"], ["b+", "b-", "a+", "a-"]), order
+
+    await raises(StorageError, first.write_snapshot(MANIFEST, [], b""))  # it has not seen COMMITS[1]
+    rows = [put(7).row, put(8).row]
+    manifest = dict(MANIFEST, compacted=True)
+    async with first.commit_lock():
+        assert (await first.catch_up()).commits == [COMMITS[1]]
+        await first.write_snapshot(manifest, rows, put(7).vector + put(8).vector)
+        await first.commit(COMMITS[2])
+    for other in (second, reader):
+        changes = await other.catch_up()
+        assert changes.commits == [] and changes.snapshot is not None
+        assert changes.snapshot.manifest == manifest and changes.snapshot.rows == rows
+        assert changes.snapshot.log == [COMMITS[2]]
+        assert not await other.catch_up()
+    await raises(IndexLocked, scope.store(location).drop())  # others have it open for writing
+    await second.commit([put(9)])  # outside the lock: still recorded once, never handed back to its writer
+    assert not await second.catch_up()
+    assert (await first.catch_up()).commits == [[put(9)]]
+    await first.close()
+    await second.close()
+    await reader.close()
+    snap = await scope.reopen(location)
+    assert snap.rows == rows and snap.log == [COMMITS[2], [put(9)]]
 
 
 async def case_drop_removes_everything(scope: Scope) -> None:

@@ -36,6 +36,13 @@ class MemoryHarness:
         stored.rows = b"\xff" + stored.rows[1:]
 
 
+class SharedMemoryHarness(MemoryHarness):
+    """``MemoryStore(name, shared_writers=True)``: the IndexedDB store's multi-writer model, on CPython."""
+
+    def store(self, location: str) -> Store:
+        return MemoryStore(location, shared_writers=True)
+
+
 class FileHarness:
     """Fresh folders under a pytest tmp_path; damage is done to the files in place."""
 
@@ -94,11 +101,15 @@ def run_sync(coro: object) -> None:
         pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kind", ["memory", "file", "faulty-memory", "faulty-file"])
+@pytest.mark.parametrize(
+    "kind", ["memory", "file", "faulty-memory", "faulty-file", "shared-memory", "faulty-shared-memory"]
+)
 @pytest.mark.parametrize("name", store_cases.all_cases())
 def test_store_case(name: str, kind: str, tmp_path: Path) -> None:
     harness: MemoryHarness | FileHarness | NeverFailing = (
-        MemoryHarness() if kind.endswith("memory") else FileHarness(tmp_path)
+        (SharedMemoryHarness() if "shared" in kind else MemoryHarness())
+        if kind.endswith("memory")
+        else FileHarness(tmp_path)
     )
     if kind.startswith("faulty"):
         harness = NeverFailing(harness)
@@ -118,6 +129,7 @@ def test_the_suite_covers_the_store_contract() -> None:
         "read_only_refuses_writes",
         "closed_store_refuses_writes",
         "one_writer_at_a_time",
+        "shared_writers_take_turns",
         "drop_removes_everything",
         "damaged_log_record_is_corrupt_index",
         "damaged_snapshot_rows_are_corrupt_index",

@@ -6,6 +6,7 @@
 
 import * as ui from "./ui.mjs";
 import { mountBackup } from "./backup.mjs";
+import { watchTabs } from "./tabs.mjs";
 
 const MB = 1024 * 1024;
 const MODEL_RE = /^models\/[A-Za-z0-9._-]+\/?$/;
@@ -169,6 +170,7 @@ class NotesApp {
     mountBackup(document.querySelector("#app aside"), this); // backup download and restore (backup.mjs)
     this.showModel();
     await this.refresh();
+    this.stopTabs = await watchTabs(this, this.api); // tab-status; other tabs' commits re-render this one
     if (this.info.items === 0 && !this.info.read_only && !localStorage.getItem(DEMO_KEY + this.info.location)) {
       $("demo-offer").hidden = false;
     }

@@ -300,6 +300,38 @@ async def app_restore(data: Any, channel: str) -> str:
         progress.close()
 
 
+# ---------------------------------------------------------------------- every tab is a full app (web/app/tabs.mjs)
+async def app_refresh() -> str:
+    """Apply the commits other tabs made (the page calls this when one announces a change):
+    ``{"applied": commits applied (0: nothing new), "items": count}``."""
+    try:
+        index = _service().index
+        return json.dumps({"applied": await index.refresh(), "items": await index.count()})
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+
+
+async def app_tabs() -> str:
+    """What the tab-status line needs: whether this tab writes (and why not), and the names to follow:
+    ``channel`` (BroadcastChannel of change announcements), ``writer_lock`` (Web Lock held by each writing tab)
+    and ``writer_id`` (this tab's own announcements, to ignore)."""
+    try:
+        service = _service()
+        stats = await service.index.stats()
+        return json.dumps(
+            {
+                "read_only": stats["read_only"],
+                "shared_writers": bool(stats.get("shared_writers")),
+                "channel": stats.get("channel"),
+                "writer_lock": stats.get("writer_lock"),
+                "writer_id": stats.get("writer_id"),
+                "notice": service.notice,
+            }
+        )
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+
+
 __export__ = [
     "boot",
     "run_python",
@@ -313,4 +345,6 @@ __export__ = [
     "app_backup",
     "app_restore_plan",
     "app_restore",
+    "app_refresh",
+    "app_tabs",
 ]
