@@ -204,9 +204,10 @@ class DocumentIndex:
     ) -> None:
         """``chunk_tokens`` defaults to 128 (the model's pre-training length), less when the embedder's
         ``max_seq_length`` minus [CLS]/[SEP] is smaller: a chunk is never truncated by the model, so every
-        token of a document is embedded. A larger explicit value is refused for the same reason."""
-        if index.embedder is None:
-            raise InvalidInput("a DocumentIndex needs an index with an embedder (chunks are embedded from text)")
+        token of a document is embedded. A larger explicit value is refused for the same reason.
+
+        An index opened without an embedder still reads, lists, deletes and answers keyword queries; writing
+        or a semantic query raises ``NoEmbedder`` (chunks are embedded from their text)."""
         self.index = index
         self.tokenizer: OffsetTokenizer = tokenizer or getattr(index.embedder, "tokenizer", None) or RegexTokenizer()
         if not hasattr(self.tokenizer, "tokenize_with_offsets"):

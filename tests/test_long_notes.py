@@ -45,7 +45,7 @@ async def test_minilm_finds_the_fact_at_the_end_of_a_5000_word_note_in_every_mod
             assert FACT in top["passage"] and top["span"][1] == len(text.rstrip("\n"))
             assert [r["id"] for r in found["results"]].count("discharge") == 1
             marked = [top["passage"][a:b] for a, b in top["highlights"]]
-            assert marked == [top["passage"]] if mode == "semantic" else "pheochromocytoma" in marked
+            assert (marked == [top["passage"]]) if mode == "semantic" else ("pheochromocytoma" in marked)
         # The semantic query shares no word with the fact: meaning found it, well ahead of the runner-up.
         assert not set(tokenize(SEMANTIC_QUERY)) & set(tokenize(FACT))
         semantic = (await notes.search({"text": SEMANTIC_QUERY, "mode": "semantic"}))["results"]
