@@ -40,8 +40,9 @@ DOC_INDEXED = ("_doc.uri", "_doc.chunk")
 DEFAULT_CHUNK_TOKENS = 128
 DEFAULT_OVERLAP = 32
 SPECIAL_TOKENS = 2  # [CLS] and [SEP]: a chunk plus these must fit the model's max_seq_length
-# A document's first chunk, or a plain item (a one-chunk document): one row per document.
-HEADS: dict[str, Any] = {"$or": [{"_doc.chunk": 0}, {DOC_KEY: {"$exists": False}}]}
+# A document's first chunk, or a plain item (a one-chunk document): one row per document. Both conditions are
+# on the ``_doc.chunk`` column, so counting documents stays vectorised on indexes that keep it columnar.
+HEADS: dict[str, Any] = {"$or": [{"_doc.chunk": 0}, {"_doc.chunk": {"$exists": False}}]}
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
@@ -114,7 +115,9 @@ class Document:
 def doc_fields(item: Any) -> dict[str, Any] | None:
     """An item's ``_doc`` object, or None for a plain item (read as a one-chunk document)."""
     doc = item.metadata.get(DOC_KEY) if isinstance(item.metadata, dict) else None
-    return doc if isinstance(doc, dict) and isinstance(doc.get("uri"), str) else None
+    if isinstance(doc, dict) and isinstance(doc.get("uri"), str) and "chunk" in doc:
+        return doc
+    return None
 
 
 def document_uri(item: Any) -> str:
