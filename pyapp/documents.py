@@ -279,6 +279,27 @@ class DocumentIndex:
         """Add or replace many ``(uri, text, metadata)`` documents in one commit (one embedding pass, one
         progress bar); unchanged documents are skipped. Every document is checked before anything is written,
         so one bad document stores none of them. Returns, per document, whether it was (re)written."""
+        checked = self._check_documents(documents)
+        async with self.index.batch():  # the lookups below run under the write lock: no other write interleaves
+            return await self._stage(checked, progress)
+
+    async def stage_document(
+        self, uri: str, text: str, metadata: dict[str, Any] | None = None, progress: Progress | None = None
+    ) -> bool:
+        """``upsert_document`` into the batch the caller holds open (``async with index.batch():``), so several
+        documents (one JSONL file's records) are one commit; False when unchanged."""
+        return (await self.stage_documents([(uri, text, metadata)], progress))[0]
+
+    async def stage_documents(
+        self, documents: Sequence[tuple[str, str, dict[str, Any] | None]], progress: Progress | None = None
+    ) -> list[bool]:
+        """``upsert_documents`` into the batch the caller holds open."""
+        return await self._stage(self._check_documents(documents), progress)
+
+    def _check_documents(
+        self, documents: Sequence[tuple[str, str, dict[str, Any] | None]]
+    ) -> list[tuple[str, str, dict[str, Any], str]]:
+        """Validate every document (uri, text, JSON metadata) before anything is looked up or written."""
         checked: list[tuple[str, str, dict[str, Any], str]] = []
         seen: set[str] = set()
         for uri, text, metadata in documents:
@@ -295,6 +316,12 @@ class DocumentIndex:
             if DOC_KEY in meta:
                 raise InvalidMetadata(f"metadata key {DOC_KEY!r} is reserved for the document index")
             checked.append((uri, text, meta, _content_hash(text, meta, (self.chunk_tokens, self.overlap))))
+        return checked
+
+    async def _stage(
+        self, checked: Sequence[tuple[str, str, dict[str, Any], str]], progress: Progress | None
+    ) -> list[bool]:
+        """Stage the changed documents: their old chunks (or plain item) deleted, their new chunks embedded."""
         changed: list[bool] = []
         items: list[dict[str, Any]] = []
         old: list[str] = []
@@ -309,9 +336,8 @@ class DocumentIndex:
             if await self._plain_item(uri) is not None:
                 old.append(uri)
         if items:
-            async with self.index.batch():
-                await self.index.delete_many(old)
-                await self.index.insert_many(items, progress=progress)
+            await self.index.delete_many(old)
+            await self.index.insert_many(items, progress=progress)
         return changed
 
     def _chunk_items(self, uri: str, text: str, metadata: dict[str, Any], digest: str) -> list[dict[str, Any]]:

@@ -287,3 +287,18 @@ def test_chunks_fit_the_models_token_limit():
         await index.close()
 
     asyncio.run(run())
+
+
+async def test_stage_documents_join_the_callers_batch():
+    """Several documents staged in one batch are one commit: a failure inside the batch stores none of them."""
+    docs = await DocumentIndex.create(f"memory://{uuid.uuid4()}", HashingEmbedder(dims=64), chunk_tokens=20, overlap=4)
+    async with docs.index.batch():
+        assert await docs.stage_document("a", LONG) is True
+        assert await docs.stage_documents([("b", "second", {"k": 1})]) == [True]
+    assert [d.uri for d in await docs.list_documents()] == ["a", "b"]
+    with pytest.raises(InvalidInput):
+        async with docs.index.batch():
+            await docs.stage_document("c", "third")
+            await docs.stage_document("d", "   ")
+    assert [d.uri for d in await docs.list_documents()] == ["a", "b"]
+    await docs.close()
