@@ -377,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", default="shortness of breath after surgery", help="the query")
     p.add_argument("--model", help="model bundle folder (default: the exported MiniLM if present)")
     p.set_defaults(run=cmd_demo)
+
+    from .cli_docs import add_docs_commands  # here, not at the top: cli_docs imports this module
+
+    add_docs_commands(sub)
     return parser
 
 

@@ -57,7 +57,7 @@ async def run_demo(folder: str | None, query: str, quiet: bool = False, model: s
             print(f"\nquery: {query!r} [{title}]")
             found = await notes.search({"text": query, "top_k": 3, "ward": ward})
             for rank, hit in enumerate(found["results"], 1):
-                print(f"  {rank}. {hit['score']:.4f} [{hit['metadata'].get('ward')}] {hit['text'][:90]}")
+                print(f"  {rank}. {hit['score']:.4f} [{hit['metadata'].get('ward')}] {hit['passage'][:90]}")
     finally:
         await notes.close()
     return 0

@@ -12,6 +12,11 @@ chunk's end, or the document's start, and this chunk's start) when it is not emp
 after the last chunk) on the last chunk. The stored document thus comes back byte-exact: leading and trailing
 whitespace, CRLF, and NFC/NFD forms untouched (documents stored before ``gap``/``tail`` existed come back
 with single spaces in their gaps and without trailing whitespace).
+
+Plain items (no ``_doc``: written by ``LocalIndex`` directly, imported from JSONL/CSV, or stored by the notes app
+before it kept notes as documents) are read as one-chunk documents whose uri is their id: they are found, grouped,
+read back and deleted like any document, and ``upsert_document`` with their id replaces them in the same commit
+that writes the chunks. So no index needs a migration step and no note is ever hidden or lost.
 """
 
 from __future__ import annotations
@@ -27,10 +32,17 @@ from .embed.base import Embedder, Progress
 from .errors import InvalidInput, InvalidMetadata
 from .index import LocalIndex
 from .metadata import validate_metadata
+from .staging import check_id, check_text
 from .stores import Store
 
 DOC_KEY = "_doc"
 DOC_INDEXED = ("_doc.uri", "_doc.chunk")
+DEFAULT_CHUNK_TOKENS = 128
+DEFAULT_OVERLAP = 32
+SPECIAL_TOKENS = 2  # [CLS] and [SEP]: a chunk plus these must fit the model's max_seq_length
+# A document's first chunk, or a plain item (a one-chunk document): one row per document. Both conditions are
+# on the ``_doc.chunk`` column, so counting documents stays vectorised on indexes that keep it columnar.
+HEADS: dict[str, Any] = {"$or": [{"_doc.chunk": 0}, {"_doc.chunk": {"$exists": False}}]}
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
@@ -57,13 +69,15 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Passage:
-    """A matching chunk of a document, with offsets for highlighting."""
+    """A matching chunk of a document, with offsets for highlighting and the chunk's per-leg scores."""
 
     text: str
     start: int
     end: int
     score: float
     chunk: int
+    vector_score: float | None = None
+    keyword_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,14 +88,60 @@ class DocumentResult:
     score: float
     metadata: dict[str, Any]
     passages: list[Passage] = field(default_factory=list)
+    chunks: int = 1
 
 
 @dataclass(frozen=True)
 class DocumentInfo:
+    """A document as listed: ``preview`` is its first chunk's text (a plain item's whole text)."""
+
     uri: str
     metadata: dict[str, Any]
     chunks: int
     hash: str
+    preview: str = ""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One whole document: its exact text and its metadata."""
+
+    uri: str
+    text: str
+    metadata: dict[str, Any]
+    chunks: int
+
+
+def doc_fields(item: Any) -> dict[str, Any] | None:
+    """An item's ``_doc`` object, or None for a plain item (read as a one-chunk document)."""
+    doc = item.metadata.get(DOC_KEY) if isinstance(item.metadata, dict) else None
+    if isinstance(doc, dict) and isinstance(doc.get("uri"), str) and "chunk" in doc:
+        return doc
+    return None
+
+
+def document_uri(item: Any) -> str:
+    """The document an item belongs to: its ``_doc.uri``, or its own id for a plain item."""
+    doc = doc_fields(item)
+    return item.id if doc is None else doc["uri"]
+
+
+def _user_metadata(item: Any) -> dict[str, Any]:
+    return {k: v for k, v in (item.metadata or {}).items() if k != DOC_KEY}
+
+
+def _passage(hit: Any) -> Passage:
+    doc = doc_fields(hit.item)
+    text = hit.item.text or ""
+    start, chunk = (0, 0) if doc is None else (doc["start"], doc["chunk"])
+    end = start + len(text) if doc is None else doc["end"]
+    return Passage(text, start, end, hit.score, chunk, hit.vector_score, hit.keyword_score)
+
+
+def chunk_limit(embedder: Any) -> int | None:
+    """The most WordPiece tokens a chunk may hold for this embedder (None: it has no token limit)."""
+    limit = getattr(embedder, "max_seq_length", None)
+    return int(limit) - SPECIAL_TOKENS if isinstance(limit, int) and not isinstance(limit, bool) else None
 
 
 def chunk_text(text: str, tokenizer: OffsetTokenizer, chunk_tokens: int = 128, overlap: int = 32) -> list[Chunk]:
@@ -139,14 +199,28 @@ class DocumentIndex:
     """Documents (uri -> text + metadata) stored as embedded chunks in a LocalIndex."""
 
     def __init__(
-        self, index: LocalIndex, tokenizer: OffsetTokenizer | None = None, chunk_tokens: int = 128, overlap: int = 32
+        self,
+        index: LocalIndex,
+        tokenizer: OffsetTokenizer | None = None,
+        chunk_tokens: int | None = None,
+        overlap: int = DEFAULT_OVERLAP,
     ) -> None:
-        if index.embedder is None:
-            raise InvalidInput("a DocumentIndex needs an index with an embedder (chunks are embedded from text)")
+        """``chunk_tokens`` defaults to 128 (the model's pre-training length), less when the embedder's
+        ``max_seq_length`` minus [CLS]/[SEP] is smaller: a chunk is never truncated by the model, so every
+        token of a document is embedded. A larger explicit value is refused for the same reason.
+
+        An index opened without an embedder still reads, lists, deletes and answers keyword queries; writing
+        or a semantic query raises ``NoEmbedder`` (chunks are embedded from their text)."""
         self.index = index
         self.tokenizer: OffsetTokenizer = tokenizer or getattr(index.embedder, "tokenizer", None) or RegexTokenizer()
         if not hasattr(self.tokenizer, "tokenize_with_offsets"):
             self.tokenizer = RegexTokenizer()
+        limit = chunk_limit(index.embedder) if self.tokenizer is getattr(index.embedder, "tokenizer", None) else None
+        if chunk_tokens is None:
+            chunk_tokens = DEFAULT_CHUNK_TOKENS if limit is None else max(1, min(DEFAULT_CHUNK_TOKENS, limit))
+            overlap = min(overlap, chunk_tokens // 4)
+        elif limit is not None and chunk_tokens > limit:
+            raise InvalidInput(f"chunk_tokens={chunk_tokens} exceeds the model's limit of {limit} tokens per chunk")
         self.chunk_tokens = chunk_tokens
         self.overlap = overlap
         chunk_text("", self.tokenizer, chunk_tokens, overlap)  # validates the settings early
@@ -158,8 +232,8 @@ class DocumentIndex:
         embedder: Embedder,
         indexed: Sequence[str] = (),
         exist_ok: bool = False,
-        chunk_tokens: int = 128,
-        overlap: int = 32,
+        chunk_tokens: int | None = None,
+        overlap: int = DEFAULT_OVERLAP,
     ) -> DocumentIndex:
         index = await LocalIndex.create(
             location, embedder=embedder, indexed=[*DOC_INDEXED, *indexed], exist_ok=exist_ok
@@ -172,8 +246,8 @@ class DocumentIndex:
         location: str | Store,
         embedder: Embedder,
         read_only: bool = False,
-        chunk_tokens: int = 128,
-        overlap: int = 32,
+        chunk_tokens: int | None = None,
+        overlap: int = DEFAULT_OVERLAP,
     ) -> DocumentIndex:
         index = await LocalIndex.open(location, read_only=read_only, embedder=embedder)
         return cls(index, chunk_tokens=chunk_tokens, overlap=overlap)
@@ -185,32 +259,91 @@ class DocumentIndex:
         items = await self.index.list(filter={"_doc.uri": uri, "_doc.chunk": 0}, limit=1)
         return items[0] if items else None
 
+    async def _plain_item(self, uri: str) -> Any:
+        """The plain item whose id is ``uri`` (a one-chunk document), or None."""
+        try:
+            item = await self.index.get(uri)
+        except InvalidInput:  # not even a valid item id: no plain item can have it
+            return None
+        return item if item is not None and doc_fields(item) is None else None
+
     async def upsert_document(
         self, uri: str, text: str, metadata: dict[str, Any] | None = None, progress: Progress | None = None
     ) -> bool:
         """Add or replace a document in one commit; returns False when it was unchanged (nothing embedded)."""
-        async with self.index.batch():
-            return await self.stage_document(uri, text, metadata, progress)
+        return (await self.upsert_documents([(uri, text, metadata)], progress))[0]
+
+    async def upsert_documents(
+        self, documents: Sequence[tuple[str, str, dict[str, Any] | None]], progress: Progress | None = None
+    ) -> list[bool]:
+        """Add or replace many ``(uri, text, metadata)`` documents in one commit (one embedding pass, one
+        progress bar); unchanged documents are skipped. Every document is checked before anything is written,
+        so one bad document stores none of them. Returns, per document, whether it was (re)written."""
+        checked = self._check_documents(documents)
+        async with self.index.batch():  # the lookups below run under the write lock: no other write interleaves
+            return await self._stage(checked, progress)
 
     async def stage_document(
         self, uri: str, text: str, metadata: dict[str, Any] | None = None, progress: Progress | None = None
     ) -> bool:
         """``upsert_document`` into the batch the caller holds open (``async with index.batch():``), so several
         documents (one JSONL file's records) are one commit; False when unchanged."""
-        if not isinstance(uri, str) or not uri:
-            raise InvalidInput("a document uri must be a non-empty string")
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInput(f"document {uri!r} has no text")
-        metadata = validate_metadata({} if metadata is None else metadata)  # before hashing: JSON errors first
-        if DOC_KEY in metadata:
-            raise InvalidMetadata(f"metadata key {DOC_KEY!r} is reserved for the document index")
-        digest = _content_hash(text, metadata, (self.chunk_tokens, self.overlap))
-        first = await self._first_chunk(uri)
-        if first is not None and first.metadata[DOC_KEY]["hash"] == digest:
-            return False
+        return (await self.stage_documents([(uri, text, metadata)], progress))[0]
+
+    async def stage_documents(
+        self, documents: Sequence[tuple[str, str, dict[str, Any] | None]], progress: Progress | None = None
+    ) -> list[bool]:
+        """``upsert_documents`` into the batch the caller holds open."""
+        return await self._stage(self._check_documents(documents), progress)
+
+    def _check_documents(
+        self, documents: Sequence[tuple[str, str, dict[str, Any] | None]]
+    ) -> list[tuple[str, str, dict[str, Any], str]]:
+        """Validate every document (uri, text, JSON metadata) before anything is looked up or written."""
+        checked: list[tuple[str, str, dict[str, Any], str]] = []
+        seen: set[str] = set()
+        for uri, text, metadata in documents:
+            if not isinstance(uri, str) or not uri:
+                raise InvalidInput("a document uri must be a non-empty string")
+            check_id(uri)  # the same rules as item ids: a plain item with this id may be the old version
+            if uri in seen:
+                raise InvalidInput(f"document {uri!r} is given twice")
+            seen.add(uri)
+            if not isinstance(text, str) or not text.strip():
+                raise InvalidInput(f"document {uri!r} has no text")
+            check_text(text)
+            meta = validate_metadata({} if metadata is None else metadata)  # before hashing: JSON errors first
+            if DOC_KEY in meta:
+                raise InvalidMetadata(f"metadata key {DOC_KEY!r} is reserved for the document index")
+            checked.append((uri, text, meta, _content_hash(text, meta, (self.chunk_tokens, self.overlap))))
+        return checked
+
+    async def _stage(
+        self, checked: Sequence[tuple[str, str, dict[str, Any], str]], progress: Progress | None
+    ) -> list[bool]:
+        """Stage the changed documents: their old chunks (or plain item) deleted, their new chunks embedded."""
+        changed: list[bool] = []
+        items: list[dict[str, Any]] = []
+        old: list[str] = []
+        for uri, text, meta, digest in checked:
+            first = await self._first_chunk(uri)
+            if first is not None and first.metadata[DOC_KEY].get("hash") == digest:
+                changed.append(False)
+                continue
+            changed.append(True)
+            items.extend(self._chunk_items(uri, text, meta, digest))
+            old.extend(item.id for item in await self.index.list(filter={"_doc.uri": uri}))
+            if await self._plain_item(uri) is not None:
+                old.append(uri)
+        if items:
+            await self.index.delete_many(old)
+            await self.index.insert_many(items, progress=progress)
+        return changed
+
+    def _chunk_items(self, uri: str, text: str, metadata: dict[str, Any], digest: str) -> list[dict[str, Any]]:
         chunks = chunk_text(text, self.tokenizer, self.chunk_tokens, self.overlap)
         spans = _doc_fields(text, chunks)
-        items = [
+        return [
             {
                 "id": _chunk_id(uri, c.index),
                 "text": c.text,
@@ -221,42 +354,48 @@ class DocumentIndex:
             }
             for c, span in zip(chunks, spans, strict=True)
         ]
-        old = await self.index.list(filter={"_doc.uri": uri})
-        await self.index.delete_many([item.id for item in old])
-        await self.index.insert_many(items, progress=progress)
-        return True
 
     async def delete_document(self, uri: str) -> bool:
-        """Remove every chunk of a document in one commit; False when it was not there."""
-        return await self.index.delete_where({"_doc.uri": uri}) > 0
+        """Remove every chunk of a document (or the plain item of that id) in one commit; False when absent."""
+        ids = [item.id for item in await self.index.list(filter={"_doc.uri": uri})]
+        if await self._plain_item(uri) is not None:
+            ids.append(uri)
+        return await self.index.delete_many(ids) > 0 if ids else False
 
-    async def list_documents(self) -> list[DocumentInfo]:
-        """Every document, in the order they were first added."""
+    async def count_documents(self, filter: dict[str, Any] | None = None) -> int:
+        """How many documents (plain items included) match ``filter``."""
+        return await self.index.count(HEADS if filter is None else {"$and": [HEADS, filter]})
+
+    async def list_documents(self, limit: int | None = None, newest_first: bool = False) -> list[DocumentInfo]:
+        """Documents in the order they were first added (or newest first), plain items included."""
+        if newest_first and limit is not None:
+            total = await self.count_documents()
+            heads = await self.index.list(filter=HEADS, offset=max(0, total - limit))
+        else:
+            heads = await self.index.list(filter=HEADS, limit=limit)
+        if newest_first:
+            heads.reverse()
         out = []
-        for item in await self.index.list(filter={"_doc.chunk": 0}):
-            doc = item.metadata[DOC_KEY]
-            meta = {k: v for k, v in item.metadata.items() if k != DOC_KEY}
-            out.append(DocumentInfo(doc["uri"], meta, doc["chunks"], doc["hash"]))
-        return out
+        for item in heads:
+            doc = doc_fields(item) or {"uri": item.id, "chunks": 1, "hash": ""}
+            out.append(DocumentInfo(doc["uri"], _user_metadata(item), doc["chunks"], doc["hash"], item.text or ""))
+        return out[:limit] if limit is not None else out
+
+    async def get_document(self, uri: str) -> Document | None:
+        """The whole document (exact text, metadata, chunk count), or None when there is none with this uri."""
+        items = await self.index.list(filter={"_doc.uri": uri})
+        if not items:
+            plain = await self._plain_item(uri)
+            if plain is None:
+                return None
+            return Document(uri, plain.text or "", _user_metadata(plain), 1)
+        items.sort(key=lambda item: item.metadata[DOC_KEY]["chunk"])
+        return Document(uri, _reassemble(items), _user_metadata(items[0]), len(items))
 
     async def get_document_text(self, uri: str) -> str | None:
         """The document's text exactly as it was stored, reassembled from its chunks, gaps and tail."""
-        items = await self.index.list(filter={"_doc.uri": uri})
-        if not items:
-            return None
-        items.sort(key=lambda item: item.metadata[DOC_KEY]["chunk"])
-        parts: list[str] = []
-        covered = 0
-        for item in items:
-            doc = item.metadata[DOC_KEY]
-            start = doc["start"]
-            piece = item.text or ""
-            if start + len(piece) > covered:
-                parts.append(doc.get("gap", " " * max(0, start - covered)))  # spaces: stored before gaps were kept
-                parts.append(piece[max(0, covered - start) :])
-                covered = start + len(piece)
-        parts.append(items[-1].metadata[DOC_KEY].get("tail", ""))
-        return "".join(parts)
+        document = await self.get_document(uri)
+        return None if document is None else document.text
 
     async def query_documents(
         self,
@@ -267,30 +406,46 @@ class DocumentIndex:
         group: str = "max",
         passages: int = 3,
     ) -> list[DocumentResult]:
-        """Search chunks, group hits per document (``max`` or ``mean`` of chunk scores), best passages first."""
+        """Search chunks, group hits per document (``max`` or ``mean`` of chunk scores), best passages first.
+
+        Chunk hits are fetched in widening rounds until ``top_k`` documents are found or every match was seen,
+        so one long document's many chunks never crowd the others out of the answer."""
         if group not in ("max", "mean"):
             raise InvalidInput("group must be 'max' or 'mean'")
-        if not isinstance(top_k, int) or top_k < 1:
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise InvalidInput("top_k must be a positive integer")
-        hits = await self.index.query(text=text, top_k=max(top_k * 10, 50), filter=filter, mode=mode)
-        grouped: dict[str, list[Any]] = {}
-        for hit in hits:
-            grouped.setdefault(hit.item.metadata[DOC_KEY]["uri"], []).append(hit)
+        depth = max(top_k * 10, 50)
+        while True:
+            hits = await self.index.query(text=text, top_k=depth, filter=filter, mode=mode)
+            grouped: dict[str, list[Any]] = {}
+            for hit in hits:
+                grouped.setdefault(document_uri(hit.item), []).append(hit)
+            if len(grouped) >= top_k or len(hits) < depth:
+                break
+            depth *= 4
         results = []
         for uri, doc_hits in grouped.items():
             scores = [h.score for h in doc_hits]
             score = max(scores) if group == "max" else sum(scores) / len(scores)
-            meta = {k: v for k, v in doc_hits[0].item.metadata.items() if k != DOC_KEY}
-            best = [
-                Passage(
-                    h.item.text or "",
-                    h.item.metadata[DOC_KEY]["start"],
-                    h.item.metadata[DOC_KEY]["end"],
-                    h.score,
-                    h.item.metadata[DOC_KEY]["chunk"],
-                )
-                for h in doc_hits[:passages]
-            ]
-            results.append(DocumentResult(uri, score, meta, best))
-        results.sort(key=lambda r: -r.score)
+            doc = doc_fields(doc_hits[0].item)
+            chunks = 1 if doc is None else doc["chunks"]
+            best = [_passage(h) for h in doc_hits[:passages]]
+            results.append(DocumentResult(uri, score, _user_metadata(doc_hits[0].item), best, chunks))
+        results.sort(key=lambda r: -r.score)  # stable: equal scores keep the index's tie order
         return results[:top_k]
+
+
+def _reassemble(items: Sequence[Any]) -> str:
+    """A document's text from its chunks in order: each chunk's gap, the part not already covered, the tail."""
+    parts: list[str] = []
+    covered = 0
+    for item in items:
+        doc = item.metadata[DOC_KEY]
+        start = doc["start"]
+        piece = item.text or ""
+        if start + len(piece) > covered:
+            parts.append(doc.get("gap", " " * max(0, start - covered)))  # spaces: stored before gaps were kept
+            parts.append(piece[max(0, covered - start) :])
+            covered = start + len(piece)
+    parts.append(items[-1].metadata[DOC_KEY].get("tail", ""))
+    return "".join(parts)

@@ -6,6 +6,13 @@ read-only and embedder fallbacks, input checks) lives here, on plain dicts and l
 CPython with a ``memory://`` location and ``HashingEmbedder``. The worker only converts JSON and talks to
 ``js``; the demo (``pyapp/demo.py``) reuses the same calls.
 
+Every note is a document (``pyapp.documents.DocumentIndex``): a discharge summary of thousands of words is cut
+into chunks that fit the model, so a fact at its end is embedded and found; search answers one result per note
+(its best chunk decides), with the passage and the spans to highlight (``pyapp.highlight``). Indexes written
+before notes were documents hold plain items: they are read as one-chunk documents (same id, same text), found,
+opened and deleted like the others, and saving such a note again turns it into a chunked document in one
+commit. Nothing is migrated in bulk at open, so opening never re-embeds and never loses a note.
+
 Every method raises only ``ClinvecError`` subclasses for bad input, and a failed call changes nothing.
 """
 
@@ -13,21 +20,24 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from .documents import DOC_INDEXED, DocumentIndex
 from .embed.base import Embedder, Progress
 from .embed.hashing import HashingEmbedder
 from .errors import IndexLocked, InvalidFilter, InvalidInput
+from .highlight import passage_view
 from .index import LocalIndex
+from .staging import check_id
 from .stores.base import Store
-from .types import Result
 
 INDEXED = ("ward", "year")  # the columns the page filters on: dictionary-encoded, so distinct() is cheap
 HASHING_DIMS = 256
-MAX_TEXT = 20_000
+MAX_TEXT = 400_000  # ~60,000 words: a very long discharge summary; embedding it in the page takes minutes
 MAX_FIELD = 200
 MAX_TOP_K = 100
 MAX_LIMIT = 200
@@ -128,18 +138,6 @@ def bounded_int(value: Any, name: str, default: int, high: int) -> int:
     return max(1, min(high, int(text)))
 
 
-def hit_dict(hit: Result) -> dict[str, Any]:
-    """One search result as the page renders it."""
-    return {
-        "id": hit.id,
-        "score": hit.score,
-        "vector_score": hit.vector_score,
-        "keyword_score": hit.keyword_score,
-        "text": hit.item.text,
-        "metadata": hit.item.metadata,
-    }
-
-
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
@@ -186,13 +184,16 @@ class NotesService:
         self.index = index
         self.embedder = embedder
         self.notice = notice
+        self.docs = DocumentIndex(index)
 
     @classmethod
     async def open(cls, location: str | Store, embedder: Embedder, notice: str | None = None) -> NotesService:
         """Open (or create) the notes index; when another tab or process holds the writer lock, open it
         read-only and say so in ``notice`` (searching still works, writes raise ``ReadOnlyIndex``)."""
         try:
-            index = await LocalIndex.create(location, indexed=list(INDEXED), embedder=embedder, exist_ok=True)
+            index = await LocalIndex.create(
+                location, indexed=[*INDEXED, *DOC_INDEXED], embedder=embedder, exist_ok=True
+            )
         except IndexLocked:
             index = await LocalIndex.open(location, read_only=True, embedder=embedder)
             notice = " ".join(n for n in (READ_ONLY_NOTICE, notice) if n)
@@ -207,8 +208,12 @@ class NotesService:
         """ "hashing" (lexical fallback) or "onnx" (a real model: server or onnxruntime-web)."""
         return "hashing" if isinstance(self.embedder, HashingEmbedder) else "onnx"
 
+    async def counts(self) -> dict[str, int]:
+        """``note_count`` (documents: what the user counts) and ``items`` (stored chunks and plain items)."""
+        return {"note_count": await self.docs.count_documents(), "items": await self.index.count()}
+
     async def info(self) -> dict[str, Any]:
-        """What the page needs once opened: location, access, embedder, notice, item count."""
+        """What the page needs once opened: location, access, embedder, notice, note and item counts."""
         return {
             "location": self.index.location,
             "read_only": self.index.read_only,
@@ -216,25 +221,45 @@ class NotesService:
             "embedder_kind": self.embedder_kind,
             "threads": getattr(self.embedder, "threads", None),
             "notice": self.notice,
-            "items": await self.index.count(),
+            **await self.counts(),
         }
 
-    async def add(self, note: Any) -> dict[str, Any]:
-        """Embed and store ``{"text", "metadata": {"ward", "year", "author"}}``; returns its new id."""
+    async def add(self, note: Any, progress: Progress | None = None) -> dict[str, Any]:
+        """Chunk, embed and store ``{"text", "metadata": {"ward", "year", "author"}, "id"?}`` as one document.
+
+        The text is stored exactly as given (it only has to hold something besides whitespace), so opening the
+        note shows it byte for byte. Without ``id`` the note gets a new one (uuid4); with an ``id`` that exists,
+        the note replaces that one in one commit (unchanged text and metadata: nothing is re-embedded).
+        ``progress(done, total)`` counts embedded chunks. Returns the id, the chunk count and the new counts."""
         if not isinstance(note, dict):
             raise InvalidInput(f"a note must be an object, got {type(note).__name__}")
-        text = _as_text(note.get("text"), "text").strip()
-        if not text:
+        text = _as_text(note.get("text"), "text")
+        if not text.strip():
             raise InvalidInput("a note needs some text")
         if len(text) > MAX_TEXT:
-            raise InvalidInput(f"a note may hold at most {MAX_TEXT} characters")
+            raise InvalidInput(f"a note may hold at most {MAX_TEXT:,} characters (this one has {len(text):,})")
+        note_id = note.get("id")
+        note_id = str(uuid.uuid4()) if note_id is None or note_id == "" else check_id(note_id)
         metadata = clean_metadata(note.get("metadata"))
         started = time.perf_counter()
-        item_id = await self.index.insert(None, metadata=metadata, text=text)
-        return {"id": item_id, "ms": _ms(started), "items": await self.index.count()}
+        changed = await self.docs.upsert_document(note_id, text, metadata, progress=progress)
+        chunks = await self.index.count({"_doc.uri": note_id})
+        return {"id": note_id, "chunks": chunks, "changed": changed, "ms": _ms(started), **await self.counts()}
+
+    async def get(self, note_id: Any) -> dict[str, Any] | None:
+        """The whole note ``{"id", "text" (exactly as stored), "metadata", "chunks"}``, or None if absent."""
+        if not isinstance(note_id, str) or not note_id:
+            raise InvalidInput("a note id must be a non-empty string")
+        doc = await self.docs.get_document(note_id)
+        if doc is None:
+            return None
+        return {"id": doc.uri, "text": doc.text, "metadata": doc.metadata, "chunks": doc.chunks}
 
     async def search(self, query: Any) -> dict[str, Any]:
-        """``{"text", "mode": "hybrid"|"semantic"|"keyword", "ward", "filter" (JSON text), "top_k"}``."""
+        """``{"text", "mode": "hybrid"|"semantic"|"keyword", "ward", "filter" (JSON text), "top_k"}``.
+
+        One result per note, ranked by its best chunk: ``{"id", "score", "vector_score", "keyword_score",
+        "metadata", "passage", "span", "highlights", "chunk", "chunks"}`` (see ``pyapp.highlight.passage_view``)."""
         if not isinstance(query, dict):
             raise InvalidInput(f"a search must be an object, got {type(query).__name__}")
         text = _as_text(query.get("text"), "text").strip()
@@ -247,27 +272,27 @@ class NotesService:
         top_k = bounded_int(query.get("top_k"), "top_k", 10, MAX_TOP_K)
         flt = build_filter(query.get("ward"), query.get("filter"))
         started = time.perf_counter()
-        hits = await self.index.query(text=text, top_k=top_k, filter=flt, mode=mode)
+        hits = await self.docs.query_documents(text, top_k=top_k, filter=flt, mode=mode, passages=1)
         return {
-            "results": [hit_dict(h) for h in hits],
+            "results": [passage_view(h, text, mode) for h in hits],
             "mode": mode_name,
             "ms": _ms(started),
-            "items": await self.index.count(),
+            **await self.counts(),
         }
 
-    async def delete(self, item_id: Any) -> dict[str, Any]:
-        """Delete one note by id; ``{"deleted": bool}`` (False when no such note)."""
-        if not isinstance(item_id, str) or not item_id:
+    async def delete(self, note_id: Any) -> dict[str, Any]:
+        """Delete one note (all its chunks, in one commit) by id; ``{"deleted": bool}`` (False: no such note)."""
+        if not isinstance(note_id, str) or not note_id:
             raise InvalidInput("a note id must be a non-empty string")
-        deleted = await self.index.delete(item_id)
-        return {"deleted": deleted, "items": await self.index.count()}
+        deleted = await self.docs.delete_document(note_id)
+        return {"deleted": deleted, **await self.counts()}
 
     async def newest(self, limit: Any = 10) -> list[dict[str, Any]]:
-        """The ``limit`` most recently added notes, newest first (text and metadata, no vectors shown)."""
+        """The ``limit`` most recently added notes, newest first: id, metadata, ``text`` (the first chunk, a
+        preview: a long note's whole text is fetched only when it is opened) and ``chunks``."""
         limit = bounded_int(limit, "limit", 10, MAX_LIMIT)
-        total = await self.index.count()
-        items = await self.index.list(offset=max(0, total - limit))
-        return [{"id": it.id, "text": it.text, "metadata": it.metadata} for it in reversed(items)]
+        docs = await self.docs.list_documents(limit, newest_first=True)
+        return [{"id": d.uri, "text": d.preview, "metadata": d.metadata, "chunks": d.chunks} for d in docs]
 
     async def wards(self) -> list[str]:
         """The distinct non-empty ward names for the filter select, sorted case-insensitively.
@@ -278,12 +303,13 @@ class NotesService:
 
     async def overview(self, limit: Any = 10) -> dict[str, Any]:
         """The side panel in one call: newest notes, item count, ward list."""
-        return {"notes": await self.newest(limit), "items": await self.index.count(), "wards": await self.wards()}
+        return {"notes": await self.newest(limit), **await self.counts(), "wards": await self.wards()}
 
     async def stats(self) -> dict[str, Any]:
-        """What the stats panel shows: items, kernel, storage (persisted, usage), access, embedder."""
+        """What the stats panel shows: notes, items, kernel, storage (persisted, usage), access, embedder."""
         stats = await self.index.stats()
         return {
+            "note_count": await self.docs.count_documents(),
             "items": stats["items"],
             "kernel": stats["kernel"],
             "store": stats["store"],
@@ -297,13 +323,14 @@ class NotesService:
         }
 
     async def load_demo(self, progress: Progress | None = None) -> dict[str, Any]:
-        """Embed and store the bundled demo notes (upsert: loading twice keeps one copy of each)."""
+        """Embed and store the bundled demo notes as documents, in one commit (loading twice keeps one copy of
+        each and re-embeds nothing)."""
         notes = sample_notes()
         started = time.perf_counter()
         if progress is not None:
             progress(0, len(notes))
-        ids = await self.index.upsert_many(
-            [{"id": n["id"], "text": n["text"], "metadata": n.get("metadata", {})} for n in notes],
+        await self.docs.upsert_documents(
+            [(n["id"], n["text"], n.get("metadata", {})) for n in notes],
             progress=progress,
         )
-        return {"loaded": len(ids), "items": await self.index.count(), "ms": _ms(started)}
+        return {"loaded": len(notes), **await self.counts(), "ms": _ms(started)}

