@@ -15,7 +15,8 @@ Steps, each idempotent:
 4. numpy: fetched from the Pyodide package index when reachable and checked against the lock's
    sha256; otherwise skipped, and the page runs the JS kernel.
 5. ``pyapp`` packed as ``vendor/app/pyapp.zip`` (unpacked into Pyodide's file system on boot) and
-   the browser adapters' ``.mjs`` modules copied to ``vendor/app/``.
+   the browser adapters' ``.mjs`` modules copied to ``vendor/app/``; the web app manifest's icons drawn
+   into ``vendor/icons/`` (``web_icons.py``).
 6. ``vendor/build.json`` lists what was built; its absence means "build needed".
 """
 
@@ -54,6 +55,7 @@ PATHS = {
     "ort": f"ort-{PINS['onnxruntime-web']}",
     "pyscript": "pyscript",
     "app": "app",
+    "icons": "icons",
 }
 
 Log = Callable[[str], None]
@@ -187,6 +189,14 @@ def fetch_numpy(lock: dict, log: Log, index_url: str | None, timeout: float = 10
     return True
 
 
+def write_icons(files: list[str]) -> None:
+    """The manifest's icons (``vendor/icons/``), drawn by ``web_icons`` (no image files in the repository)."""
+    import web_icons
+
+    for path in web_icons.write_icons(VENDOR / "icons"):
+        files.append(f"icons/{path.name}")
+
+
 def _pyapp_zip() -> bytes:
     """``pyapp``'s Python sources as a zip with fixed dates and order: same sources, same bytes."""
     buf = io.BytesIO()
@@ -220,6 +230,9 @@ def pack_pyapp(files: list[str]) -> str:
 
 
 PRECACHE_JSON = VENDOR / "precache.json"
+# The same list as a script the service worker imports: the browser's update check compares imported
+# scripts byte for byte, so a new build (a changed list) installs a new worker version.
+PRECACHE_JS = VENDOR / "precache.js"
 # Top-level files of web/ the service worker must not cache: npm's inputs (never served) and itself.
 _NOT_PRECACHED = {"package.json", "package-lock.json", "sw.js"}
 
@@ -244,7 +257,8 @@ def _model_files(folder: Path) -> list[Path]:
 
 
 def write_precache(record: dict) -> dict:
-    """Write ``vendor/precache.json``: every URL the page may need offline (web/sw.js precaches them).
+    """Write ``vendor/precache.json`` and ``vendor/precache.js``: every URL the page may need offline
+    (web/sw.js imports the script and precaches them).
 
     Listed: the page and its top-level config, every file under ``web/app/``, ``vendor/build.json`` and the
     built runtime files, and the model bundles under ``web/models/``. Each maps to a revision so the service
@@ -275,6 +289,10 @@ def write_precache(record: dict) -> dict:
     text = json.dumps(precache, indent=1, sort_keys=True)
     if not PRECACHE_JSON.is_file() or PRECACHE_JSON.read_text() != text:
         PRECACHE_JSON.write_text(text)
+    script = f"self.CLINVEC_PRECACHE = {text};\n"
+    precache_js = PRECACHE_JSON.with_name(PRECACHE_JS.name)
+    if not precache_js.is_file() or precache_js.read_text() != script:
+        precache_js.write_text(script)
     return precache
 
 
@@ -315,6 +333,7 @@ def build(log: Log = print, pyodide_index: str | None = None) -> dict:
     if not lock_path.is_file() or lock_path.read_text() != lock_text:
         lock_path.write_text(lock_text)
     files.append(f"{PATHS['pyodide']}/pyodide-lock.json")
+    write_icons(files)
     _remove_stale_folders()
     record = {
         "versions": dict(PINS),

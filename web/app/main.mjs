@@ -6,20 +6,12 @@
 // the model bundle together, while this thread checks the build and imports the UI module.
 
 import * as ui from "./ui.mjs";
+import { persistence } from "./storage.mjs";
 
 const BOOT_TIMEOUT_MS = 180_000;
 const STEPS = ["Loading Pyodide", "Loading interpreter", "Loading files", "Starting the app"];
 const SNAPSHOT_DELAY_MS = 1500; // let the first search and paint go first on a small machine
 const MODEL_RE = /^models\/[A-Za-z0-9._-]+\/?$/;
-
-async function requestPersistence() {
-  try {
-    if (navigator.storage && navigator.storage.persist) return await navigator.storage.persist();
-  } catch (_) {
-    /* not granted, or not available */
-  }
-  return false;
-}
 
 /** The build record; fails with a clear message when the build is missing. */
 async function buildRecord(base) {
@@ -143,7 +135,7 @@ async function main() {
     const i = STEPS.indexOf(detail);
     ui.progress(detail, i < 0 ? undefined : (i + 1) / (STEPS.length + 1));
   };
-  const persisted = requestPersistence();
+  const persisted = persistence; // asked by the storage panel (storage.mjs) as the page loads
   const appModule = import("./app.mjs");
   const base = new URL("../", import.meta.url);
   const [build, config] = await Promise.all([buildRecord(base), workerConfig(base)]);
