@@ -11,6 +11,7 @@ export function setState(state, message) {
 
 /** Show start-up progress (PyScript's `py:progress` details) while loading. */
 export function progress(detail, fraction) {
+  if (document.documentElement.dataset.state === "error") return; // a late step must not hide the failure
   $("status").textContent = String(detail);
   const bar = $("progress");
   if (fraction === undefined) bar.removeAttribute("value");
