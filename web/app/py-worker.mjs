@@ -25,57 +25,79 @@ async function fetchOk(url, kind) {
 }
 
 /**
- * The model bundle fetched and checked in JS while Python starts: {url -> fetchBytes answer} for the
- * manifest, vocabulary and graph, plus the session for the graph's exact bytes. Any failure just leaves
- * things out: Python then fetches, checks and reports as it always did.
+ * The model bundle fetched and checked in JS while Python starts. `downloads`: url -> {answer (what
+ * fetchBytes resolves to), steps (its progress so far), listeners} for the manifest, vocabulary and graph;
+ * `session`: resolves to {bytes, promise} (an onnxruntime-web session for exactly those graph bytes, opened
+ * only after their size and sha256 matched the manifest) or null. Any failure just leaves things out:
+ * Python then fetches, checks and reports as it always did.
  */
-async function prefetchModel(embed, { bundleURL, variant, ortURL }) {
-  const cache = new Map();
-  const get = async (name) => {
+function prefetchModel(embed, { bundleURL, variant, ortURL }) {
+  const downloads = new Map();
+  const start = (name) => {
     const url = new URL(name, bundleURL).href;
-    const answer = await embed.fetchBytes(url, null);
-    if (answer.ok) cache.set(url, answer);
-    return answer;
+    const entry = { steps: [], listeners: new Set() };
+    entry.answer = embed.fetchBytes(url, (done, total) => {
+      entry.steps.push([done, total]);
+      for (const listener of entry.listeners) listener(done, total);
+    });
+    entry.answer.catch(() => {}); // Python sees the failure when it asks for this file
+    downloads.set(url, entry);
+    return entry.answer;
   };
   const files = { int8: "model_int8.onnx", fp32: "model.onnx" };
-  let session = null;
-  try {
-    const manifestAnswer = await get("manifest.json");
-    if (!manifestAnswer.ok) return { cache, session };
-    const manifest = JSON.parse(new TextDecoder().decode(manifestAnswer.bytes));
+  const planned = (async () => {
+    const answer = await start("manifest.json");
+    if (!answer.ok) return null;
+    const manifest = JSON.parse(new TextDecoder().decode(answer.bytes));
     const entry = (manifest.variants || {})[variant];
     const file = (entry && typeof entry.file === "string" && entry.file) || files[variant];
-    const listed = (manifest.files || {})[file];
-    const ort = embed.initOrt(ortURL, 0); // compile the ORT wasm while the model downloads
-    const [graph] = await Promise.all([get(file), get(manifest.vocab_file)]);
-    await ort;
-    if (!graph.ok || !listed || Number(listed.bytes) !== graph.bytes.byteLength) return { cache, session };
-    if ((await embed.sha256Hex(graph.bytes)) !== String(listed.sha256).toLowerCase()) return { cache, session };
-    session = { bytes: graph.bytes, promise: embed.createSession(graph.bytes) };
-    await session.promise;
-  } catch (err) {
+    const graph = start(file);
+    if (typeof manifest.vocab_file === "string") start(manifest.vocab_file);
+    // Compile onnxruntime-web's wasm while the model downloads.
+    return { graph, listed: (manifest.files || {})[file], ort: embed.initOrt(ortURL, 0) };
+  })().catch((err) => {
     console.warn("clinvec: model prefetch skipped:", err);
-  }
-  return { cache, session };
+    return null;
+  });
+  const session = planned.then(async (plan) => {
+    if (!plan || !plan.listed) return null;
+    const [graph] = await Promise.all([plan.graph, plan.ort]);
+    if (!graph.ok || Number(plan.listed.bytes) !== graph.bytes.byteLength) return null;
+    if ((await embed.sha256Hex(graph.bytes)) !== String(plan.listed.sha256).toLowerCase()) return null;
+    const opened = { bytes: graph.bytes, promise: embed.createSession(graph.bytes) };
+    opened.promise.catch(() => {}); // reported to Python when it asks for the session
+    return opened;
+  }).catch((err) => {
+    console.warn("clinvec: model prefetch skipped:", err);
+    return null;
+  });
+  return { downloads, planned, session };
 }
 
 /**
  * `clinvec_embed` as Python sees it: the real module, except that fetchBytes answers from the prefetch
- * (once per URL) and createSession hands over the prefetched session for those very bytes.
+ * (once per URL; its download progress so far is replayed, the rest follows live) and createSession hands
+ * over the prefetched session for those very bytes.
  */
 function prefetching(embed, prefetched) {
   return {
     ...embed,
     async fetchBytes(url, onProgress) {
-      const { cache } = await prefetched;
-      const hit = cache.get(url);
-      if (!hit) return embed.fetchBytes(url, onProgress);
-      cache.delete(url);
-      if (onProgress) onProgress(hit.bytes.byteLength, hit.bytes.byteLength);
-      return hit;
+      await prefetched.planned;
+      const entry = prefetched.downloads.get(url);
+      if (!entry) return embed.fetchBytes(url, onProgress);
+      prefetched.downloads.delete(url);
+      if (!onProgress) return entry.answer;
+      for (const [done, total] of entry.steps) onProgress(done, total);
+      entry.listeners.add(onProgress);
+      try {
+        return await entry.answer;
+      } finally {
+        entry.listeners.delete(onProgress);
+      }
     },
     async createSession(bytes) {
-      const { session } = await prefetched;
+      const session = await prefetched.session;
       if (session && session.bytes === bytes) {
         session.bytes = null; // hand it over once
         return session.promise;
@@ -199,14 +221,10 @@ async function init(msg) {
   const files = Promise.all(msg.files.map(async ([url, dest]) => [dest, await fetchOk(url, "bytes")]));
   const source = fetchOk(msg.scriptURL, "text");
   const modules = Promise.all(msg.jsModules.map(async ([url, name]) => [name, await import(url)]));
-  let prefetched = null;
-  if (msg.model) {
-    prefetched = modules.then((mods) => {
-      const embed = mods.find(([name]) => name === "clinvec_embed");
-      return embed ? prefetchModel(embed[1], msg.model) : { cache: new Map(), session: null };
-    });
-    prefetched.then(() => mark("model_prefetched"));
-  }
+  // Only once the JS modules are in (the prefetch uses web_embedder.mjs); Python asks after that anyway.
+  const embedModule = modules.then((mods) => (mods.find(([name]) => name === "clinvec_embed") || [])[1]);
+  const prefetched = msg.model ? embedModule.then((embed) => embed && prefetchModel(embed, msg.model)) : null;
+  if (prefetched) prefetched.then((p) => p && p.session.then(() => mark("model_prefetched")));
   const { loadPyodide } = await pyodideModule;
   progress("Loading interpreter");
   const pyodide = await startPython(msg, loadPyodide);
@@ -216,8 +234,9 @@ async function init(msg) {
   if (timings.snapshot === "restored") {
     pyodide.runPython("import random; random.seed()"); // else every boot would replay one random sequence
   }
+  const ready = prefetched && (await prefetched);
   for (const [name, mod] of await modules) {
-    pyodide.registerJsModule(name, name === "clinvec_embed" && prefetched ? prefetching(mod, prefetched) : mod);
+    pyodide.registerJsModule(name, name === "clinvec_embed" && ready ? prefetching(mod, ready) : mod);
   }
   progress("Starting the app");
   await pyodide.runPythonAsync(await source, { filename: "worker.py" });
