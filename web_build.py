@@ -1,7 +1,7 @@
 """Build the browser assets under ``web/vendor/`` (git-ignored) so the page runs with no network.
 
 Why a separate step: the page must never fetch from another origin, so every runtime file
-(Pyodide, PyScript, onnxruntime-web), every wheel and the ``pyapp`` package itself is copied or
+(Pyodide, onnxruntime-web), every wheel and the ``pyapp`` package itself is copied or
 packed next to the page once, at build time, from the ordinary registries (npm, PyPI).
 
 Steps, each idempotent:
@@ -9,7 +9,8 @@ Steps, each idempotent:
 1. ``npm ci`` in ``web/`` (``npm install`` when there is no lockfile) -> ``web/node_modules``.
 2. Copy only the files the page loads into ``web/vendor/``: ``pyodide-<version>/`` and ``ort-<version>/``
    (versioned folders, so ``serve.py`` can mark them immutable: Chromium then reuses its compiled-wasm
-   cache, so a warm boot no longer recompiles the runtime's WebAssembly) and ``pyscript/``.
+   cache, so a warm boot no longer recompiles the runtime's WebAssembly). The page starts Pyodide itself
+   (``web/app/py-worker.mjs``); PyScript is no longer used.
 3. Pure-Python wheels (micropip) from PyPI via ``pip download``; the vendored ``pyodide-lock.json``
    records their sha256 so ``loadPackage`` accepts them.
 4. numpy: fetched from the Pyodide package index when reachable and checked against the lock's
@@ -41,11 +42,9 @@ VENDOR = WEB / "vendor"
 NODE_MODULES = WEB / "node_modules"
 PYAPP = ROOT / "pyapp"
 
-PINS = {"pyodide": "314.0.7", "onnxruntime-web": "1.30.0", "@pyscript/core": "0.7.31"}
+PINS = {"pyodide": "314.0.7", "onnxruntime-web": "1.30.0"}
 PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-# PyScript's core imports every plugin module at start-up (py-editor, py-terminal, ...), so its whole
-# dist/ is needed; source maps are not.
 PURE_WHEELS = {"micropip": "0.11.1"}
 PYODIDE_INDEX = "https://cdn.jsdelivr.net/pyodide/v{version}/full/"
 BUILD_JSON = VENDOR / "build.json"
@@ -53,7 +52,6 @@ BUILD_JSON = VENDOR / "build.json"
 PATHS = {
     "pyodide": f"pyodide-{PINS['pyodide']}",
     "ort": f"ort-{PINS['onnxruntime-web']}",
-    "pyscript": "pyscript",
     "app": "app",
     "icons": "icons",
 }
@@ -113,16 +111,10 @@ def _installed_versions() -> dict[str, str]:
 
 
 def copy_runtime(files: list[str]) -> None:
-    """Copy the Pyodide core, the PyScript dist and the onnxruntime-web wasm build into vendor/."""
+    """Copy the Pyodide core and the onnxruntime-web wasm build into vendor/."""
     for name in PYODIDE_FILES:
         _copy(NODE_MODULES / "pyodide" / name, VENDOR / PATHS["pyodide"] / name)
         files.append(f"{PATHS['pyodide']}/{name}")
-    dist = NODE_MODULES / "@pyscript" / "core" / "dist"
-    for src in sorted(dist.iterdir()):
-        if src.suffix not in (".js", ".css"):
-            continue
-        _copy(src, VENDOR / PATHS["pyscript"] / src.name)
-        files.append(f"{PATHS['pyscript']}/{src.name}")
     for name in ORT_FILES:
         _copy(NODE_MODULES / "onnxruntime-web" / "dist" / name, VENDOR / PATHS["ort"] / name)
         files.append(f"{PATHS['ort']}/{name}")

@@ -207,9 +207,13 @@ class Page:
     def marks(self) -> list[Any]:
         return self.page.evaluate("() => window.clinvecBootMarks")
 
-    def phases(self) -> dict[str, int]:
-        """The boot's phase durations in ms, as the page measured them."""
-        return self.page.evaluate("() => window.clinvecBoot.phases")
+    def phases(self) -> dict[str, Any]:
+        """The boot's phase durations in ms, as the page measured them. Then waits (untimed) until the page
+        has made its Python snapshot when it had none, as a user's first visit does within seconds."""
+        phases = self.page.evaluate("() => window.clinvecBoot.phases")
+        settled = 'html[data-snapshot]:not([data-snapshot="pending"]):not([data-snapshot="making"])'
+        self.page.wait_for_selector(settled, state="attached", timeout=300_000)
+        return phases
 
     def run(self, code: str, **params: Any) -> Any:
         prelude = "".join(f"{k} = __import__('json').loads({json.dumps(json.dumps(v))})\n" for k, v in params.items())
@@ -226,8 +230,10 @@ def bench_boot(pw: Any, url: str, warm: int, query: str) -> dict[str, Any]:
     """Boot to "ready" in a fresh profile (cold: empty HTTP and compiled-wasm caches), then ``warm`` reloads.
 
     Per boot: the wall time Playwright saw and the page's own phase figures (``window.clinvecBoot.phases``,
-    ms): page (navigation -> main.mjs), runtime (Pyodide + PyScript worker), pyapp (import), model (bundle
-    load: fetch, sha256, session), index (IndexedDB open), app (model + index + first render), total.
+    ms): page (navigation -> main.mjs), runtime (worker start to worker.py loaded: Pyodide, from its memory
+    snapshot when one is stored), pyapp (import), model (what is left of the bundle load once Python asks:
+    the worker prefetches it in parallel), index (IndexedDB open), app (model + index + first render),
+    total; ``worker`` has the worker's own marks (snapshot restored/missing, ms since the worker started).
     """
     out: dict[str, Any] = {"query": query}
     with tempfile.TemporaryDirectory() as profile:

@@ -111,7 +111,7 @@ function bootClock() {
     started,
     marks,
     phases,
-    /** A free-form point on the timeline (PyScript progress details). */
+    /** A free-form point on the timeline (the worker's progress steps). */
     note(label) { marks.push([label, Math.round(performance.now() - started)]); },
     /** End of phase `name`: its duration since the previous phase ended (or `ms` when measured elsewhere). */
     phase(name, ms) {
