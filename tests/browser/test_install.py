@@ -108,7 +108,9 @@ def test_storage_panel_shows_persistence_usage_quota_and_eviction_advice(app: An
     quota = int(page.get_attribute("#storage-usage", "data-quota-bytes"))
     usage = int(page.get_attribute("#storage-usage", "data-usage-bytes"))
     estimate = page.evaluate("() => navigator.storage.estimate()")
-    assert quota == estimate["quota"] > 0 and 0 <= usage <= quota
+    # Chromium's quota follows the disk's free space, so it moves a little between two calls.
+    assert estimate["quota"] > 0 and abs(quota - estimate["quota"]) <= 0.01 * estimate["quota"]
+    assert 0 <= usage <= quota
     assert " of " in page.text_content("#storage-usage") and "available to this site" in page.text_content(
         "#storage-usage"
     )
