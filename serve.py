@@ -71,6 +71,8 @@ MIME = {
     ".txt": "text/plain; charset=utf-8",
     ".svg": "image/svg+xml",
     ".ico": "image/x-icon",
+    ".png": "image/png",
+    ".webmanifest": "application/manifest+json",
 }
 
 # vendor/<package>-<version>/ never changes under the same URL (web_build.py versions the folder), so

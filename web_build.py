@@ -1,7 +1,7 @@
 """Build the browser assets under ``web/vendor/`` (git-ignored) so the page runs with no network.
 
 Why a separate step: the page must never fetch from another origin, so every runtime file
-(Pyodide, PyScript, onnxruntime-web), every wheel and the ``pyapp`` package itself is copied or
+(Pyodide, onnxruntime-web), every wheel and the ``pyapp`` package itself is copied or
 packed next to the page once, at build time, from the ordinary registries (npm, PyPI).
 
 Steps, each idempotent:
@@ -9,13 +9,15 @@ Steps, each idempotent:
 1. ``npm ci`` in ``web/`` (``npm install`` when there is no lockfile) -> ``web/node_modules``.
 2. Copy only the files the page loads into ``web/vendor/``: ``pyodide-<version>/`` and ``ort-<version>/``
    (versioned folders, so ``serve.py`` can mark them immutable: Chromium then reuses its compiled-wasm
-   cache, so a warm boot no longer recompiles the runtime's WebAssembly) and ``pyscript/``.
+   cache, so a warm boot no longer recompiles the runtime's WebAssembly). The page starts Pyodide itself
+   (``web/app/py-worker.mjs``); PyScript is no longer used.
 3. Pure-Python wheels (micropip) from PyPI via ``pip download``; the vendored ``pyodide-lock.json``
    records their sha256 so ``loadPackage`` accepts them.
 4. numpy: fetched from the Pyodide package index when reachable and checked against the lock's
    sha256; otherwise skipped, and the page runs the JS kernel.
 5. ``pyapp`` packed as ``vendor/app/pyapp.zip`` (unpacked into Pyodide's file system on boot) and
-   the browser adapters' ``.mjs`` modules copied to ``vendor/app/``.
+   the browser adapters' ``.mjs`` modules copied to ``vendor/app/``; the web app manifest's icons drawn
+   into ``vendor/icons/`` (``web_icons.py``).
 6. ``vendor/build.json`` lists what was built; its absence means "build needed".
 """
 
@@ -40,11 +42,9 @@ VENDOR = WEB / "vendor"
 NODE_MODULES = WEB / "node_modules"
 PYAPP = ROOT / "pyapp"
 
-PINS = {"pyodide": "314.0.7", "onnxruntime-web": "1.30.0", "@pyscript/core": "0.7.31"}
+PINS = {"pyodide": "314.0.7", "onnxruntime-web": "1.30.0"}
 PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-# PyScript's core imports every plugin module at start-up (py-editor, py-terminal, ...), so its whole
-# dist/ is needed; source maps are not.
 PURE_WHEELS = {"micropip": "0.11.1"}
 PYODIDE_INDEX = "https://cdn.jsdelivr.net/pyodide/v{version}/full/"
 BUILD_JSON = VENDOR / "build.json"
@@ -52,8 +52,8 @@ BUILD_JSON = VENDOR / "build.json"
 PATHS = {
     "pyodide": f"pyodide-{PINS['pyodide']}",
     "ort": f"ort-{PINS['onnxruntime-web']}",
-    "pyscript": "pyscript",
     "app": "app",
+    "icons": "icons",
 }
 
 Log = Callable[[str], None]
@@ -111,16 +111,10 @@ def _installed_versions() -> dict[str, str]:
 
 
 def copy_runtime(files: list[str]) -> None:
-    """Copy the Pyodide core, the PyScript dist and the onnxruntime-web wasm build into vendor/."""
+    """Copy the Pyodide core and the onnxruntime-web wasm build into vendor/."""
     for name in PYODIDE_FILES:
         _copy(NODE_MODULES / "pyodide" / name, VENDOR / PATHS["pyodide"] / name)
         files.append(f"{PATHS['pyodide']}/{name}")
-    dist = NODE_MODULES / "@pyscript" / "core" / "dist"
-    for src in sorted(dist.iterdir()):
-        if src.suffix not in (".js", ".css"):
-            continue
-        _copy(src, VENDOR / PATHS["pyscript"] / src.name)
-        files.append(f"{PATHS['pyscript']}/{src.name}")
     for name in ORT_FILES:
         _copy(NODE_MODULES / "onnxruntime-web" / "dist" / name, VENDOR / PATHS["ort"] / name)
         files.append(f"{PATHS['ort']}/{name}")
@@ -187,6 +181,14 @@ def fetch_numpy(lock: dict, log: Log, index_url: str | None, timeout: float = 10
     return True
 
 
+def write_icons(files: list[str]) -> None:
+    """The manifest's icons (``vendor/icons/``), drawn by ``web_icons`` (no image files in the repository)."""
+    import web_icons
+
+    for path in web_icons.write_icons(VENDOR / "icons"):
+        files.append(f"icons/{path.name}")
+
+
 def _pyapp_zip() -> bytes:
     """``pyapp``'s Python sources as a zip with fixed dates and order: same sources, same bytes."""
     buf = io.BytesIO()
@@ -220,6 +222,9 @@ def pack_pyapp(files: list[str]) -> str:
 
 
 PRECACHE_JSON = VENDOR / "precache.json"
+# The same list as a script the service worker imports: the browser's update check compares imported
+# scripts byte for byte, so a new build (a changed list) installs a new worker version.
+PRECACHE_JS = VENDOR / "precache.js"
 # Top-level files of web/ the service worker must not cache: npm's inputs (never served) and itself.
 _NOT_PRECACHED = {"package.json", "package-lock.json", "sw.js"}
 
@@ -244,7 +249,8 @@ def _model_files(folder: Path) -> list[Path]:
 
 
 def write_precache(record: dict) -> dict:
-    """Write ``vendor/precache.json``: every URL the page may need offline (web/sw.js precaches them).
+    """Write ``vendor/precache.json`` and ``vendor/precache.js``: every URL the page may need offline
+    (web/sw.js imports the script and precaches them).
 
     Listed: the page and its top-level config, every file under ``web/app/``, ``vendor/build.json`` and the
     built runtime files, and the model bundles under ``web/models/``. Each maps to a revision so the service
@@ -275,6 +281,10 @@ def write_precache(record: dict) -> dict:
     text = json.dumps(precache, indent=1, sort_keys=True)
     if not PRECACHE_JSON.is_file() or PRECACHE_JSON.read_text() != text:
         PRECACHE_JSON.write_text(text)
+    script = f"self.CLINVEC_PRECACHE = {text};\n"
+    precache_js = PRECACHE_JSON.with_name(PRECACHE_JS.name)
+    if not precache_js.is_file() or precache_js.read_text() != script:
+        precache_js.write_text(script)
     return precache
 
 
@@ -315,6 +325,7 @@ def build(log: Log = print, pyodide_index: str | None = None) -> dict:
     if not lock_path.is_file() or lock_path.read_text() != lock_text:
         lock_path.write_text(lock_text)
     files.append(f"{PATHS['pyodide']}/pyodide-lock.json")
+    write_icons(files)
     _remove_stale_folders()
     record = {
         "versions": dict(PINS),

@@ -193,12 +193,12 @@ def bench_embedding(page: Page, model: str) -> dict[str, Any]:
 class Page:
     """The page at ``?test`` and a way to run Python in its worker."""
 
-    def __init__(self, page: Any, url: str) -> None:
-        self.page, self.url = page, url
+    def __init__(self, page: Any, url: str, query: str = "test") -> None:
+        self.page, self.url, self.query = page, url, query
 
     def boot(self, reload: bool = False) -> float:
         t0 = time.perf_counter()
-        self.page.reload() if reload else self.page.goto(self.url + "?test")
+        self.page.reload() if reload else self.page.goto(f"{self.url}?{self.query}")
         self.page.wait_for_selector('html:not([data-state="loading"])', state="attached", timeout=300_000)
         if self.page.get_attribute("html", "data-state") != "ready":
             raise RuntimeError(self.page.text_content("#error"))
@@ -207,12 +207,51 @@ class Page:
     def marks(self) -> list[Any]:
         return self.page.evaluate("() => window.clinvecBootMarks")
 
+    def phases(self) -> dict[str, Any]:
+        """The boot's phase durations in ms, as the page measured them. Then waits (untimed) until the page
+        has made its Python snapshot when it had none, as a user's first visit does within seconds."""
+        phases = self.page.evaluate("() => window.clinvecBoot.phases")
+        settled = 'html[data-snapshot]:not([data-snapshot="pending"]):not([data-snapshot="making"])'
+        self.page.wait_for_selector(settled, state="attached", timeout=300_000)
+        return phases
+
     def run(self, code: str, **params: Any) -> Any:
         prelude = "".join(f"{k} = __import__('json').loads({json.dumps(json.dumps(v))})\n" for k, v in params.items())
         out = json.loads(self.page.evaluate("c => window.clinvecTest.run(c)", prelude + SETUP + code))
         if not out["ok"]:
             raise RuntimeError(out["traceback"])
         return out["result"]
+
+
+PHASES = ("page", "runtime", "pyapp", "model", "index", "app", "total")
+
+
+def bench_boot(pw: Any, url: str, warm: int, query: str) -> dict[str, Any]:
+    """Boot to "ready" in a fresh profile (cold: empty HTTP and compiled-wasm caches), then ``warm`` reloads.
+
+    Per boot: the wall time Playwright saw and the page's own phase figures (``window.clinvecBoot.phases``,
+    ms): page (navigation -> main.mjs), runtime (worker start to worker.py loaded: Pyodide, from its memory
+    snapshot when one is stored), pyapp (import), model (what is left of the bundle load once Python asks:
+    the worker prefetches it in parallel), index (IndexedDB open), app (model + index + first render),
+    total; ``worker`` has the worker's own marks (snapshot restored/missing, ms since the worker started).
+    """
+    out: dict[str, Any] = {"query": query}
+    with tempfile.TemporaryDirectory() as profile:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True
+        )
+        try:
+            page = Page(context.new_page(), url, query)
+            runs = [{"wall_s": round(page.boot(), 2), **page.phases()}]
+            for _ in range(warm):
+                runs.append({"wall_s": round(page.boot(reload=True), 2), **page.phases()})
+        finally:
+            context.close()
+    out["cold"] = runs[0]
+    out["warm"] = runs[1:]
+    if len(runs) > 1:
+        out["warm_median"] = {k: statistics.median(r[k] for r in runs[1:]) for k in ("wall_s", *PHASES)}
+    return out
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -233,6 +272,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write the JSON result here too")
     parser.add_argument("--model", default="models/minilm/", help="bundle folder under web/ for the embedding part")
     parser.add_argument("--embed-only", action="store_true", help="only the query-embedding benchmark")
+    parser.add_argument("--boot-only", action="store_true", help="only boot phases: cold, then --warm reloads")
+    parser.add_argument(
+        "--sw", action="store_true", help="with --boot-only: boot through the service worker (?test=sw), as users do"
+    )
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -251,6 +294,10 @@ def main() -> int:
     params = {"rows": args.rows, "dims": args.dims, "name": f"bench-{args.rows}x{args.dims}"}
     report: dict[str, Any] = {"rows": args.rows, "dims": args.dims, "chromium": None}
     try:
+        if args.boot_only:
+            with sync_playwright() as pw:
+                report["boot"] = bench_boot(pw, url, args.warm, "test=sw" if args.sw else "test")
+            return _emit(report, args.out)
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
             context = pw.chromium.launch_persistent_context(
                 profile, executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True

@@ -1,47 +1,55 @@
-// clinvec's service worker: the page boots with no network once it has been opened online.
+// clinvec's service worker: the page boots with no network once it has been opened online, and a new
+// version never mixes with the old one in an open page.
 //
 // Why these policies:
-// - Install precaches every URL in vendor/precache.json (written by web_build.py: the page, app code,
-//   Pyodide incl. pyodide-lock.json, onnxruntime-web .mjs+.wasm, PyScript, pyapp.zip, wheels, model
-//   bundles), with cache "reload" so a stale HTTP cache can never end up in the offline copy.
-// - vendor/<package>-<version>/ never changes under the same URL: cache first (also lets Chromium reuse
-//   its compiled-wasm cache). Everything else is network first with the cache as the offline fallback,
-//   so a developer's edit shows on the next reload; a changed response (new ETag) refreshes the copy.
-// - Cached responses are returned as stored, headers included, so COOP/COEP/CORP (cross-origin isolation,
-//   threads) and the CSP hold offline too. Same-origin GET/HEAD only; other requests are not touched.
-// - ignoreSearch: "/?test" or "/?model=..." are the same files as "/".
+// - The precache list comes from vendor/precache.js (written by web_build.py: path -> revision for the
+//   page, app code, Pyodide, onnxruntime-web, pyapp.zip, icons, model bundles), pulled in with
+//   importScripts so the browser's own update check sees a new build: a changed list is a new worker.
+// - Each version has its own cache ("clinvec-v-<version>"). A new worker installs its version beside the
+//   old one (unchanged files are copied from the old cache, changed ones fetched with cache "reload"), then
+//   waits: the page shows "a new version is ready" and only the user's reload (which posts SKIP_WAITING)
+//   switches. A failed install changes nothing; the old version keeps serving.
+// - Pages open when the new version activates keep the old version's files (their client ids are kept in
+//   the new cache), so a lazy import or a model fetch in such a page never gets a file of the other version.
+//   The old cache is deleted once none of those pages is left.
+// - Precached files are served cache first, as stored (headers included: COOP/COEP/CORP and the CSP hold
+//   offline). Other same-origin GETs go to the network. ignoreSearch: "/?test" is the same file as "/".
 
-const CACHE = "clinvec-offline-v1";
+importScripts("vendor/precache.js"); // defines self.CLINVEC_PRECACHE = {version, files}
+
+const LIST = self.CLINVEC_PRECACHE;
+const PREFIX = "clinvec-v-";
+const CACHE = PREFIX + LIST.version;
 const SCOPE = new URL("./", self.location).href;
-const PRECACHE_URL = new URL("vendor/precache.json", SCOPE).href;
-const IMMUTABLE = /^vendor\/[A-Za-z0-9_.@]+(?:-[A-Za-z0-9_.@]+)*-\d+(?:\.\d+)+\//;
-const NETWORK_TIMEOUT_MS = 8000; // waiting for response headers; then fall back to the cache if it can
+const STATE_URL = new URL("sw-state.json", SCOPE).href; // kept in CACHE: {version, oldCache, oldClients}
 const PARALLEL = 6;
 
-/** The precache list (path -> revision) as served now; throws when the server cannot be reached. */
-async function fetchList() {
-  const res = await fetch(PRECACHE_URL, { cache: "no-cache" });
-  if (!res.ok) throw new Error(`precache list: HTTP ${res.status}`);
-  const list = await res.json();
-  if (!list || typeof list.version !== "string" || typeof list.files !== "object") {
-    throw new Error("precache list: malformed");
+const urlOf = (path) => new URL(path, SCOPE).href;
+const keyOf = (url) => url.origin + url.pathname;
+
+/** The newest other version's cache and its list (to copy unchanged files from), if any. */
+async function previousVersion() {
+  for (const name of (await caches.keys()).reverse()) {
+    if (!name.startsWith(PREFIX) || name === CACHE) continue;
+    const cache = await caches.open(name);
+    const state = await cache.match(STATE_URL);
+    if (state) return { cache, files: (await state.json()).files || {} };
   }
-  return list;
+  return null;
 }
 
-/** Cache every listed file whose revision changed (or is missing), then drop what is no longer listed.
- * The list itself is stored last, so an interrupted sync is simply redone next time. */
-async function sync(list) {
+/** Fill this version's cache: copy what did not change, fetch the rest; the state record goes in last. */
+async function install() {
   const cache = await caches.open(CACHE);
-  const previousRes = await cache.match(PRECACHE_URL);
-  const previous = previousRes ? await previousRes.json() : { version: "", files: {} };
-  const wanted = new Set(Object.keys(list.files).map((path) => new URL(path, SCOPE).href));
+  const previous = await previousVersion();
   const todo = [];
-  for (const [path, rev] of Object.entries(list.files)) {
-    const url = new URL(path, SCOPE).href;
-    if (previous.files[path] !== rev || !(await cache.match(url))) todo.push(url);
+  for (const [path, rev] of Object.entries(LIST.files)) {
+    const url = urlOf(path);
+    if (await cache.match(url)) continue; // an interrupted install of this same version
+    const old = previous && previous.files[path] === rev ? await previous.cache.match(url) : undefined;
+    if (old) await cache.put(url, old);
+    else todo.push(url);
   }
-  if (!todo.length && previous.version === list.version) return;
   let next = 0;
   async function lane() {
     while (next < todo.length) {
@@ -52,23 +60,59 @@ async function sync(list) {
     }
   }
   await Promise.all(Array.from({ length: PARALLEL }, lane));
-  for (const request of await cache.keys()) {
-    if (request.url !== PRECACHE_URL && !wanted.has(request.url)) await cache.delete(request);
-  }
-  await cache.put(PRECACHE_URL, new Response(JSON.stringify(list), { headers: { "Content-Type": "application/json" } }));
+  await cache.put(STATE_URL, Response.json({ version: LIST.version, files: LIST.files }));
 }
 
 self.addEventListener("install", (event) => {
-  // A failed precache fails the install: the previous worker (if any) keeps serving.
-  event.waitUntil(fetchList().then(sync).then(() => self.skipWaiting()));
+  // The very first install has nothing to wait for; an update waits for the user's reload.
+  event.waitUntil(install().then(() => (self.registration.active ? undefined : self.skipWaiting())));
 });
+
+self.addEventListener("message", (event) => {
+  if (event.data && event.data.type === "SKIP_WAITING") self.skipWaiting();
+  if (event.data && event.data.type === "VERSION" && event.ports[0]) event.ports[0].postMessage(LIST.version);
+});
+
+/** Pages still running an older version: client id -> that version's cache name. */
+let oldClients = null;
+
+async function loadOldClients() {
+  if (oldClients) return oldClients;
+  oldClients = new Map();
+  const res = await (await caches.open(CACHE)).match(STATE_URL);
+  const state = res ? await res.json() : {};
+  for (const [id, cache] of Object.entries(state.oldClients || {})) oldClients.set(id, cache);
+  return oldClients;
+}
+
+async function saveOldClients() {
+  const cache = await caches.open(CACHE);
+  await cache.put(STATE_URL, Response.json({ version: LIST.version, files: LIST.files,
+    oldClients: Object.fromEntries(oldClients) }));
+}
+
+/** Delete caches of versions no open page uses any more. */
+async function dropUnused() {
+  const map = await loadOldClients();
+  for (const id of [...map.keys()]) if (!(await self.clients.get(id))) map.delete(id);
+  const inUse = new Set([CACHE, ...map.values()]);
+  for (const name of await caches.keys()) {
+    if (name.startsWith("clinvec-") && !name.startsWith("clinvec-python-") && !inUse.has(name)) await caches.delete(name);
+  }
+  await saveOldClients();
+}
 
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
-    for (const key of await caches.keys()) {
-      if (key.startsWith("clinvec-") && key !== CACHE) await caches.delete(key);
+    const previous = (await caches.keys()).filter((n) => n.startsWith(PREFIX) && n !== CACHE).pop();
+    oldClients = new Map();
+    if (previous) {
+      for (const client of await self.clients.matchAll({ includeUncontrolled: true, type: "all" })) {
+        oldClients.set(client.id, previous);
+      }
     }
-    await self.clients.claim(); // control the page that registered us, without a reload
+    await dropUnused();
+    await self.clients.claim(); // control the page that registered us (first install) without a reload
   })());
 });
 
@@ -77,74 +121,19 @@ function headOf(res) {
   return new Response(null, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
-async function fromCache(request, url) {
-  const cache = await caches.open(CACHE);
-  const key = url.origin + url.pathname;
-  const hit = await cache.match(key, { ignoreSearch: true, ignoreMethod: true });
+async function cached(request, url, clientId) {
+  const map = await loadOldClients();
+  const name = (clientId && map.get(clientId)) || CACHE;
+  const cache = await caches.open(name);
+  const hit = await cache.match(keyOf(url), { ignoreSearch: true, ignoreMethod: true });
   if (hit || request.mode !== "navigate") return hit;
-  return cache.match(new URL("index.html", SCOPE).href); // any navigation in scope is the app page
+  return cache.match(urlOf("index.html")); // any navigation in scope is the app page
 }
 
-function withTimeout(promise, ms) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error("network timeout")), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Keep the offline copy of a precached URL current: replace it when the server's ETag moved on. */
-async function refresh(url, res) {
-  const cache = await caches.open(CACHE);
-  const key = url.origin + url.pathname;
-  const cached = await cache.match(key);
-  const etag = res.headers.get("ETag");
-  if (!cached || (etag && etag === cached.headers.get("ETag"))) {
-    await res.body?.cancel(); // the unread copy would otherwise buffer the whole body (models: 90 MB)
-    return;
-  }
-  await cache.put(key, res);
-}
-
-async function cacheFirst(event, url) {
-  const hit = await fromCache(event.request, url);
+async function respond(event, url) {
+  const hit = await cached(event.request, url, event.clientId);
   if (hit) return event.request.method === "HEAD" ? headOf(hit) : hit;
-  const res = await fetch(event.request);
-  if (res.ok && res.type === "basic" && event.request.method === "GET") {
-    const copy = res.clone();
-    event.waitUntil(caches.open(CACHE).then((cache) => cache.put(url.origin + url.pathname, copy)));
-  }
-  return res;
-}
-
-async function networkFirst(event, url) {
-  const network = fetch(event.request);
-  try {
-    const res = await withTimeout(network, NETWORK_TIMEOUT_MS);
-    if (res.status >= 500) throw new Error(`HTTP ${res.status}`);
-    if (res.ok && res.type === "basic" && event.request.method === "GET") {
-      event.waitUntil(refresh(url, res.clone()));
-    }
-    if (event.request.mode === "navigate") event.waitUntil(updateInBackground());
-    return res;
-  } catch (err) {
-    const hit = await fromCache(event.request, url);
-    if (hit) return event.request.method === "HEAD" ? headOf(hit) : hit;
-    return network; // nothing cached: the network's own answer or error
-  }
-}
-
-let lastSync = 0;
-
-/** Online page loads re-sync the precache (new or changed files), at most once a minute. */
-async function updateInBackground() {
-  if (Date.now() - lastSync < 60_000) return;
-  lastSync = Date.now();
-  try {
-    await sync(await fetchList());
-  } catch (err) {
-    console.warn("clinvec service worker: precache update failed", err);
-  }
+  return fetch(event.request); // not precached: the network's own answer or error
 }
 
 self.addEventListener("fetch", (event) => {
@@ -154,6 +143,7 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(request.url);
   if (url.origin !== self.location.origin || !request.url.startsWith(SCOPE)) return;
   const path = url.pathname.slice(new URL(SCOPE).pathname.length);
-  if (path === "sw.js") return;
-  event.respondWith(IMMUTABLE.test(path) ? cacheFirst(event, url) : networkFirst(event, url));
+  if (path === "sw.js" || path === "vendor/precache.js") return;
+  event.respondWith(respond(event, url));
+  if (request.mode === "navigate" && oldClients && oldClients.size) event.waitUntil(dropUnused());
 });

@@ -8,6 +8,7 @@ gets a service worker (the page registers one under ``?test`` only when asked wi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -93,12 +94,16 @@ def test_offline_reload_boots_from_the_service_worker_with_data_intact(
         assert app.page.get_attribute("html", "data-state") == "ready", app.page.text_content("#error")
         online_s = time.perf_counter() - started
         app.page.wait_for_selector('html[data-offline="ready"]', state="attached", timeout=120_000)
-        cached = app.page.evaluate("""async () => {
-            const cache = await caches.open("clinvec-offline-v1");
+        version = json.loads(PRECACHE.read_text())["version"]
+        cached = app.page.evaluate(
+            """async (name) => {
+            const cache = await caches.open(name);
             return (await cache.keys()).map((r) => new URL(r.url).pathname);
-        }""")
-        assert {"/", "/vendor/precache.json", "/vendor/app/pyapp.zip"} <= set(cached)
-        assert len(cached) == len(listed) + 1  # every listed file, plus the list itself
+        }""",
+            f"clinvec-v-{version}",
+        )
+        assert {"/", "/sw-state.json", "/vendor/app/pyapp.zip", "/manifest.webmanifest"} <= set(cached)
+        assert len(cached) == len(listed) + 1  # every listed file, plus the worker's state record
         app.run("""
 from pyapp import LocalIndex
 idx = await LocalIndex.create("offline-check", dims=3, indexed=["ward"], exist_ok=True)
@@ -131,6 +136,14 @@ await idx.close()
         assert [path for path, from_sw in served.items() if not from_sw] == []  # the server is gone: all cached
         if any(p.startswith("models/") for p in listed):
             assert any(p.startswith("/models/") for p in served)  # the model bundle loaded offline too
+        # The app itself searches offline, its model included (a semantic query embeds the text).
+        page.fill("#search-text, [data-testid='search']", "note about the intensive care unit")
+        page.select_option("#search-mode, [data-testid='search-mode']", "semantic")
+        page.press("#search-text, [data-testid='search']", "Enter")
+        page.wait_for_selector("html:not([data-busy])", state="attached", timeout=60_000)
+        page.wait_for_selector("#search-summary:not(:empty)", state="attached", timeout=60_000)
+        assert page.is_hidden("#app-error"), page.text_content("#app-error")
+        assert page.get_attribute("html", "data-embedder") == "onnx"
         problems = [line for line in app.console if "Content Security Policy" in line]
         assert problems == []
         foreign = [u for u in request_log[logged_before:] if urlsplit(u.removeprefix("blob:"))[:2] != mine]
@@ -196,3 +209,105 @@ def test_precache_list_names_every_asset_and_nothing_else(tmp_path: Path, monkey
     second = web_build.write_precache(record)
     assert second["version"] != first["version"]
     assert [k for k in first["files"] if first["files"][k] != second["files"][k]] == ["app/main.mjs"]
+
+
+class CopyServer:
+    """``serve.py``'s server, in this process, over a copy of ``web/`` (hard links: no 100 MB copy) that a
+    test may change and rebuild without touching the repository's own ``web/``."""
+
+    def __init__(self, root: Path) -> None:
+        import shutil
+        import threading
+
+        import serve
+
+        def link_or_copy(src: str, dst: str) -> None:
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+
+        self.web = root / "web"
+        shutil.copytree(
+            ROOT / "web", self.web, ignore=shutil.ignore_patterns("node_modules"), copy_function=link_or_copy
+        )
+        self.server = serve.make_server("127.0.0.1", 0, root=self.web, quiet=True)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def replace(self, rel: str, text: str) -> None:
+        """Write a new file (never in place: the old one is a hard link into the repository)."""
+        path = self.web / rel
+        path.unlink()
+        path.write_text(text)
+
+    def rebuild_list(self, monkeypatch: pytest.MonkeyPatch) -> str:
+        """Rewrite this copy's precache list (what ``serve.py``'s start-up refresh does); returns its version."""
+        monkeypatch.setattr(web_build, "WEB", self.web)
+        monkeypatch.setattr(web_build, "VENDOR", self.web / "vendor")
+        monkeypatch.setattr(web_build, "PRECACHE_JSON", self.web / "vendor" / "precache.json")
+        for name in ("precache.json", "precache.js"):
+            (self.web / "vendor" / name).unlink()
+        record = json.loads((self.web / "vendor" / "build.json").read_text())
+        return web_build.write_precache(record)["version"]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.browser
+def test_a_new_version_waits_for_the_users_reload_and_never_mixes(
+    browser_context: Any, web_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request_log: list[str]
+) -> None:
+    """A rebuilt app installs beside the running one; the open page keeps its version's files and keeps
+    working until the user presses the banner's Reload, which switches to the new version as a whole."""
+    logged_before = len(request_log)
+    server = CopyServer(tmp_path)
+    app = AppPage(browser_context.new_page(), server.url)
+    page = app.page
+    try:
+        page.goto(server.url + "?test=sw")
+        page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
+        page.wait_for_selector('html[data-offline="ready"]', state="attached", timeout=120_000)
+        old_css = (server.web / "app" / "app.css").read_text()
+        page.evaluate("() => { window.sameDocument = true; }")
+
+        server.replace("app/app.css", old_css + "\n/* version-2 marker */\n")
+        new_version = server.rebuild_list(monkeypatch)
+        page.evaluate("async () => (await navigator.serviceWorker.getRegistration()).update()")
+        page.wait_for_selector('html[data-update="ready"]', state="attached", timeout=120_000)
+        assert page.is_visible("#update") and "new version" in page.text_content("#update-text")
+        assert page.get_attribute("html", "data-update") == "ready"
+
+        # Still the old version, whole: its CSS (from its own cache, though the server has the new one),
+        # and the app keeps answering.
+        css = page.evaluate("async () => (await fetch('app/app.css')).text()")
+        assert "version-2 marker" not in css
+        assert page.evaluate("() => window.sameDocument") is True
+        assert app.run("result = 1 + 1") == 2
+        names = page.evaluate("() => caches.keys()")
+        assert f"clinvec-v-{new_version}" in names and len([n for n in names if n.startswith("clinvec-v-")]) == 2
+
+        page.focus("#update-reload")
+        page.keyboard.press("Enter")  # the banner's button, by keyboard
+        page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
+        assert page.evaluate("() => window.sameDocument") is None  # it reloaded
+        css = page.evaluate("async () => (await fetch('app/app.css')).text()")
+        assert "version-2 marker" in css
+        assert page.is_hidden("#update")
+        for _ in range(40):  # the old version's cache goes once no page uses it
+            names = page.evaluate("() => caches.keys()")
+            if [n for n in names if n.startswith("clinvec-v-")] == [f"clinvec-v-{new_version}"]:
+                break
+            page.reload()
+            page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
+        assert [n for n in names if n.startswith("clinvec-v-")] == [f"clinvec-v-{new_version}"]
+    finally:
+        app.close()
+        server.stop()
+        mine = urlsplit(server.url)[:2]
+        others = [u for u in request_log[logged_before:] if urlsplit(u.removeprefix("blob:"))[:2] != mine]
+        del request_log[logged_before:]
+        request_log.extend(others)

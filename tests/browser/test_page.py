@@ -75,3 +75,41 @@ def test_no_request_leaves_the_origin(app: Any, request_log: list[str], web_url:
     assert foreign == []
     blobs = [url.removeprefix("blob:") for url in request_log if url.startswith("blob:")]
     assert all(urlsplit(url)[:2] in allowed for url in blobs)  # same-origin worker blobs
+
+
+def _snapshot_state(page: Any) -> str:
+    settled = 'html[data-snapshot]:not([data-snapshot="pending"]):not([data-snapshot="making"])'
+    page.wait_for_selector(settled, state="attached", timeout=180_000)
+    return page.get_attribute("html", "data-snapshot")
+
+
+def test_python_snapshot_is_made_once_then_restored_and_a_bad_one_is_dropped(open_app: Any) -> None:
+    """The first boot of a build stores a Python memory snapshot; later boots restore it (CPython's start-up
+    skipped), with fresh randomness and a working app; a corrupt snapshot is dropped and Python starts from
+    scratch."""
+    app = open_app()
+    page = app.page
+    assert _snapshot_state(page) in ("saved", "restored")
+    first = app.run("import random\nresult = random.random()")
+    app.boot(reload=True)
+    assert page.evaluate("() => window.clinvecBoot.phases.worker.snapshot") == "restored"
+    assert _snapshot_state(page) == "restored"
+    out = app.run(
+        "import random, sys\n"
+        "from pyapp import LocalIndex\n"
+        "idx = await LocalIndex.create('snapshot-check', dims=2, exist_ok=True)\n"
+        "await idx.upsert('a', [1, 0], {}, 'restored interpreter')\n"
+        "hits = await idx.query(text='restored', mode='keyword')\n"
+        "result = [random.random(), [h.id for h in hits], list(sys.version_info[:2])]\n"
+        "await idx.close()\n"
+        "await LocalIndex.drop('snapshot-check')\n"
+    )
+    assert out[0] != first and out[1] == ["a"] and out[2] == [3, 14]
+    page.evaluate("""async () => {
+        const cache = await caches.open("clinvec-python-snapshot");
+        for (const request of await cache.keys()) await cache.put(request, new Response(new Uint8Array(64)));
+    }""")
+    app.boot(reload=True)
+    assert page.evaluate("() => window.clinvecBoot.phases.worker.snapshot") == "missing"
+    assert app.run("result = 6 * 7") == 42
+    assert _snapshot_state(page) == "saved"  # a good one replaces it

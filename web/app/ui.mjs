@@ -9,8 +9,9 @@ export function setState(state, message) {
   if (message !== undefined) $("status").textContent = message;
 }
 
-/** Show start-up progress (PyScript's `py:progress` details) while loading. */
+/** Show start-up progress (the Python worker's steps, the model download) while loading. */
 export function progress(detail, fraction) {
+  if (document.documentElement.dataset.state === "error") return; // a late step must not hide the failure
   $("status").textContent = String(detail);
   const bar = $("progress");
   if (fraction === undefined) bar.removeAttribute("value");
