@@ -60,7 +60,15 @@ def test_readers_and_writer_in_pyodide_match_cpython(app: AppPage, index_name: s
     assert got["contents"] == expected
     assert got["preview"] == preview_csv(FILES["table.csv"], "table.csv").to_dict()
     assert got["written"] == [1, 1, 1, 2, 1]
-    assert got["uris"] == ["7", "8", "n1", "note.txt", "plan.md", "scan.pdf"]
+    assert got["uris"] == [
+        "7",
+        "8",
+        "n1",
+        "note.txt",
+        "plan.md",
+        "scan.pdf",
+        "v1",
+    ]  # v1: a plain item reads as a one-chunk document
     assert got["pdf_text"] == "Discharge summary\n\nDiagnosis: tension pneumothorax"
     assert "v1" in got["ids"]
     assert got["error"][:3] == ["FileError", "bad.jsonl", 2]

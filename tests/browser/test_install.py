@@ -120,7 +120,9 @@ def test_storage_panel_shows_persistence_usage_quota_and_eviction_advice(app: An
     app.run(
         "from pyapp import LocalIndex\n"
         "idx = await LocalIndex.create('storage-panel', dims=256, exist_ok=True)\n"
-        "await idx.upsert_many([{'id': f'n{i}', 'vector': [1.0 + i] + [0.5] * 255} for i in range(4000)])\n"
+        "import random\nrnd = random.Random(7)\n"  # incompressible: IndexedDB compresses what it stores
+        "await idx.upsert_many([{'id': f'n{i}', 'vector': [rnd.uniform(-1, 1) for _ in range(256)]}"
+        " for i in range(4000)])\n"
         "await idx.close()\n"
     )
     page.evaluate("() => document.documentElement.setAttribute('data-ops', String(Date.now()))")

@@ -291,7 +291,8 @@ def test_a_new_version_waits_for_the_users_reload_and_never_mixes(
         assert f"clinvec-v-{new_version}" in names and len([n for n in names if n.startswith("clinvec-v-")]) == 2
 
         page.focus("#update-reload")
-        page.keyboard.press("Enter")  # the banner's button, by keyboard
+        with page.expect_navigation(timeout=BOOT_TIMEOUT_MS):  # not the old page's own "ready"
+            page.keyboard.press("Enter")  # the banner's button, by keyboard
         page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
         assert page.evaluate("() => window.sameDocument") is None  # it reloaded
         css = page.evaluate("async () => (await fetch('app/app.css')).text()")

@@ -136,7 +136,8 @@ def test_two_tabs_alternately_add_50_notes_each(pair: tuple[AppPage, AppPage]) -
     took = time.perf_counter() - started
     wait_count(a, 100)
     wait_count(b, 100)
-    order = SERVICE + "await idx.refresh()\nresult = await idx.ids()"
+    # notes are documents: their ids in insertion order (chunk item ids are internal)
+    order = SERVICE + "await idx.refresh()\nresult = [d.uri for d in await svc.docs.list_documents()]"
     ids_a, ids_b = a.run(order), b.run(order)
     assert ids_a == ids_b and ids_a[:98] == ids and len(ids_a) == 100
     b.boot(reload=True)

@@ -52,9 +52,17 @@ def ui(browser_context: Any, web_url: str) -> Iterator[AppPage]:
     _open(app.page, f"{web_url}?test&index={app.index}")  # type: ignore[attr-defined]
     yield app
     try:
+        # Other tabs of this module (the second-tab test) may still be closing and holding the index open:
+        # dropping waits for them (every tab writes, so a drop refuses while another one has it open).
         app.run(
-            "from pyapp import LocalIndex\nimport __main__\nawait __main__._APP['index'].close()\n"
-            "await LocalIndex.drop(location)\n",
+            "import asyncio\nfrom pyapp import IndexLocked, LocalIndex\nimport __main__\n"
+            "await __main__._APP['index'].close()\n"
+            "for attempt in range(40):\n"
+            "    try:\n"
+            "        await LocalIndex.drop(location)\n"
+            "        break\n"
+            "    except IndexLocked:\n"
+            "        await asyncio.sleep(0.25)\n",
             location=app.page.get_attribute("html", "data-index"),
         )
     finally:
@@ -243,6 +251,7 @@ def test_a_second_tab_opens_the_same_notes_read_write(ui: AppPage, open_app: Any
     assert _search(page, TOKEN, mode="keyword") != []
     assert page.text_content("#stat-access").startswith("read-write")
     assert page.text_content('[data-testid="tab-status"]').startswith("read-write")
+    page.close()  # its worker lets go of the index (the module's teardown drops it)
 
 
 def test_every_request_stays_on_the_origin(ui: AppPage, request_log: list[str], web_url: str) -> None:
