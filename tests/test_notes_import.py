@@ -252,7 +252,7 @@ async def test_bad_bytes_and_oversized_notes_are_file_errors(svc: NotesService) 
     with pytest.raises(FileError, match="expected the file's bytes"):
         imp.stage("a str, not bytes", "x.txt")
     long = json.dumps({"id": "huge", "text": "x " * (MAX_NOTE_CHARS // 2 + 1)})
-    imp.stage(f'{json.dumps({"id": "ok", "text": "fine"})}\n{long}\n'.encode(), "long.jsonl")
+    imp.stage(f"{json.dumps({'id': 'ok', 'text': 'fine'})}\n{long}\n".encode(), "long.jsonl")
     with pytest.raises(FileError, match="at most") as caught:
         await imp.commit()
     assert caught.value.line == 2

@@ -104,7 +104,7 @@ async function pdfPages(buffer, onPage) {
     }
     return pages;
   } finally {
-    await doc.destroy();
+    await task.destroy(); // ends the document and its pdfjs worker
   }
 }
 
@@ -285,7 +285,9 @@ export function mountImport(parent, app) {
       const parts = [`File ${Math.min(current.index + 1, work.files.length)} of ${work.files.length}: ${current.name}`,
         current.phase, `${plural(Math.floor(notes), "note")} imported`];
       if (ms > 1000) parts.push(`${rate.toFixed(1)} notes/s`);
-      if (ms > 1000 && done > 0 && done < totalBytes) parts.push(`about ${seconds((ms * (totalBytes - done)) / done)} left`);
+      if (ms > 1000 && since !== null && done > 0 && done < totalBytes) {
+        parts.push(`about ${seconds((ms * (totalBytes - done)) / done)} left`);
+      }
       status.textContent = parts.filter(Boolean).join(" · ") + (cancelled ? " · cancelling after this file…" : "");
     };
     const channelName = `clinvec-import-${crypto.randomUUID()}`;
