@@ -9,7 +9,8 @@ Steps, each idempotent:
 1. ``npm ci`` in ``web/`` (``npm install`` when there is no lockfile) -> ``web/node_modules``.
 2. Copy only the files the page loads into ``web/vendor/``: ``pyodide-<version>/`` and ``ort-<version>/``
    (versioned folders, so ``serve.py`` can mark them immutable: Chromium then reuses its compiled-wasm
-   cache, so a warm boot no longer recompiles the runtime's WebAssembly) and ``pyscript/``.
+   cache, so a warm boot no longer recompiles the runtime's WebAssembly), ``pdfjs-<version>/`` (PDF text for
+   the page's import, its worker loaded from there too) and ``pyscript/``.
 3. Pure-Python wheels (micropip) from PyPI via ``pip download``; the vendored ``pyodide-lock.json``
    records their sha256 so ``loadPackage`` accepts them.
 4. numpy: fetched from the Pyodide package index when reachable and checked against the lock's
