@@ -227,6 +227,9 @@ def test_cancel_stops_after_the_current_file_which_goes_in_whole(tab: AppPage) -
     page.wait_for_selector('[data-testid="import-progress"]:visible', timeout=30_000)
     status = page.text_content('[data-testid="import-status"]') or ""
     assert f"of 3: big-{TAG}.jsonl" in status
+    started = time.perf_counter()
+    page.evaluate("() => document.title")  # the page answers while the worker embeds: it never freezes
+    assert time.perf_counter() - started < 1.0
     page.click('[data-testid="import-cancel"]')
     _wait_done(page, before)
     assert _count(page) == start_count + many  # the file under way finished, whole
@@ -235,6 +238,29 @@ def test_cancel_stops_after_the_current_file_which_goes_in_whole(tab: AppPage) -
     assert "Cancelled" in summary or "not imported (cancelled)" in (page.text_content("#import-errors") or "")
     log = page.evaluate("() => window.clinvecImport")
     assert log["cancelled"] is True and log["files"] == 1 and log["notes"] == many
+
+
+def test_another_tab_follows_an_import(tab: AppPage, browser_context: Any, web_url: str) -> None:
+    other = AppPage(browser_context.new_page(), web_url)
+    try:
+        _open(other, f"index=import-{TAG}&model=models/none/")
+        assert _count(other.page) == _count(tab.page)
+        before = _ops(tab.page)
+        tab.page.set_input_files(
+            '[data-testid="import-file"]', files=[_payload(f"shared-{TAG}.txt", f"Seen by both tabs {TAG}.")]
+        )
+        _wait_done(tab.page, before)
+        want = _count(tab.page)
+        deadline = time.monotonic() + 5
+        while _count(other.page) != want:
+            assert time.monotonic() < deadline, f"the other tab shows {_count(other.page)} notes, expected {want}"
+            time.sleep(0.05)
+        assert other.page.query_selector(f'#recent li[data-id="shared-{TAG}.txt"]') is not None
+    finally:
+        try:  # release the index here, so the module's teardown may drop it
+            other.run("import __main__\nawait __main__._APP['index'].close()\nresult = True")
+        finally:
+            other.close()
 
 
 def test_a_page_with_the_hashing_fallback_made_no_foreign_request(
