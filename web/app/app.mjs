@@ -6,6 +6,7 @@
 
 import * as ui from "./ui.mjs";
 import { mountBackup } from "./backup.mjs";
+import { mountFillMask } from "./fillmask.mjs";
 import { watchTabs } from "./tabs.mjs";
 
 const MB = 1024 * 1024;
@@ -201,6 +202,7 @@ class NotesApp {
     $("app").replaceChildren(...layout());
     this.wire();
     mountBackup(document.querySelector("#app aside"), this); // backup download and restore (backup.mjs)
+    await mountFillMask(document.querySelector("#app aside"), this); // "Suggest a word" (fillmask.mjs)
     this.showModel();
     await this.refresh();
     this.stopTabs = await watchTabs(this, this.api); // tab-status; other tabs' commits re-render this one
