@@ -8,6 +8,8 @@ masked-LM graph: the packaged MiniLM (the default page) has none, so there it st
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 TEXTS = [
     "the patient was admitted with chest [MASK] and shortness of breath.",
     "[MASK] denies fever, cough or [MASK].",
@@ -96,7 +99,17 @@ def test_panel_is_hidden_when_the_bundle_has_no_masked_lm(app: Any) -> None:
     assert not panel.is_visible()
 
 
-def test_panel_suggests_the_servers_words(open_app: Any, served_bundle: str, tiny_mlm_bundle: Path) -> None:
+def _serious_axe_violations(page: Any) -> list[str]:
+    if not AXE.is_file():
+        pytest.skip("axe-core missing: cd web && npm ci")
+    page.evaluate(AXE.read_text() + "\n;0")
+    result = json.loads(page.evaluate("async () => JSON.stringify(await axe.run(document))"))
+    return [v["id"] for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def test_panel_suggests_the_servers_words(
+    open_app: Any, served_bundle: str, tiny_mlm_bundle: Path, tmp_path: Path
+) -> None:
     app = open_app(boot=False)
     index = f"fm{uuid.uuid4().hex[:8]}"
     app.page.goto(f"{app.base_url}?test&model={served_bundle}&index={index}")
@@ -122,6 +135,10 @@ def test_panel_suggests_the_servers_words(open_app: Any, served_bundle: str, tin
             assert all(abs(p - q) <= 1e-3 for (_, p), (_, q) in zip(got, row, strict=True))
             assert options.nth(0).locator(".token").text_content() == row[0][0]
         assert "(fp32)" in page.text_content("[data-testid=fill-mask-status]")
+    assert _serious_axe_violations(page) == []
+    shots = Path(os.environ.get("CLINVEC_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    page.locator("#fill-mask-panel").screenshot(path=str(shots / "fill-mask-panel.png"))
     # Text without [MASK] is refused in the page, and markup in the sentence never becomes HTML.
     page.fill("[data-testid=fill-mask-text]", "<img src=x onerror=alert(1)> no mask")
     page.click("[data-testid=fill-mask-submit]")
