@@ -175,7 +175,8 @@ def _build(
         tick = time.perf_counter()
         body["mlm"] = export_mlm(folder, bundle, work, tokenizer, settings.max_seq_length, ids["mask"])
         log(
-            f"masked-LM head: top-5 agreement {body['mlm']['validation']['top5_agreement']:.2f} "
+            f"masked-LM head: fp32 top-5 agreement {body['mlm']['validation']['top5_agreement']:.2f}, "
+            f"int8 vs fp32 min cos {body['mlm']['validation']['int8_logits_vs_fp32']['min_cosine']:.5f} "
             f"[{time.perf_counter() - tick:.1f} s]"
         )
     return body

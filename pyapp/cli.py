@@ -381,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_docs import add_docs_commands  # here, not at the top: cli_docs imports this module
 
     add_docs_commands(sub)
+    from .cli_fill_mask import add_fill_mask_command  # fill-mask (issue 10): self-contained module
+
+    add_fill_mask_command(sub)
     return parser
 
 

@@ -98,3 +98,48 @@ def torch_pooled(tiny_bert_dir: Path) -> Callable[[Sequence[Sequence[int]]], obj
         return np.stack(out)
 
     return pooled
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT whose MLM head looks trained: spread-out, context-dependent logits.
+
+    Why not ``tiny_bert_dir``: its freshly initialised head gives all ~200 tokens nearly the same probability,
+    so rank comparisons between runtimes would hinge on 1e-7 differences. Scaling the (tied) word embeddings
+    and drawing an output bias gives peaked distributions with clear gaps, as a trained head has; one
+    continuation piece (``##itis``) is pushed up so display joining is exercised.
+    """
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    folder = tmp_path_factory.mktemp("tiny-mlm")
+    vocab = tiny_vocab()
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=TINY_HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=TINY_MAX_POSITIONS,
+    )
+    torch.manual_seed(4321)
+    model = transformers.BertForMaskedLM(config)
+    with torch.no_grad():
+        model.bert.embeddings.word_embeddings.weight.mul_(30.0)
+        model.cls.predictions.bias.normal_(0.0, 0.5)
+        model.cls.predictions.bias[vocab.index("##itis")] = 5.0  # a WordPiece continuation near the top
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_bundle(tiny_mlm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The exported bundle (encoder + fill-mask graphs, fp32 and int8) of ``tiny_mlm_dir``."""
+    pytest.importorskip("optimum.exporters.onnx")
+    pytest.importorskip("onnxruntime")
+    from export.cli import main
+
+    out = tmp_path_factory.mktemp("mlm-bundles") / "tiny-mlm"
+    code = main(["--model", str(tiny_mlm_dir), "--out", str(out), "--model-id", "test/tiny-mlm", "--with-mlm"])
+    assert code == 0, "exporting the tiny masked-LM BERT failed"
+    return out

@@ -15,7 +15,7 @@ import pytest
 from conftest_models import TINY_HIDDEN, TINY_MAX_POSITIONS
 
 REPO = Path(__file__).resolve().parent.parent
-EXPECTED_FILES = {"model.onnx", "model_int8.onnx", "model_mlm.onnx", "vocab.txt"}
+EXPECTED_FILES = {"model.onnx", "model_int8.onnx", "model_mlm.onnx", "model_mlm_int8.onnx", "vocab.txt"}
 
 
 def _manifest(bundle: Path) -> dict:

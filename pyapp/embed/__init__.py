@@ -1,8 +1,9 @@
 """Embedders: text to vectors, one implementation per runtime.
 
-``OnnxEmbedder`` is loaded lazily (module ``__getattr__``): it needs onnxruntime and numpy (the ``server``
-extra), which Pyodide does not have, and ``import pyapp.embed`` must work there. ``HashingEmbedder`` is pure
-Python and always importable. The browser's embedder is ``pyapp.browser.web_embedder.WebEmbedder``.
+``OnnxEmbedder`` and ``MaskedLM`` (fill-mask) are loaded lazily (module ``__getattr__``): they need onnxruntime
+and numpy (the ``server`` extra), which Pyodide does not have, and ``import pyapp.embed`` must work there.
+``HashingEmbedder`` is pure Python and always importable. The browser's twins are
+``pyapp.browser.web_embedder.WebEmbedder`` and ``pyapp.browser.web_masked_lm.WebMaskedLM``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from .base import Embedder, Progress
 from .hashing import HashingEmbedder
 
 if TYPE_CHECKING:
+    from .masked_lm import MaskedLM
     from .onnx import OnnxEmbedder
 
-__all__ = ["Embedder", "HashingEmbedder", "OnnxEmbedder", "Progress"]
+__all__ = ["Embedder", "HashingEmbedder", "MaskedLM", "OnnxEmbedder", "Progress"]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,6 +26,12 @@ def __getattr__(name: str) -> Any:
 
         require_runtime()
         return OnnxEmbedder
+    if name == "MaskedLM":  # fill-mask on onnxruntime; the browser's twin is pyapp.browser.web_masked_lm
+        from .masked_lm import MaskedLM
+        from .onnx import require_runtime
+
+        require_runtime()
+        return MaskedLM
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

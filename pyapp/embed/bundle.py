@@ -20,6 +20,8 @@ MANIFEST = "manifest.json"
 FORMAT = "clinvec-model-bundle"
 FORMAT_VERSION = 1  # the newest manifest layout this code reads; bump it when readers must change
 VARIANT_FILES = {"int8": "model_int8.onnx", "fp32": "model.onnx"}
+MLM_VARIANT_FILES = {"fp32": "model_mlm.onnx", "int8": "model_mlm_int8.onnx"}  # the optional fill-mask graphs
+MLM_OUTPUT = "logits"
 REQUIRED = ("model", "dims", "max_seq_length", "do_lower_case", "vocab_file", "files", "output")
 _EXPORT_HINT = "export it again with `python -m export`"
 
@@ -96,6 +98,38 @@ def variant_file(manifest: dict[str, Any], variant: str) -> str:
     return name if isinstance(name, str) and name else VARIANT_FILES[variant]
 
 
+def has_mlm(manifest: dict[str, Any]) -> bool:
+    """Whether the bundle carries a masked-LM (fill-mask) graph (``python -m export --with-mlm``)."""
+    return isinstance(manifest.get("mlm"), dict)
+
+
+def mlm_file(manifest: dict[str, Any], variant: str, where: str) -> str:
+    """The fill-mask graph of ``variant`` ("fp32" or "int8"); ``ModelBundleError`` when the bundle has none.
+
+    Bundles exported before the int8 fill-mask graph existed record only ``mlm.file`` (fp32): they still
+    serve fp32, and int8 asks for a new export rather than silently running fp32.
+    """
+    if variant not in MLM_VARIANT_FILES:
+        raise ModelBundleError(f"unknown fill-mask variant {variant!r}; expected one of {sorted(MLM_VARIANT_FILES)}")
+    mlm = manifest.get("mlm")
+    if not isinstance(mlm, dict):
+        raise ModelBundleError(
+            f"{where} ({manifest.get('model')}) has no masked-LM graph, so it cannot fill in [MASK]: "
+            "export a model that has an MLM head with `python -m export --with-mlm`"
+        )
+    entry = (mlm.get("variants") or {}).get(variant)
+    name = entry.get("file") if isinstance(entry, dict) else (mlm.get("file") if variant == "fp32" else None)
+    if not isinstance(name, str) or not name:
+        raise ModelBundleError(f"{where} has no {variant} masked-LM graph: {_EXPORT_HINT} --with-mlm")
+    return name
+
+
+def mlm_output(manifest: dict[str, Any]) -> str:
+    """The name of the fill-mask graph's logits output."""
+    output = (manifest.get("mlm") or {}).get("output")
+    return output if isinstance(output, str) and output else MLM_OUTPUT
+
+
 def file_entry(manifest: dict[str, Any], name: str, where: str) -> dict[str, Any]:
     """The manifest's record (sha256, bytes) of one bundle file; a file it does not list cannot be trusted."""
     entry = manifest["files"].get(name)
@@ -154,6 +188,8 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST",
+    "MLM_OUTPUT",
+    "MLM_VARIANT_FILES",
     "VARIANT_FILES",
     "ModelBundleError",
     "check_format",
@@ -161,8 +197,11 @@ __all__ = [
     "check_size",
     "checked_path",
     "file_entry",
+    "has_mlm",
     "identity",
     "load_manifest",
+    "mlm_file",
+    "mlm_output",
     "parse_manifest",
     "sha256_file",
     "variant_file",

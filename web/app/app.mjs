@@ -7,6 +7,7 @@
 import * as ui from "./ui.mjs";
 import { mountBackup } from "./backup.mjs";
 import { mountImport } from "./import.mjs";
+import { mountFillMask } from "./fillmask.mjs";
 import { watchTabs } from "./tabs.mjs";
 
 const MB = 1024 * 1024;
@@ -203,6 +204,7 @@ class NotesApp {
     this.wire();
     mountBackup(document.querySelector("#app aside"), this); // backup download and restore (backup.mjs)
     mountImport(document.querySelector("#app aside"), this); // files in: picker, folder, drop (import.mjs)
+    await mountFillMask(document.querySelector("#app aside"), this); // "Suggest a word" (fillmask.mjs)
     this.showModel();
     await this.refresh();
     this.stopTabs = await watchTabs(this, this.api); // tab-status; other tabs' commits re-render this one

@@ -423,6 +423,72 @@ async def app_import_drop() -> str:
         return _fail(exc)
 
 
+# ---------------------------------------------------------------------- fill-mask (web/app/fillmask.mjs)
+# The rules live in pyapp.embed.masked_lm (the server's code); this part finds the fill-mask graph of the bundle
+# the page loaded, opens it on first use (fp32, the server's default; progress on a channel) and converts JSON.
+
+
+def _fill_mask_source() -> tuple[Any, str]:
+    """The page's embedder when its bundle has a fill-mask graph, else None and why not (for the panel)."""
+    from pyapp.embed.bundle import has_mlm
+
+    embedder = _service().embedder
+    manifest = getattr(embedder, "manifest", None)
+    if not isinstance(manifest, dict) or not hasattr(embedder, "bundle_url"):
+        return None, "No model bundle is loaded (the hashing embedder has no language model)."
+    if not has_mlm(manifest):
+        return None, f"The loaded model ({manifest.get('model')}) has no masked-LM head."
+    return embedder, ""
+
+
+async def app_fill_mask_info() -> str:
+    """``{"available", "model", "reason"}``: whether the "Suggest a word" panel can work with this bundle."""
+    try:
+        embedder, reason = _fill_mask_source()
+        model = embedder.manifest.get("model") if embedder is not None else None
+        return json.dumps({"available": embedder is not None, "model": model, "reason": reason})
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+
+
+async def app_fill_mask(request_json: str, channel: str = "") -> str:
+    """``{"text", "top_k"}`` -> ``{"masks": [[{"token", "probability"}, ...] per [MASK]], "variant", "ms"}``;
+    the first call downloads, verifies and opens the fill-mask graph (progress on ``channel``)."""
+    progress = _Progress(channel or None)
+    try:
+        from pyapp.browser.web_masked_lm import WebMaskedLM
+        from pyapp.errors import InvalidInput
+
+        request = json.loads(request_json)
+        if not isinstance(request, dict):
+            raise InvalidInput("the request must be a JSON object")
+        embedder, reason = _fill_mask_source()
+        if embedder is None:
+            raise InvalidInput(reason)
+        model = _APP.get("mlm")
+        if model is None:
+            model = await WebMaskedLM.load(
+                embedder.bundle_url,
+                manifest=embedder.manifest,
+                tokenizer=embedder.tokenizer,
+                progress=lambda phase, done, total: progress.post("fill-mask", phase, done, total),
+            )
+            _APP["mlm"] = model
+        started = _now_ms()
+        masks = await model.predict(request.get("text"), top_k=request.get("top_k", 5))
+        return json.dumps(
+            {
+                "masks": [[{"token": token, "probability": prob} for token, prob in row] for row in masks],
+                "variant": model.variant,
+                "ms": _now_ms() - started,
+            }
+        )
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+    finally:
+        progress.close()
+
+
 __export__ = [
     "boot",
     "run_python",
@@ -442,4 +508,6 @@ __export__ = [
     "app_import_stage",
     "app_import_commit",
     "app_import_drop",
+    "app_fill_mask_info",
+    "app_fill_mask",
 ]

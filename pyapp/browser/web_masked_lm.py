@@ -1,0 +1,131 @@
+"""``WebMaskedLM``: fill-mask in the page, the browser twin of ``pyapp.embed.masked_lm.MaskedLM``.
+
+Why it reuses ``FillMask`` and ``web_embedder``'s JS glue: the ranking code is the server's, line for line,
+and the bundle files go through the same fetch, size and sha256 checks (WebCrypto) and the same
+onnxruntime-web session machinery as the embedder's graph. Only the logits come from a different runtime.
+``predict`` has the server's arguments and result, awaited: onnxruntime-web is asynchronous.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+from collections.abc import Callable
+from typing import Any
+
+from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+
+from ..embed import bundle
+from ..embed.masked_lm import FillMask, Prediction
+from ..errors import InvalidInput, ModelBundleError
+from ..tokenizer import WordPieceTokenizer
+from ._bridge import js_module
+from .web_embedder import MODULE, _default_ort_url, _fetch, _join, _verify
+
+DEFAULT_VARIANT = "fp32"  # as the server and the CLI: a 30k-way softmax is where int8 hurts most
+
+LoadProgress = Callable[[str, int, int], None]  # (phase, done, total): manifest, vocab, download, verify, session
+
+
+class WebMaskedLM(FillMask):
+    """Fill-mask on onnxruntime-web: ``await (await WebMaskedLM.load(url)).predict("... [MASK] ...")``."""
+
+    def __init__(
+        self, bundle_url: str, manifest: dict[str, Any], tokenizer: Any, session: Any, variant: str, sha256: str
+    ) -> None:
+        """Use ``await WebMaskedLM.load(...)``; this only stores what ``load`` fetched and checked."""
+        self.bundle_url = bundle_url
+        self._setup(manifest, tokenizer, variant)
+        self._session = session
+        self._sha256 = sha256
+        self._output = bundle.mlm_output(manifest)
+        self._vocab_size = int(manifest.get("vocab_size") or 0)
+        self._mod: Any = js_module(MODULE)
+
+    @classmethod
+    async def load(
+        cls,
+        bundle_url: str,
+        quantized: bool = False,
+        progress: LoadProgress | None = None,
+        manifest: dict[str, Any] | None = None,
+        tokenizer: WordPieceTokenizer | None = None,
+        ort_url: str | None = None,
+    ) -> WebMaskedLM:
+        """Fetch and verify the bundle's fill-mask graph and open its session.
+
+        ``manifest`` and ``tokenizer``: those of an embedder already loaded from the same bundle (saves two
+        downloads); else they are fetched and checked here. ``ModelBundleError`` when the bundle has no
+        fill-mask graph or a file fails its checks.
+        """
+        if not isinstance(quantized, bool):
+            raise InvalidInput(f"quantized must be True or False, got {quantized!r}")
+        mod = js_module(MODULE)
+        report = progress or (lambda phase, done, total: None)
+        if manifest is None or tokenizer is None:
+            report("manifest", 0, 1)
+            manifest_url = _join(bundle_url, "manifest.json")
+            manifest = bundle.parse_manifest(bytes((await _fetch(mod, manifest_url, None)).to_bytes()), manifest_url)
+            report("vocab", 0, 1)
+            vocab = await _fetch(mod, _join(bundle_url, manifest["vocab_file"]), None)
+            await _verify(mod, manifest, manifest["vocab_file"], vocab, bundle_url)
+            tokenizer = WordPieceTokenizer.from_manifest(manifest, bytes(vocab.to_bytes()).decode("utf-8"))
+        variant = "int8" if quantized else "fp32"
+        model_file = bundle.mlm_file(manifest, variant, bundle_url)
+        on_bytes = create_proxy(lambda done, total: report("download", int(done), int(total)))
+        try:
+            data = await _fetch(mod, _join(bundle_url, model_file), on_bytes)
+        finally:
+            on_bytes.destroy()
+        size = int(data.byteLength)
+        report("verify", 0, size)
+        sha256 = await _verify(mod, manifest, model_file, data, bundle_url)
+        report("verify", size, size)
+        report("session", 0, 1)
+        await mod.initOrt(ort_url or _default_ort_url(mod), 0)
+        try:
+            session = await mod.createSession(data)
+        except JsException as exc:
+            raise ModelBundleError(f"onnxruntime-web could not load {_join(bundle_url, model_file)}: {exc}") from None
+        names = json.loads(str(mod.sessionNames(session)))
+        if bundle.mlm_output(manifest) not in names["outputs"]:
+            raise ModelBundleError(f"{model_file} has no output {bundle.mlm_output(manifest)!r}: export it again")
+        report("session", 1, 1)
+        return cls(bundle_url, manifest, tokenizer, session, variant, sha256)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Equal to ``MaskedLM.identity`` for the same bundle file, except ``bundle`` (a URL here)."""
+        return bundle.identity(self.manifest, self.variant, self._sha256, self.bundle_url)
+
+    async def predict(self, text: str, top_k: int = 5) -> list[list[Prediction]]:
+        """One list per ``[MASK]`` (left to right) of ``(token, probability)``, most likely first."""
+        (ids, types), positions = self.prepare(text, top_k)
+        if self._session is None:
+            raise InvalidInput("this WebMaskedLM was closed")
+        seq = len(ids)
+        result = await self._mod.run(
+            self._session,
+            to_js(array("q", ids)),
+            to_js(array("q", [1] * seq)),
+            to_js(array("q", types)),
+            1,
+            seq,
+            self._output,
+        )
+        logits = array("f", bytes(result.to_bytes()))  # wasm is little-endian, as are the hosts Pyodide runs on
+        vocab = len(logits) // seq
+        if vocab * seq != len(logits) or (self._vocab_size and vocab != self._vocab_size):
+            raise ModelBundleError(f"the fill-mask graph returned {len(logits)} values for {seq} tokens")
+        return self.rank(ids, positions, [logits[p * vocab : (p + 1) * vocab] for p in positions], top_k)
+
+    predict_async = predict  # the server's awaitable name, for code written against both
+
+    async def close(self) -> None:
+        """Free the session's wasm memory (unusable afterwards)."""
+        session, self._session = self._session, None
+        if session is not None:
+            await self._mod.release(session)
+
+
+__all__ = ["DEFAULT_VARIANT", "WebMaskedLM"]

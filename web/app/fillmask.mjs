@@ -1,0 +1,105 @@
+// "Suggest a word": type a sentence with [MASK], see the model's ranked words with their probabilities.
+//
+// The work is Python's (pyapp.embed.masked_lm, the same code as `python -m pyapp fill-mask`), in the worker:
+// this module only draws. The panel exists only when the loaded bundle has a masked-LM graph; otherwise it
+// stays hidden (MiniLM, the packaged default, has none; nor has the hashing fallback). The fill-mask graph is
+// downloaded and verified on first use, with a progress bar. Text reaches the DOM only through text nodes.
+
+const MASK = "[MASK]";
+
+/** Build an element; string children become text nodes (never parsed as HTML). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "text") el.textContent = String(value);
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  el.append(...children.map((c) => (c instanceof Node ? c : String(c))));
+  return el;
+}
+
+async function call(fn, ...args) {
+  const out = JSON.parse(await fn(...args));
+  if (out && out.error) throw new Error(out.error);
+  return out;
+}
+
+const percent = (p) => (p >= 0.001 ? `${(100 * p).toFixed(1)} %` : "< 0.1 %");
+
+function panel() {
+  return h("section", { id: "fill-mask-panel", "aria-labelledby": "fill-mask-title", "data-testid": "fill-mask",
+    hidden: true },
+  h("h2", { id: "fill-mask-title" }, "Suggest a word"),
+  h("p", { class: "meta" }, `Write ${MASK} where a word is missing; the model ranks the words that fit there.`),
+  h("form", { id: "fill-mask-form", autocomplete: "off" },
+    h("div", { class: "row" },
+      h("input", { id: "fill-mask-text", type: "text", required: true, spellcheck: "false",
+        "aria-label": "Sentence with [MASK]", placeholder: `Patient started on ${MASK} for hypertension.`,
+        "data-testid": "fill-mask-text" }),
+      h("button", { id: "fill-mask-go", type: "submit", "data-testid": "fill-mask-submit" }, "Suggest"))),
+  h("progress", { id: "fill-mask-progress", max: "100", hidden: true, "aria-label": "Fill-mask model download",
+    "data-testid": "fill-mask-progress" }),
+  h("p", { id: "fill-mask-status", role: "status", "data-testid": "fill-mask-status" }),
+  h("div", { id: "fill-mask-results", "data-testid": "fill-mask-results" }));
+}
+
+/** One ranked list per [MASK]: the word, its probability as text, the exact value in data-probability. */
+function results(masks) {
+  return masks.map((options, i) => h("div", { class: "fill-mask-mask", "data-testid": "fill-mask-mask" },
+    masks.length > 1 ? h("h3", {}, `${MASK} ${i + 1}`) : "",
+    h("ol", { class: "fill-mask-options" }, ...options.map((o) => h("li", {
+      "data-testid": "fill-mask-option", "data-token": o.token, "data-probability": String(o.probability) },
+    h("span", { class: "token" }, o.token), " ", h("span", { class: "meta" }, percent(o.probability)))))));
+}
+
+/** Append the panel to `container` and wire it to `app` (NotesApp: its api and guarded()). */
+export async function mountFillMask(container, app) {
+  const section = panel();
+  container.append(section);
+  const info = await call(app.api.app_fill_mask_info);
+  section.dataset.available = String(Boolean(info.available));
+  if (!info.available) return; // hidden: nothing to suggest with (the reason is in info.reason)
+  section.hidden = false;
+  const $ = (id) => section.querySelector(`#${id}`);
+  $("fill-mask-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = $("fill-mask-text").value;
+    if (!text.includes(MASK)) {
+      $("fill-mask-status").textContent = `Write ${MASK} where a word should be suggested.`;
+      $("fill-mask-results").replaceChildren();
+      return;
+    }
+    const bar = $("fill-mask-progress");
+    const name = `clinvec-fill-mask-${crypto.randomUUID()}`;
+    const channel = new BroadcastChannel(name);
+    channel.onmessage = (e) => {
+      const msg = JSON.parse(e.data);
+      if (msg.phase === "download" && msg.total > 0) {
+        bar.hidden = false;
+        bar.value = Math.round((100 * msg.done) / msg.total);
+        $("fill-mask-status").textContent =
+          `Downloading the fill-mask model: ${(msg.done / 1048576).toFixed(1)} / ${(msg.total / 1048576).toFixed(1)} MB`;
+      } else if (msg.phase === "verify" || msg.phase === "session") {
+        $("fill-mask-status").textContent = msg.phase === "verify" ? "Verifying the model (sha256)…"
+          : "Starting the fill-mask model…";
+      }
+    };
+    try {
+      await app.guarded(async () => {
+        $("fill-mask-status").textContent = "Thinking…";
+        try {
+          const out = await call(app.api.app_fill_mask, JSON.stringify({ text, top_k: 5 }), name);
+          $("fill-mask-results").replaceChildren(...results(out.masks));
+          $("fill-mask-status").textContent = `${info.model} (${out.variant}), ${Math.round(out.ms)} ms`;
+        } catch (err) {
+          $("fill-mask-results").replaceChildren();
+          $("fill-mask-status").textContent = String((err && err.message) || err);
+        }
+      });
+    } finally {
+      channel.close();
+      bar.hidden = true;
+    }
+  });
+}
