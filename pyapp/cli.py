@@ -381,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_docs import add_docs_commands  # here, not at the top: cli_docs imports this module
 
     add_docs_commands(sub)
+    from .cli_labels import add_label_commands  # the `label` group (pyapp.labels)
+
+    add_label_commands(sub)
     return parser
 
 
