@@ -25,6 +25,7 @@ from .errors import (
     UpdateInProgress,
 )
 from .index import LocalIndex
+from .labels import LabelModel, LabelModelError
 from .types import Item, Result
 
 __version__ = "0.1.0"
@@ -44,6 +45,8 @@ __all__ = [
     "InvalidMetadata",
     "InvalidVector",
     "Item",
+    "LabelModel",
+    "LabelModelError",
     "LocalIndex",
     "ModelBundleError",
     "NoEmbedder",
