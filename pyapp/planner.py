@@ -22,7 +22,8 @@ from .staging import check_text
 from .types import Result
 
 MODES = ("auto", "vector", "keyword", "hybrid")
-# Abbreviation expansion (pyapp.abbreviations): which legs see the expanded query. "keyword" is what True means.
+# Abbreviation expansion (pyapp.abbreviations): which legs see the expanded query. True means "both", the best
+# measured (docs/BENCHMARKS.md, "Clinical abbreviations").
 EXPANSIONS = ("off", "keyword", "both")
 FUSIONS = ("rrf", "weighted")
 HYBRID_DEPTH = 200  # candidates each hybrid leg contributes before fusion
@@ -103,11 +104,11 @@ def plan(
 
 
 def check_expansion(expand: Any) -> str:
-    """``expand_abbreviations`` as one of ``EXPANSIONS`` (False -> "off", True -> "keyword")."""
+    """``expand_abbreviations`` as one of ``EXPANSIONS`` (False -> "off", True -> "both")."""
     if expand is False:
         return "off"
     if expand is True:
-        return "keyword"
+        return "both"
     if expand not in EXPANSIONS:
         raise InvalidInput(f"expand_abbreviations must be True, False or one of {EXPANSIONS}, got {describe(expand)}")
     return expand

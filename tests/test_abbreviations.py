@@ -124,11 +124,12 @@ async def test_example_query_finds_the_heart_failure_note() -> None:
         # without expansion the note is missed (the complaint): "sob" matches the infant's note only
         assert "hf" not in await ranked("keyword", False)
         assert (await ranked("hybrid", False)).index("hf") >= 3
-        assert (await ranked("keyword", True))[0] == "hf"
+        assert (await ranked("keyword", "keyword"))[0] == "hf"
         # keyword leg only: the hashing vector leg still prefers the literal "sob"; hf rises to second
-        assert (await ranked("hybrid", True))[:2] == ["sob", "hf"]
-        # both legs: first everywhere
+        assert (await ranked("hybrid", "keyword"))[:2] == ["sob", "hf"]
+        # both legs (what True means): first everywhere
         for mode in ("keyword", "vector", "hybrid"):
+            assert (await ranked(mode, True))[0] == "hf"
             assert (await ranked(mode, "both"))[0] == "hf"
     finally:
         await index.close()
@@ -139,7 +140,7 @@ async def test_index_setting_is_the_default_and_a_query_overrides_it() -> None:
     try:
         assert index.expand_abbreviations is False  # off unless asked: answers stay as before
         assert [h.id for h in await index.query(text="CHF", mode="keyword")] == []
-        index.expand_abbreviations = True
+        index.expand_abbreviations = "keyword"
         assert [h.id for h in await index.query(text="CHF", mode="keyword")] == ["hf"]
         assert await index.query(text="CHF", mode="keyword", expand_abbreviations=False) == []
         # an abbreviation used literally in a note still matches: the query keeps its own words
