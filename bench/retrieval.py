@@ -8,6 +8,7 @@ built at run time from pinned PyPI terminologies (``_beir.py``); nothing derived
     python bench/retrieval.py tune [--set icd10cm] [--queries N] [--max-docs N] [--variant int8] [--out FILE]
     python bench/retrieval.py table FILE.jsonl
     python bench/retrieval.py beir --set icd10cm --dir DIR [--queries N] [--max-docs N]
+    python bench/retrieval.py abbrev [--sets icd10cm,hpo] [--queries N] [--max-docs N] [--variant fp32] [--out FILE]
 
 ``run`` scores every figure through ``LocalIndex.query`` (the product's own code path, in a memory store):
 ``keyword``, ``vector``, ``hybrid`` (its default fusion, read from its signature), ``hybrid-rrf`` (equal-weight
@@ -683,6 +684,106 @@ async def tune(args: argparse.Namespace) -> None:
                 handle.write(json.dumps({"dev_ndcg@10": ndcg, **config, "describe": describe(config)}) + "\n")
 
 
+# --------------------------------------------------------------------------------------------- abbreviations
+
+EXAMPLE = "pt c/o SOB, hx CHF"  # issue 10: must find a heart-failure note (ICD-10-CM I50.*)
+EXPANSIONS = (  # (label, keyword leg query, vector leg text) per ambiguity rule; None = the query as typed
+    ("off", None, None),
+    ("keyword, all meanings", "appended:all", None),
+    ("keyword, skip ambiguous", "appended:skip", None),
+    ("both legs, all meanings", "appended:all", "inline:all"),
+    ("both legs, skip ambiguous", "appended:skip", "inline:skip"),
+)
+
+
+def _expanded(texts: Sequence[str], how: str | None) -> list[str]:
+    from pyapp import abbreviations
+
+    if how is None:
+        return list(texts)
+    form, rule = how.split(":")
+    expand = abbreviations.expand_appended if form == "appended" else abbreviations.expand_inline
+    return [expand(t, rule) for t in texts]
+
+
+async def abbrev_set(name: str, args: argparse.Namespace, out: Path | None) -> None:
+    """Original and abbreviated queries of one set over one corpus, every leg with expansion off and on."""
+    import random
+
+    import _abbrev
+
+    full = _beir.build(name)
+    short, _ = _abbrev.abbreviated_set(full)
+    rng = random.Random(args.seed)
+    n = args.queries or 1000
+    pick_short = sorted(rng.sample(list(short.queries), min(n, len(short.queries))))
+    pick_orig = sorted(rng.sample(list(full.queries), min(n, len(full.queries))))
+    queries = {**{q: full.queries[q] for q in pick_orig}, **{q: short.queries[q] for q in pick_short}}
+    qrels = {**{q: full.qrels[q] for q in pick_orig}, **{q: short.qrels[q] for q in pick_short}}
+    if name == "icd10cm":
+        queries["example"] = EXAMPLE
+        qrels["example"] = {d: 1 for d in full.corpus if d.startswith("I50")}
+    both = _beir.subset(_beir.Dataset(name, full.corpus, queries, qrels, dict(full.info)), None, args.max_docs, 1)
+    parts = {
+        "original": [q for q in both.queries if q in pick_orig],
+        "abbreviated": [q for q in both.queries if q.endswith("~ab")],
+    }
+    log(f"{name}: {len(both.corpus)} docs; {len(parts['original'])} original, {len(parts['abbreviated'])} abbreviated")
+    bundle = Bundle(find_bundles([args.bundle])[0], args.variant)
+    docs = [doc.full for doc in both.corpus.values()]
+    index = await build_index(both, EmbeddingCache(bundle).get(docs, "corpus"), f"abbrev-{name}-{time.monotonic_ns()}")
+    qcache = EmbeddingCache(query_bundle(bundle.path, args.variant))
+    qids = list(both.queries)
+    texts = [both.queries[q] for q in qids]
+    try:
+        # parity: the harness's "keyword, all meanings" row is LocalIndex.query(expand_abbreviations="keyword")
+        sample = qids[: args.parity]
+        vecs = qcache.get([both.queries[q] for q in sample], "query")
+        for i, q in enumerate(sample):
+            mine = await index.query(vector=vecs[i], text=_expanded([both.queries[q]], "appended:all")[0], top_k=K)
+            real = await index.query(vector=vecs[i], text=both.queries[q], top_k=K, expand_abbreviations="keyword")
+            assert [h.id for h in mine] == [h.id for h in real], q
+        for label, kw_how, vec_how in EXPANSIONS:
+            kw_texts = _expanded(texts, kw_how)
+            vec_texts = _expanded(texts, vec_how)
+            qvecs = qcache.get(vec_texts, f"query ({label})")
+            for mode in ("keyword", "vector", "hybrid"):
+                if (mode == "keyword" and vec_how) or (mode == "vector" and kw_how and not vec_how):
+                    continue  # the same figures as another row
+                run: dict[str, list[str]] = {}
+                for i, q in enumerate(qids):
+                    vector = None if mode == "keyword" else qvecs[i]
+                    text = None if mode == "vector" else kw_texts[i]
+                    run[q] = [h.id for h in await index.query(vector=vector, text=text, top_k=K, mode=mode)]
+                for part, ids in parts.items():
+                    scores = evaluate({q: run[q] for q in ids}, {q: both.qrels[q] for q in ids})
+                    fields = {"model": bundle.model, "variant": args.variant, "part": part, "expansion": label}
+                    emit(
+                        line(both, kind="abbrev", system=mode, label=f"{part} {mode} {label}", **fields, **scores), out
+                    )
+                if "example" in run:
+                    ranked = run["example"]
+                    first = next((i + 1 for i, d in enumerate(ranked) if d.startswith("I50")), None)
+                    log(
+                        f"  example {EXAMPLE!r} {mode} {label}: first heart-failure code at rank {first} ({ranked[:3]})"
+                    )
+                    emit(
+                        line(
+                            both,
+                            kind="abbrev-example",
+                            system=mode,
+                            expansion=label,
+                            first_i50_rank=first,
+                            top3=ranked[:3],
+                            model=bundle.model,
+                            variant=args.variant,
+                        ),
+                        out,
+                    )
+    finally:
+        await index.close()
+
+
 # --------------------------------------------------------------------------------------------- tables
 
 
@@ -800,7 +901,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_beir.add_argument("--dir", required=True)
     sizing(p_beir)
 
+    p_abbrev = sub.add_parser("abbrev", help="abbreviation query sets, expansion off and on (pyapp.abbreviations)")
+    p_abbrev.add_argument("--sets", default="icd10cm,hpo")
+    p_abbrev.add_argument("--bundle", default="web/models/minilm")
+    p_abbrev.add_argument("--variant", default="fp32")
+    p_abbrev.add_argument("--parity", type=int, default=100, help="queries checked against LocalIndex.query")
+    sizing(p_abbrev)
+
     args = parser.parse_args(argv)
+    if args.command == "abbrev":
+        for name in args.sets.split(","):
+            asyncio.run(abbrev_set(name, args, Path(args.out) if args.out else None))
+        return 0
     if args.command == "table":
         print(table(Path(args.file)))
         return 0

