@@ -99,6 +99,12 @@ def test_storage_panel_shows_persistence_usage_quota_and_eviction_advice(app: An
     page = app.page
     page.wait_for_selector("#storage-usage[data-usage-bytes]", state="attached", timeout=30_000)
     granted = page.evaluate("() => navigator.storage.persisted()")
+    # The panel refreshes every 10 s and after each operation: an earlier test in this shared page may have been
+    # granted persistence after the panel last looked, so wait for the panel to catch up (bounded).
+    for _ in range(30):
+        if page.get_attribute("#storage-persisted", "data-persisted") == str(granted).lower():
+            break
+        page.wait_for_timeout(500)
     shown = page.get_attribute("#storage-persisted", "data-persisted")
     assert shown == str(granted).lower()
     text = page.text_content("#storage-persisted")
