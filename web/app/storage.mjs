@@ -80,6 +80,18 @@ export async function refreshUsage() {
   }
 }
 
+/** Show the browser's current answer (it may change after the first one), also in <html data-persisted>
+ * where the runtime facts keep it. Only an actual change is rendered, so a refusal's extra advice stays. */
+async function refreshPersistence() {
+  const granted = await persisted();
+  const el = $("storage-persisted");
+  if (granted === null || !el || el.dataset.persisted === undefined || el.dataset.persisted === String(granted)) return;
+  showPersistence(granted);
+  document.documentElement.dataset.persisted = String(granted);
+  const fact = $("fact-storage");
+  if (fact) fact.textContent = `IndexedDB, ${granted ? "persistent" : "best-effort (the browser may evict it under pressure)"}`;
+}
+
 /** The persistence request, made as the page loads; main.mjs shows its answer among the runtime facts. */
 export const persistence = askPersistence();
 
@@ -102,9 +114,14 @@ function mount() {
     });
   }
   refreshUsage();
-  // Usage changes as notes are added or imported: refresh now and then, and whenever an app operation ends.
-  setInterval(() => { if (document.visibilityState === "visible") refreshUsage(); }, REFRESH_MS);
-  new MutationObserver(() => refreshUsage()).observe(document.documentElement,
+  // Usage changes as notes are added or imported, and the browser may grant persistence later (after the app
+  // is installed or bookmarked): refresh both now and then, and whenever an app operation ends.
+  const refresh = () => {
+    refreshUsage();
+    refreshPersistence();
+  };
+  setInterval(() => { if (document.visibilityState === "visible") refresh(); }, REFRESH_MS);
+  new MutationObserver(refresh).observe(document.documentElement,
     { attributes: true, attributeFilter: ["data-ops", "data-state"] });
 }
 
