@@ -9,6 +9,7 @@ import { mountBackup } from "./backup.mjs";
 import { mountImport } from "./import.mjs";
 import { mountFillMask } from "./fillmask.mjs";
 import { watchTabs } from "./tabs.mjs";
+import { h, call } from "./dom.mjs";
 
 const MB = 1024 * 1024;
 const MODEL_RE = /^models\/[A-Za-z0-9._-]+\/?$/;
@@ -21,20 +22,6 @@ const PHASES = {
   verify: ["Verifying the model (sha256)", 0.85],
   session: ["Starting onnxruntime-web", 0.92],
 };
-
-/** Build an element; string children become text nodes (never parsed as HTML). */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "text") el.textContent = String(value);
-    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-    else el.setAttribute(key, value === true ? "" : String(value));
-  }
-  el.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false).map(
-    (c) => (c instanceof Node ? c : String(c))));
-  return el;
-}
 
 const $ = (id) => document.getElementById(id);
 const fmt = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
@@ -49,17 +36,6 @@ function options() {
   if (!["int8", "fp32"].includes(variant)) throw new Error("?variant= must be int8 or fp32");
   if (index && !INDEX_RE.test(index)) throw new Error("?index= may use letters, digits, '.', '_' and '-' only");
   return { model, variant, index, root: new URL("../", import.meta.url).href };
-}
-
-/** A worker call that returns JSON; a Python-side error becomes a thrown Error with its message. */
-async function call(fn, ...args) {
-  const out = JSON.parse(await fn(...args));
-  if (out && out.error) {
-    const err = new Error(out.error);
-    err.kind = out.kind;
-    throw err;
-  }
-  return out;
 }
 
 /** A BroadcastChannel with a fresh name: the worker posts progress there (it cannot call the page). */

@@ -6,30 +6,9 @@
 // what will happen; the user confirms before any note is overwritten; then one all-or-nothing commit.
 // Text reaches the DOM only through textContent.
 
+import { h, call } from "./dom.mjs";
+
 const BLOB_WAIT_MS = 60_000;
-
-/** Build an element; string children become text nodes (never parsed as HTML). */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "text") el.textContent = String(value);
-    else el.setAttribute(key, value === true ? "" : String(value));
-  }
-  el.append(...children.map((c) => (c instanceof Node ? c : String(c))));
-  return el;
-}
-
-/** A worker call returning JSON; a Python-side error becomes a thrown Error with its message. */
-async function call(fn, ...args) {
-  const out = JSON.parse(await fn(...args));
-  if (out && out.error) {
-    const err = new Error(out.error);
-    err.kind = out.kind;
-    throw err;
-  }
-  return out;
-}
 
 /** A fresh BroadcastChannel: progress arrives as JSON strings, the finished backup as a Blob. */
 function channel(onProgress) {

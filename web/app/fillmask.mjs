@@ -5,25 +5,9 @@
 // stays hidden (MiniLM, the packaged default, has none; nor has the hashing fallback). The fill-mask graph is
 // downloaded and verified on first use, with a progress bar. Text reaches the DOM only through text nodes.
 
+import { h, call } from "./dom.mjs";
+
 const MASK = "[MASK]";
-
-/** Build an element; string children become text nodes (never parsed as HTML). */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "text") el.textContent = String(value);
-    else el.setAttribute(key, value === true ? "" : String(value));
-  }
-  el.append(...children.map((c) => (c instanceof Node ? c : String(c))));
-  return el;
-}
-
-async function call(fn, ...args) {
-  const out = JSON.parse(await fn(...args));
-  if (out && out.error) throw new Error(out.error);
-  return out;
-}
 
 const percent = (p) => (p >= 0.001 ? `${(100 * p).toFixed(1)} %` : "< 0.1 %");
 

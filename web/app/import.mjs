@@ -7,34 +7,12 @@
 // page never runs the heavy work on its own thread. The rules live in pyapp/notes_import.py.
 // Text reaches the DOM only through textContent / text nodes.
 
+import { h, call } from "./dom.mjs";
+
 const SUFFIXES = [".txt", ".md", ".markdown", ".pdf", ".jsonl", ".csv"]; // = pyapp.files.SUFFIXES (tested)
 const MAX_BYTES = 256 * 1024 * 1024; // = pyapp.notes_import.MAX_FILE_BYTES
 const TICK_MS = 250;
 const CELL_CHARS = 80;
-
-/** Build an element; string children become text nodes (never parsed as HTML). */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "text") el.textContent = String(value);
-    else el.setAttribute(key, value === true ? "" : String(value));
-  }
-  el.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false)
-    .map((c) => (c instanceof Node ? c : String(c))));
-  return el;
-}
-
-/** A worker call returning JSON; a Python-side error becomes a thrown Error with its file and line. */
-async function call(fn, ...args) {
-  const out = JSON.parse(await fn(...args));
-  if (out && out.error) {
-    const err = new Error(out.error);
-    Object.assign(err, { kind: out.kind, file: out.file, line: out.line });
-    throw err;
-  }
-  return out;
-}
 
 const suffix = (name) => {
   const dot = name.lastIndexOf(".");

@@ -6,13 +6,9 @@
 // The tab count comes from the Web Lock each writing tab holds (`navigator.locks.query()`), so a closed or
 // crashed tab drops out by itself. Text only ever reaches the DOM through textContent.
 
-const COUNT_EVERY_MS = 2000;
+import { call } from "./dom.mjs";
 
-async function call(fn, ...args) {
-  const out = JSON.parse(await fn(...args));
-  if (out && out.error) throw new Error(out.error);
-  return out;
-}
+const COUNT_EVERY_MS = 2000;
 
 async function writerCount(lockName) {
   if (!lockName || !navigator.locks || !navigator.locks.query) return null;
