@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,12 +44,10 @@ def tiny_vocab() -> list[str]:
     return vocab
 
 
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random BERT with an MLM head saved like a hub folder: config.json, model.safetensors, vocab.txt."""
+def _tiny_bert(folder: Path, seed: int) -> tuple[Any, list[str]]:
+    """A random 2-layer BertForMaskedLM over ``tiny_vocab()`` (written to ``folder``), seeded; not yet saved."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    folder = tmp_path_factory.mktemp("tiny-bert")
     vocab = tiny_vocab()
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     config = transformers.BertConfig(
@@ -59,8 +58,16 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         intermediate_size=64,
         max_position_embeddings=TINY_MAX_POSITIONS,
     )
-    torch.manual_seed(1234)
-    transformers.BertForMaskedLM(config).save_pretrained(folder)
+    torch.manual_seed(seed)
+    return transformers.BertForMaskedLM(config), vocab
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random BERT with an MLM head saved like a hub folder: config.json, model.safetensors, vocab.txt."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    model, _ = _tiny_bert(folder, seed=1234)
+    model.save_pretrained(folder)
     return folder
 
 
@@ -110,20 +117,8 @@ def tiny_mlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     continuation piece (``##itis``) is pushed up so display joining is exercised.
     """
     torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
     folder = tmp_path_factory.mktemp("tiny-mlm")
-    vocab = tiny_vocab()
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=TINY_HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=TINY_MAX_POSITIONS,
-    )
-    torch.manual_seed(4321)
-    model = transformers.BertForMaskedLM(config)
+    model, vocab = _tiny_bert(folder, seed=4321)
     with torch.no_grad():
         model.bert.embeddings.word_embeddings.weight.mul_(30.0)
         model.cls.predictions.bias.normal_(0.0, 0.5)
