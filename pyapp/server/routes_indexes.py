@@ -12,7 +12,7 @@ from .models import CreateIndex, ExistedOut, IndexInfo, IndexNames, OkOut, Stats
 from .registry import NAME_PATTERN, check_name
 
 router = APIRouter(tags=["indexes"], responses=deps.ERRORS)
-Name = Annotated[str, Path(pattern=NAME_PATTERN, description="the index name")]
+Name = Annotated[str, Path(pattern=NAME_PATTERN, description="the index name", examples=["notes"])]
 
 
 @router.get("/indexes", response_model=IndexNames)
