@@ -32,7 +32,7 @@ async def _seed(url: str) -> None:
     idx = await RemoteIndex.create(url, "notes", dims=3, indexed=["ward"])
     await idx.insert_many(
         [
-            {"id": f"n{i}", "vector": [1.0, i, 0.5], "metadata": {"ward": "ICU" if i % 2 else "ED"}, "text": f"note {i}"}
+            {"id": f"n{i}", "vector": [1.0, i, 0.5], "metadata": {"ward": ["ED", "ICU"][i % 2]}, "text": f"note {i}"}
             for i in range(5)
         ]
     )
