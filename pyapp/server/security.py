@@ -105,8 +105,9 @@ class BearerToken:
         if scope["type"] != "http" or scope["method"] == "OPTIONS" or self._allowed(scope):
             await self.app(scope, receive, send)
             return
-        path = scope["path"][len(scope.get("root_path", "")) :] if scope.get("root_path") else scope["path"]
-        if path in PUBLIC_PATHS and scope["method"] in ("GET", "HEAD"):
+        from .fastpath import route_path
+
+        if route_path(scope) in PUBLIC_PATHS and scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
         await _error(send, 401, "Unauthorized", "a valid bearer token is required", [(b"www-authenticate", b"Bearer")])
