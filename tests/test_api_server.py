@@ -34,7 +34,7 @@ from pyapp import (  # noqa: E402
     Unauthorized,
 )
 from pyapp.server import create_app  # noqa: E402
-from pyapp.server.security import SECURITY_HEADERS, check_bind, is_loopback  # noqa: E402
+from pyapp.server.security import SECURITY_HEADERS, check_bind, is_loopback, read_token  # noqa: E402
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 
@@ -49,6 +49,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     args = ["--token-file", str(token_file), "--max-body-mb", "0.05", "--max-batch", "20", "--hashing", "16"]
     with api_server(root, *args) as url:
         yield url, root
+
+
+def _token_file(folder: Path) -> Path:
+    path = folder / "token"
+    path.write_text(TOKEN + "\n")
+    return path
 
 
 def run(coro: Any) -> Any:
@@ -93,15 +99,9 @@ def test_a_non_loopback_address_needs_a_token(tmp_path: Path) -> None:
     assert done.returncode == 1 and "without a token" in done.stderr and "Traceback" not in done.stderr
     short = tmp_path / "short"
     short.write_text("abc\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "pyapp", "serve-api", str(tmp_path / "r"), "--token-file", str(short)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1 and "at least 16 characters" in done.stderr
+    with pytest.raises(InvalidInput, match="at least 16 characters"):
+        read_token(str(short))
+    assert read_token(str(_token_file(tmp_path))) == TOKEN
 
 
 def test_body_and_batch_limits_answer_413_and_change_nothing(server: tuple[str, Path]) -> None:
