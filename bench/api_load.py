@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     line = json.dumps(result)
     print(line)
     if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "a") as handle:
             handle.write(line + "\n")
     return 0 if queries["errors"] == 0 and mixed["errors"] == 0 and check["count_ok"] else 1

@@ -8,6 +8,7 @@ rather than only 404s.
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,9 @@ def schema_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with api_server(Path(tmp_path_factory.mktemp("schema-root"))) as url:
         asyncio.run(_seed(url))
+        # FastAPI builds the document on first request and caches it: build it here, without schemathesis's
+        # 10 s loading timeout (a busy 2-core machine can take longer)
+        urllib.request.urlopen(url + "/openapi.json", timeout=120).read()
         yield url + "/openapi.json"
 
 
