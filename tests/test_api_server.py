@@ -374,3 +374,20 @@ def test_the_query_fast_path_answers_as_the_documented_route(tmp_path: Path) -> 
         (422, "DimensionMismatch"),
         (422, "InvalidInput"),
     ]
+
+
+def test_cors_only_for_the_origins_configured(tmp_path: Path) -> None:
+    app = create_app(tmp_path, cors_origins=["https://ward.example"])
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+
+    async def scenario() -> list[Any]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            ok = await http.options("/indexes", headers={"Origin": "https://ward.example", **preflight})
+            other = await http.options("/indexes", headers={"Origin": "https://evil.example", **preflight})
+            plain = await http.get("/indexes", headers={"Origin": "https://evil.example"})
+            return [ok.headers.get("access-control-allow-origin"), other.status_code, other.headers, plain.headers]
+
+    allowed, other_status, other_headers, plain_headers = asyncio.run(scenario())
+    assert allowed == "https://ward.example"
+    assert other_status == 400 and "access-control-allow-origin" not in other_headers
+    assert "access-control-allow-origin" not in plain_headers
