@@ -274,7 +274,9 @@ def test_documents_and_text_embedded_by_the_server_model(server: tuple[str, Path
 
     async def text_only() -> list[str]:
         idx = await RemoteIndex.create(url, "embedded", embed=True, token=TOKEN)
-        assert idx.dims == 16
+        assert idx.dims == 16 and idx.manifest["embedder"]["model"]
+        stats = await idx.stats()
+        assert "path" not in stats and "bundle" not in idx.manifest["embedder"]  # no server paths leave it
         await idx.insert(text="shortness of breath", id="sob")
         await idx.insert(text="fracture of the femur", id="fx")
         hits = await idx.query(text="femur fracture", mode="vector", top_k=1)
