@@ -293,6 +293,14 @@ def _model_files(folder: Path) -> list[Path]:
     return [manifest, *sorted({folder / n for n in names if isinstance(n, str) and (folder / n).is_file()})]
 
 
+def write_model_list() -> list[str]:
+    """Rewrite ``web/models/index.json`` (the bundles present, best first: ``pyapp.embed.catalog``), so the
+    page opens the bundle this build has (Bio_ClinicalBERT when exported, else MiniLM) and says which."""
+    from pyapp.embed.catalog import write_list
+
+    return [b["name"] for b in write_list(WEB / "models")["bundles"]]
+
+
 def write_precache(record: dict) -> dict:
     """Write ``vendor/precache.json`` and ``vendor/precache.js``: every URL the page may need offline
     (web/sw.js imports the script and precaches them).
@@ -318,6 +326,8 @@ def write_precache(record: dict) -> dict:
         if (VENDOR / rel).is_file():
             entries[f"vendor/{rel}"] = _rev(VENDOR / rel)
     models = WEB / "models"
+    if (models / "index.json").is_file():  # the page's list of bundles (write_model_list)
+        entries["models/index.json"] = _rev(models / "index.json")
     for folder in sorted(p for p in models.iterdir() if p.is_dir()) if models.is_dir() else []:
         for path in _model_files(folder):
             entries[path.relative_to(WEB).as_posix()] = _rev(path)
@@ -340,6 +350,7 @@ def refresh_app() -> dict:
     record["pyapp_sha256"] = pack_pyapp(files)
     record["files"] = files
     BUILD_JSON.write_text(json.dumps(record, indent=1, sort_keys=True))
+    write_model_list()
     write_precache(record)
     return record
 
@@ -382,6 +393,7 @@ def build(log: Log = print, pyodide_index: str | None = None) -> dict:
         "files": files,
     }
     BUILD_JSON.write_text(json.dumps(record, indent=1, sort_keys=True))
+    log(f"build: model list {write_model_list()} in web/models/index.json")
     write_precache(record)
     log(f"build: {len(files)} files in {VENDOR.relative_to(ROOT)}/ (numpy {'vendored' if numpy else 'absent'})")
     return record
