@@ -46,6 +46,9 @@ PYAPP = ROOT / "pyapp"
 PINS = {"pyodide": "314.0.7", "onnxruntime-web": "1.30.0", "pdfjs-dist": "6.5.438"}
 PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# onnxruntime-web's WebGPU build, vendored beside the wasm one but never precached: the page imports it only
+# when it chose WebGPU (web/app/models.mjs), so the default wasm path never pays for its 27 MB wasm.
+ORT_WEBGPU_FILES = ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 # pdfjs for the page's PDF import (text only): the library, its worker (the page points
 # GlobalWorkerOptions.workerSrc here, so no CDN), and the CMaps and standard-font data that text extraction
 # of CID-keyed and non-embedded fonts reads. Its image decoders (wasm/) and viewer (web/) are not needed.
@@ -90,7 +93,8 @@ def needs_build() -> bool:
         return True
     if info.get("versions") != PINS or info.get("paths") != {k: f"vendor/{v}/" for k, v in PATHS.items()}:
         return True
-    return any(not (VENDOR / rel).is_file() for rel in info.get("files", []))
+    lazy = [f"{PATHS['ort']}/{name}" for name in ORT_WEBGPU_FILES]
+    return any(not (VENDOR / rel).is_file() for rel in [*info.get("files", []), *lazy])
 
 
 def npm_install(log: Log) -> None:
@@ -126,6 +130,8 @@ def copy_runtime(files: list[str]) -> None:
     for name in ORT_FILES:
         _copy(NODE_MODULES / "onnxruntime-web" / "dist" / name, VENDOR / PATHS["ort"] / name)
         files.append(f"{PATHS['ort']}/{name}")
+    for name in ORT_WEBGPU_FILES:  # not in `files`: not precached (fetched on first WebGPU use)
+        _copy(NODE_MODULES / "onnxruntime-web" / "dist" / name, VENDOR / PATHS["ort"] / name)
     copy_pdfjs(files)
 
 
