@@ -83,7 +83,12 @@ def test_the_page_follows_the_list_when_bundles_come_and_go(
         os.link(src, clinical / src.name)  # hard links: serve.py refuses symlinks leaving web/
     assert _write_list() == ["bio-clinicalbert", "minilm"]
     app = open_app(boot=False)
+    requests: list[str] = []
+    app.page.on("request", lambda r: requests.append(r.url))
     _goto(app, f"index={index_name}")
+    webgpu_build = [u for u in requests if "ort.webgpu" in u or ".asyncify." in u]
+    assert webgpu_build == [], "the default wasm path must not load onnxruntime-web's WebGPU build"
+    assert any(u.endswith("/ort.wasm.min.mjs") for u in requests)
     assert app.page.get_attribute("html", "data-model") == "bio-clinicalbert"
     assert "Bio_ClinicalBERT is listed in models/index.json; also listed: minilm" in app.page.text_content(
         "[data-testid=model-name]"
@@ -95,8 +100,7 @@ def test_the_page_follows_the_list_when_bundles_come_and_go(
     shutil.rmtree(clinical)
     MINILM.rename(MODELS / ".minilm-hidden-by-test")
     assert _write_list() == []
-    requests: list[str] = []
-    app.page.on("request", lambda r: requests.append(r.url))
+    requests.clear()
     _goto(app, f"index={index_name}")
     assert app.page.get_attribute("html", "data-embedder") == "hashing"
     assert app.page.get_attribute("html", "data-model") == "none"
