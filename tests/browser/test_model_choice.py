@@ -156,3 +156,25 @@ def test_webgpu_that_cannot_start_in_the_worker_falls_back_to_wasm_and_says_why(
     assert runtime["backend"] == "wasm" and runtime["requested"] == "webgpu" and runtime["probe_cosine"] is None
     assert runtime["note"].startswith("WebGPU was not used: onnxruntime-web's WebGPU backend could not start")
     assert out["same"] is True
+
+
+@pytest.mark.slow  # routing a page turns its HTTP cache off: a cold boot (80 s at load 16 here)
+@needs_bundle
+def test_a_model_download_cut_once_is_retried(open_app: Any, index_name: str) -> None:
+    """The graph download fails once (fault injected: the request is aborted, as when serve.py closes a
+    connection the busy worker stopped reading): the page retries it and becomes ready, verified as always."""
+    app = open_app(boot=False)
+    cut: list[str] = []
+
+    def once(route: Any) -> None:
+        if not cut:
+            cut.append(route.request.url)
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    app.page.route("**/models/minilm/model_int8.onnx", once)
+    _goto(app, f"index={index_name}")
+    assert cut and cut[0].endswith("/models/minilm/model_int8.onnx")
+    assert app.page.get_attribute("html", "data-embedder") == "onnx"
+    assert "verified" in app.page.text_content("#model-line")
