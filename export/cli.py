@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 min_fp32_cosine=args.min_fp32_cosine,
                 min_int8_cosine=args.min_int8_cosine,
             )
+            from .listing import update_model_list
+
+            update_model_list(out)
         except ModuleNotFoundError as exc:  # a module of the extra that find_spec saw but could not import
             missing = missing_extra_error(exc, WHAT)
             if missing is None:

@@ -156,11 +156,12 @@ async def app_open(options_json: str) -> str:
     """Load the model bundle (progress on ``channel``), then open or create the notes index.
 
     Options: ``root`` (the page's base URL), ``model`` (bundle folder under it, e.g. "models/minilm/"),
-    ``variant`` ("int8" | "fp32"), ``index`` (IndexedDB name prefix), ``channel`` (BroadcastChannel name).
+    ``variant`` ("int8" | "fp32"), ``backend`` ("wasm" | "webgpu"), ``index`` (IndexedDB name prefix),
+    ``channel`` (BroadcastChannel name). ``model`` null means the build lists no bundle (web/app/models.mjs).
     A missing bundle (HTTP 404) falls back to the hashing embedder; a bundle that fails its checks is an error.
     """
     try:
-        from pyapp.browser.web_embedder import BundleNotFound, WebEmbedder
+        from pyapp.browser.web_embedder import BundleNotFound
         from pyapp.notes import NotesService, choose_embedder
 
         if _APP.get("service") is not None:
@@ -168,15 +169,12 @@ async def app_open(options_json: str) -> str:
         opts = json.loads(options_json)
         progress = _Progress(opts.get("channel"))
         started = _now_ms()
-        model = str(opts.get("model") or "models/minilm/")
+        listed_none = "model" in opts and opts["model"] is None
+        model = "models/" if listed_none else str(opts.get("model") or "models/minilm/")
         variant = str(opts.get("variant") or "int8")
         try:
             choice = await choose_embedder(
-                lambda: WebEmbedder.load(
-                    str(opts["root"]).rstrip("/") + "/" + model.lstrip("/"),
-                    variant=variant,
-                    progress=lambda phase, done, total: progress.post("model", phase, done, total),
-                ),
+                _model_loader(opts, model, variant, progress, listed_none),
                 missing=(BundleNotFound,),
                 model=model,
                 variant=variant,
@@ -189,9 +187,28 @@ async def app_open(options_json: str) -> str:
         _APP.update({"service": service, "index": service.index, "embedder": service.embedder})
         # Boot phase timings for bench/browser_bench.py (the page turns them into performance marks).
         timings = {"model_ms": loaded - started, "index_ms": _now_ms() - loaded}
-        return json.dumps({**await service.info(), "timings": timings})
+        runtime = getattr(service.embedder, "runtime", None)  # backend and why (models.mjs shows it)
+        return json.dumps({**await service.info(), "timings": timings, "runtime": runtime})
     except Exception as exc:  # noqa: BLE001 - the page shows the message
         return _fail(exc)
+
+
+def _model_loader(opts: dict[str, Any], model: str, variant: str, progress: Any, listed_none: bool) -> Any:
+    """The bundle load for ``choose_embedder``: onnxruntime-web on the chosen backend, or (no bundle listed)
+    an immediate ``BundleNotFound``, so the hashing fallback is taken, and said, without a request."""
+    from pyapp.browser.web_embedder import BundleNotFound, WebEmbedder
+
+    async def nothing_listed() -> Any:
+        raise BundleNotFound("models/index.json lists no model bundle")
+
+    if listed_none:
+        return nothing_listed
+    return lambda: WebEmbedder.load(
+        str(opts["root"]).rstrip("/") + "/" + model.lstrip("/"),
+        variant=variant,
+        progress=lambda phase, done, total: progress.post("model", phase, done, total),
+        backend=str(opts.get("backend") or "wasm"),
+    )
 
 
 async def app_add(note_json: str, channel: str = "") -> str:
