@@ -272,15 +272,18 @@ def _finetune(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     ],
 )
 def test_bad_training_data_is_one_line_exit_2_and_nothing_written(
-    tmp_path: Path, lines: list[str], fields: tuple[str, ...], message: str
+    tmp_path: Path, lines: list[str], fields: tuple[str, ...], message: str, capsys: pytest.CaptureFixture
 ) -> None:
     import re
 
+    from export.cli import main
+
     train = tmp_path / "train.jsonl"
     train.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    proc = _finetune(tmp_path, "--train", str(train), "--base", "minilm", "--out", str(tmp_path / "out"), *fields)
-    assert proc.returncode == 2, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and re.search(message, proc.stderr), proc.stderr
+    code = main(["finetune", "--train", str(train), "--base", "minilm", "--out", str(tmp_path / "out"), *fields])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
     assert not (tmp_path / "out").exists()
 
 
@@ -295,17 +298,17 @@ def test_bio_clinicalbert_without_the_hub_is_a_clear_exit_2(tmp_path: Path) -> N
     assert not (tmp_path / "o").exists()
 
 
-def test_refuses_to_replace_a_folder_that_is_not_a_bundle(tmp_path: Path) -> None:
+def test_refuses_to_replace_a_folder_that_is_not_a_bundle(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from export.cli import main
+
     train = write_training_file(tmp_path / "train.jsonl")
     precious = tmp_path / "notes"
     precious.mkdir()
     (precious / "keep.txt").write_text("mine")
-    proc = _finetune(tmp_path, "--train", str(train), "--text-field", "note", "--label-field", "kind", "--base")
-    assert proc.returncode == 2  # --base needs a value: argparse's usage error
-    proc = _finetune(
-        tmp_path,
-        *("--train", str(train), "--text-field", "note", "--label-field", "kind", "--base", "minilm"),
-        *("--out", str(precious)),
-    )
-    assert proc.returncode == 2 and "not empty and holds no bundle" in proc.stderr
+    fields = ("--text-field", "note", "--label-field", "kind")
+    with pytest.raises(SystemExit) as usage:  # --base needs a value: argparse's usage error
+        main(["finetune", "--train", str(train), *fields, "--base"])
+    assert usage.value.code == 2
+    assert main(["finetune", "--train", str(train), *fields, "--base", "minilm", "--out", str(precious)]) == 2
+    assert "not empty and holds no bundle" in capsys.readouterr().err
     assert (precious / "keep.txt").read_text() == "mine"
