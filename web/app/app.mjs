@@ -8,6 +8,7 @@ import * as ui from "./ui.mjs";
 import { mountBackup } from "./backup.mjs";
 import { mountImport } from "./import.mjs";
 import { mountFillMask } from "./fillmask.mjs";
+import { mountClassify } from "./classify.mjs";
 import { watchTabs } from "./tabs.mjs";
 import { h, call } from "./dom.mjs";
 import { modelChoice, choiceView } from "./models.mjs";
@@ -179,6 +180,7 @@ class NotesApp {
     mountBackup(document.querySelector("#app aside"), this); // backup download and restore (backup.mjs)
     mountImport(document.querySelector("#app aside"), this); // files in: picker, folder, drop (import.mjs)
     await mountFillMask(document.querySelector("#app aside"), this); // "Suggest a word" (fillmask.mjs)
+    await mountClassify(document.querySelector("#app aside"), this); // "Classify" (classify.mjs)
     this.showModel();
     await this.refresh();
     this.stopTabs = await watchTabs(this, this.api); // tab-status; other tabs' commits re-render this one
