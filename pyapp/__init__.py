@@ -26,6 +26,7 @@ from .errors import (
 )
 from .index import LocalIndex
 from .labels import LabelModel, LabelModelError
+from .pg import PgIndex  # PostgreSQL + pgvector engine (psycopg imported only on open)
 from .types import Item, Result
 
 __version__ = "0.1.0"
@@ -51,6 +52,7 @@ __all__ = [
     "ModelBundleError",
     "NoEmbedder",
     "NoUpdateInProgress",
+    "PgIndex",
     "ReadOnlyIndex",
     "Result",
     "StorageError",
