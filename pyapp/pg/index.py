@@ -145,6 +145,7 @@ class PgIndex:
         self._read_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
         self._update: _Update | None = None
+        self._cancelling: asyncio.Task[None] | None = None  # a cancel_update's rollback (kept: tasks are weak)
         self._closed = False
         self.exact_below = EXACT_BELOW
         self.ef_search = EF_SEARCH
@@ -336,6 +337,8 @@ class PgIndex:
 
         self._ensure_open()
         async with self._read_lock:
+            if self._reader.closed:  # the server or a network cut closed it: the next read reconnects
+                self._reader = await connect(self._dsn)
             conn = self._reader
             try:
                 if not settings:
@@ -368,6 +371,8 @@ class PgIndex:
         if update is None:
             async with self._write_lock:
                 self._ensure_writable()
+                if conn.closed:  # lost (server restart, terminated backend): a plain write reconnects
+                    conn = self._writer = await connect(self._dsn)
                 try:
                     await conn.execute("BEGIN")
                     result = await work(conn)
@@ -384,6 +389,8 @@ class PgIndex:
                 if self._update is not update:
                     self._write_lock.release()
                     raise NoUpdateInProgress("the update this write was started in has already ended")
+                if conn.closed:
+                    conn = self._writer = await connect(self._dsn)
                 await conn.execute("BEGIN")
                 update.begun = True
             try:
@@ -602,7 +609,7 @@ class PgIndex:
             raise NoUpdateInProgress("cancel_update called without begin_update")
         self._update = None
         if update.begun:
-            asyncio.get_running_loop().create_task(self._finish_cancel(update))
+            self._cancelling = asyncio.get_running_loop().create_task(self._finish_cancel(update))
 
     async def _finish_cancel(self, update: _Update) -> None:
         async with update.step:
@@ -632,6 +639,8 @@ class PgIndex:
         self._update = update
         committed = False
         try:
+            if self._writer.closed:
+                self._writer = await connect(self._dsn)
             await self._writer.execute("BEGIN")
             try:
                 yield self
