@@ -387,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_labels import add_label_commands  # the `label` group (pyapp.labels)
 
     add_label_commands(sub)
+    from .pg.cli import add_pg_commands  # `pg load|export|stats|drop` (PgIndex, issue 12)
+
+    add_pg_commands(sub)
     return parser
 
 
