@@ -23,6 +23,7 @@ import asyncio
 import builtins
 import contextvars
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -61,6 +62,7 @@ FORMAT = "clinvec-pg-index"
 FORMAT_VERSION = 1
 MAX_EXACT_INT = 2**53  # jsonb numbers compare as decimals; beyond this an int and a float could tie wrongly
 EXACT_BELOW = 10_000  # tables smaller than this are scanned exactly (a scan is then as fast as HNSW)
+SIZE_TTL = 2.0  # seconds a table-size estimate is reused (it only decides exact scan vs HNSW)
 EF_SEARCH = 40  # pgvector's default; queries use max(ef_search, top_k)
 _OWNER: contextvars.ContextVar[object | None] = contextvars.ContextVar("clinvec_pg_batch_owner", default=None)
 
@@ -143,6 +145,8 @@ class PgIndex:
         self._kernel = default_kernel(self.dims)
         self._embedder: Embedder | None = None
         self._read_lock = asyncio.Lock()
+        self._session: dict[str, str] = {}  # settings applied to the reader's session
+        self._was_small, self._size_checked, self._size_for = True, -math.inf, EXACT_BELOW  # see _small
         self._write_lock = asyncio.Lock()
         self._update: _Update | None = None
         self._cancelling: asyncio.Task[None] | None = None  # a cancel_update's rollback (kept: tasks are weak)
@@ -332,26 +336,24 @@ class PgIndex:
             raise ReadOnlyIndex(f"index {self.name!r} is open read-only")
 
     async def _read(self, sql: str, params: Sequence[Any] = (), settings: dict[str, str] | None = None) -> list[Any]:
-        """Rows of one query on the reader connection (with transaction-local settings when given)."""
+        """Rows of one query on the reader connection. ``settings`` (such as ``hnsw.ef_search``) are set for
+        the reader's session, only when they differ from what it has: one round trip for most queries."""
         import psycopg
 
         self._ensure_open()
         async with self._read_lock:
             if self._reader.closed:  # the server or a network cut closed it: the next read reconnects
                 self._reader = await connect(self._dsn)
+                self._session = {}
             conn = self._reader
             try:
-                if not settings:
-                    cur = await conn.execute(sql, params)
-                    return await cur.fetchall()
-                await conn.execute("BEGIN")
-                try:
-                    for key, value in settings.items():
-                        await conn.execute("SELECT set_config(%s, %s, true)", [key, value])
-                    cur = await conn.execute(sql, params)
-                    return await cur.fetchall()
-                finally:
-                    await conn.execute("COMMIT")
+                changed = {k: v for k, v in (settings or {}).items() if self._session.get(k) != v}
+                if changed:
+                    calls = ", ".join("set_config(%s, %s, false)" for _ in changed)
+                    await conn.execute(f"SELECT {calls}", [x for kv in changed.items() for x in kv])
+                    self._session.update(changed)
+                cur = await conn.execute(sql, params)
+                return await cur.fetchall()
             except psycopg.Error as exc:
                 raise storage_error(exc) from None
 
@@ -784,9 +786,8 @@ class PgIndex:
             prepared = Vec(self._kernel.prepare(raw, 1), self.dims)
         if p.mode == "vector":
             assert prepared is not None
-            hits = await self._vector_leg(prepared, p, p.top_k, exact)
-            items = await self._items([h[0] for h in hits])
-            return _cut([Result(items[i], s, vector_score=s) for i, _, s in hits], p.min_score)
+            rows = await self._vector_leg(prepared, p, p.top_k, exact, full=True)
+            return _cut([Result(self._item(r[3:]), r[2], vector_score=r[2]) for r in rows], p.min_score)
         if p.mode == "keyword":
             hits = await self._keyword_leg(p, p.top_k)
             items = await self._items([h[0] for h in hits])
@@ -824,7 +825,11 @@ class PgIndex:
         return {r[0]: self._item(r) for r in rows}
 
     async def _small(self) -> bool:
-        """Whether the table is small enough to scan exactly (planner statistics; a bounded count before any)."""
+        """Whether the table is small enough to scan exactly: the planner's row estimate (a bounded count
+        before the first ANALYZE), looked up at most every ``SIZE_TTL`` seconds."""
+        now = time.monotonic()
+        if now < self._size_checked + SIZE_TTL and self._size_for == self.exact_below:
+            return self._was_small
         rows = await self._read("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [self._table])
         estimate = rows[0][0] if rows else -1
         if estimate is None or estimate < 0:
@@ -832,34 +837,35 @@ class PgIndex:
                 f"SELECT count(*) FROM (SELECT 1 FROM {self._table} LIMIT %s) AS s", [self.exact_below]
             )
             estimate = rows[0][0]
-        return estimate < self.exact_below
+        self._was_small, self._size_checked, self._size_for = estimate < self.exact_below, now, self.exact_below
+        return self._was_small
 
     async def _vector_leg(
-        self, q: Vec, p: QueryPlan, k: int, exact: bool | None
-    ) -> builtins.list[tuple[str, int, float]]:
-        """``(id, seq, cosine)`` best first, ties by insertion order."""
+        self, q: Vec, p: QueryPlan, k: int, exact: bool | None, full: bool = False
+    ) -> builtins.list[tuple[Any, ...]]:
+        """``(id, seq, cosine)`` best first, ties by insertion order; with ``full`` also the item's
+        ``(id, embedding, metadata_json, text)``, so a vector query is one round trip."""
         where, params = self._where(p.filter)
+        columns = f"id, seq, 1 - (embedding <=> %b){', ' + self._COLUMNS if full else ''}"
         if exact is None:
             exact = await self._small()
         if not exact:
-            settings = {"hnsw.ef_search": str(min(max(self.ef_search, k), 1000)), "hnsw.iterative_scan": "strict_order"}
+            ef = str(min(max(self.ef_search, k), 1000))
             rows = await self._read(
-                f"SELECT id, seq, 1 - (embedding <=> %b) FROM {self._table} WHERE {where} "
-                f"ORDER BY embedding <=> %b LIMIT %s",
+                f"SELECT {columns} FROM {self._table} WHERE {where} ORDER BY embedding <=> %b LIMIT %s",
                 [q, *params, q, k],
-                settings,
+                {"hnsw.ef_search": ef, "hnsw.iterative_scan": "strict_order"},
             )
             if len(rows) == k or p.filter is None:
-                hits = [(r[0], r[1], float(r[2])) for r in rows]
+                hits = [(r[0], r[1], float(r[2]), *r[3:]) for r in rows]
                 hits.sort(key=lambda h: (-h[2], h[1]))
                 return hits
         # exact: "+ 0" keeps the planner off the HNSW index, so every matching row is scored
         rows = await self._read(
-            f"SELECT id, seq, 1 - (embedding <=> %b) FROM {self._table} WHERE {where} "
-            f"ORDER BY (embedding <=> %b) + 0, seq LIMIT %s",
+            f"SELECT {columns} FROM {self._table} WHERE {where} ORDER BY (embedding <=> %b) + 0, seq LIMIT %s",
             [q, *params, q, k],
         )
-        return [(r[0], r[1], float(r[2])) for r in rows]
+        return [(r[0], r[1], float(r[2]), *r[3:]) for r in rows]
 
     async def _keyword_leg(self, p: QueryPlan, k: int) -> builtins.list[tuple[str, int, float]]:
         """``(id, seq, ts_rank)`` for rows holding any query word, best first, ties by insertion order."""
@@ -908,11 +914,37 @@ class PgIndex:
         self._ensure_writable()
         if self._joins_update() is not None:
             raise UpdateInProgress("compact() inside a batch would wait for the batch itself; call it after")
+        await self._admin(f"VACUUM (ANALYZE) {self._table}")
+
+    async def drop_vector_index(self) -> None:
+        """Drop the HNSW index before a bulk load (queries then scan exactly); ``build_vector_index`` after.
+
+        Why: pgvector inserts into an existing HNSW graph one row at a time; building the graph once over
+        the loaded rows is several times faster (figures: docs/BENCHMARKS.md)."""
+        self._ensure_writable()
+        await self._admin(f'DROP INDEX IF EXISTS "clinvec_{self.name}_hnsw"')
+
+    async def build_vector_index(self, maintenance_work_mem: str = "1GB", workers: int = 1) -> None:
+        """(Re)build the HNSW index (cosine) over every row; ``maintenance_work_mem`` should hold the graph
+        (about rows x (dims x 4 + 200) bytes), or the build slows down sharply once it spills."""
+        self._ensure_writable()
+        if not isinstance(workers, int) or isinstance(workers, bool) or not 0 <= workers <= 64:
+            raise InvalidInput(f"workers must be an integer in 0..64, got {workers!r}")
+        await self._admin("SELECT set_config('maintenance_work_mem', %s, false)", [str(maintenance_work_mem)])
+        await self._admin("SELECT set_config('max_parallel_maintenance_workers', %s, false)", [str(workers)])
+        await self._admin(f'DROP INDEX IF EXISTS "clinvec_{self.name}_hnsw"')
+        await self._admin(
+            f'CREATE INDEX "clinvec_{self.name}_hnsw" ON {self._table} USING hnsw (embedding vector_cosine_ops)'
+        )
+
+    async def _admin(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One statement on the (autocommit) reader connection, outside any transaction (VACUUM needs that)."""
         import psycopg
 
+        self._ensure_open()
         async with self._read_lock:
             try:
-                await self._reader.execute(f"VACUUM (ANALYZE) {self._table}")
+                await self._reader.execute(sql, params)
             except psycopg.Error as exc:
                 raise storage_error(exc) from None
 
