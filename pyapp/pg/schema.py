@@ -57,7 +57,7 @@ def create_statements(name: str, dims: int) -> list[str]:
         f"ALTER SEQUENCE {seq} OWNED BY {t}.seq",
         f'CREATE INDEX "clinvec_{name}_hnsw" ON {t} USING hnsw (embedding vector_cosine_ops)',
         f'CREATE INDEX "clinvec_{name}_terms" ON {t} USING gin (terms)',
-        f'CREATE UNIQUE INDEX "clinvec_{name}_order" ON {t} (seq)',
+        f'CREATE INDEX "clinvec_{name}_order" ON {t} (seq)',  # not UNIQUE: Citus allows unique only with the id
     ]
 
 
