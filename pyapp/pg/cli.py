@@ -30,7 +30,9 @@ async def cmd_load(args: argparse.Namespace) -> int:
 
     progress = ProgressBar("load", force=args.progress, unit="items")
     with open(args.bundle, "rb") as fileobj:
-        counts = await load_bundle(args.dsn, args.name, fileobj, args.mode, args.indexed, progress)
+        counts = await load_bundle(
+            args.dsn, args.name, fileobj, args.mode, args.indexed, progress, args.maintenance_work_mem
+        )
     made = "created and loaded" if counts["created"] else "loaded"
     print(f"{made} {args.name}: {counts['restored']} items ({counts['removed']} removed first)")
     return 0
@@ -91,6 +93,7 @@ def add_pg_commands(sub: Any) -> None:
     p.add_argument("bundle", help="a .clinvec file (python -m pyapp bundle export INDEX FILE)")
     p.add_argument("--mode", choices=["insert", "upsert", "replace"], default="insert")
     p.add_argument("--indexed", nargs="*", help="indexed fields for a new index (default: the bundle's)")
+    p.add_argument("--maintenance-work-mem", default="1GB", help="for a new index's HNSW build (fit the graph)")
     p.add_argument("--progress", action="store_true", help="draw a progress bar even when not on a terminal")
     p.set_defaults(run=cmd_load)
 

@@ -27,10 +27,12 @@ async def load_bundle(
     mode: str = "insert",
     indexed: Sequence[str] | None = None,
     progress: Progress | None = None,
+    maintenance_work_mem: str = "1GB",
 ) -> dict[str, Any]:
     """Apply a bundle to PgIndex ``name``, creating it with the bundle's configuration (dims, indexed
     fields, model identity) when absent; returns the restore counts plus ``created``. A failed load into
-    a new index drops it again."""
+    a new index drops it again. A new index is loaded first and its HNSW graph built once afterwards
+    (``maintenance_work_mem`` for the build), the fast way to bulk-load pgvector."""
     reader = BundleReader(fileobj)
     config = reader.manifest["index"]
     created = not await PgIndex.exists(dsn, name)
@@ -43,7 +45,11 @@ async def load_bundle(
     else:
         index = await PgIndex.open(dsn, name)
     try:
+        if created:
+            await index.drop_vector_index()
         counts = await restore_from(index, reader, mode, progress)  # type: ignore[arg-type]
+        if created:
+            await index.build_vector_index(maintenance_work_mem)
     except BaseException:
         await index.close()
         if created:

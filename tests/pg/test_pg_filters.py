@@ -102,7 +102,7 @@ SPECS = st.lists(filters, min_size=1, max_size=4)
 FIXTURE_OK = [HealthCheck.function_scoped_fixture]
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=FIXTURE_OK)
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(rows=TABLES, specs=SPECS)
 def test_compiled_sql_agrees_with_the_in_memory_filter(conn: Any, rows: list[dict[str, Any]], specs: list[Any]) -> None:
     check_agreement(conn, rows, specs)

@@ -79,6 +79,8 @@ def test_local_bundle_loads_into_postgres_and_a_filtered_part_comes_back(pg_dsn:
             idx = await PgIndex.open(pg_dsn, name)
             try:
                 assert snapshot(await idx.list()) == expected  # ids, insertion order, vectors, -0.0, texts
+                hnsw = await idx._read("SELECT count(*) FROM pg_indexes WHERE indexname = %s", [f"clinvec_{name}_hnsw"])
+                assert hnsw[0][0] == 1  # dropped for the load, built once after it
                 assert idx.indexed == ["ward"] and await idx.count({"ward": "ICU"}) == 50
             finally:
                 await idx.close()
