@@ -92,16 +92,35 @@ def _no_nul(value: str | None, what: str) -> None:
         raise InvalidInput(f"{what} holds a NUL character, which PostgreSQL text cannot store")
 
 
+MAX_LEXEME_BYTES = 2046  # PostgreSQL refuses longer words in a tsvector ("word is too long")
+MAX_TSVECTOR_BYTES = 900_000  # under tsvector's 1 MB limit, with room for its own overhead
+
+
+def _lexeme_ok(token: str) -> bool:
+    return len(token) * 4 <= MAX_LEXEME_BYTES or len(token.encode("utf-8")) <= MAX_LEXEME_BYTES
+
+
 def _terms(text: str | None) -> str | None:
     """The text's words as ``tokenize`` finds them, as ``::tsvector`` input with positions (so ``ts_rank``
-    sees how often a word occurs; PostgreSQL keeps 256 positions per word, each at most 16,383)."""
+    sees how often a word occurs). PostgreSQL's limits apply: 256 positions per word, each at most 16,383,
+    words up to 2,046 bytes (longer ones, such as pasted base64, are left out of keyword search) and a
+    tsvector under 1 MB (a text with more distinct words is searchable by its first ones)."""
     if text is None:
         return None
     positions: dict[str, list[str]] = {}
+    size = 0
     for n, token in enumerate(tokenize(text), start=1):
-        seen = positions.setdefault(token, [])
+        seen = positions.get(token)
+        if seen is None:
+            if not _lexeme_ok(token):
+                continue
+            size += len(token.encode("utf-8")) + 16
+            if size > MAX_TSVECTOR_BYTES:
+                break
+            seen = positions[token] = []
         if len(seen) < 256:
             seen.append(str(min(n, 16383)))
+            size += 6
     return " ".join(f"'{_quote(t)}':{','.join(p)}" for t, p in positions.items())
 
 
@@ -111,7 +130,7 @@ def _quote(token: str) -> str:
 
 def _tsquery(text: str) -> str | None:
     """Any of the query's words (BM25's OR semantics), as a ``::tsquery`` parameter; None when it has none."""
-    words = list(dict.fromkeys(tokenize(text)))
+    words = [w for w in dict.fromkeys(tokenize(text)) if _lexeme_ok(w)]
     if not words:
         return None
     return " | ".join(f"'{_quote(t)}'" for t in words)
@@ -790,8 +809,8 @@ class PgIndex:
             return _cut([Result(self._item(r[3:]), r[2], vector_score=r[2]) for r in rows], p.min_score)
         if p.mode == "keyword":
             hits = await self._keyword_leg(p, p.top_k)
-            items = await self._items([h[0] for h in hits])
-            return _cut([Result(items[i], s, keyword_score=s) for i, _, s in hits], p.min_score)
+            items = await self._items([h[0] for h in hits])  # a row deleted meanwhile is left out
+            return _cut([Result(items[i], s, keyword_score=s) for i, _, s in hits if i in items], p.min_score)
         assert prepared is not None
         depth = max(p.top_k, HYBRID_DEPTH)
         vector_leg = await self._vector_leg(prepared, p, depth, exact)

@@ -285,3 +285,25 @@ def test_text_is_embedded_by_the_index_embedder(pg_dsn: str) -> None:
             await PgIndex.drop(pg_dsn, n)
 
     assert run(go())[0] == "a"
+
+
+def test_texts_beyond_full_text_limits_still_go_in(pg_dsn: str) -> None:
+    """PostgreSQL refuses words over 2,046 bytes and tsvectors over 1 MB; such texts are stored whole and
+    found by their other words instead of failing the write."""
+
+    async def go() -> list[str]:
+        n = name()
+        idx = await PgIndex.create(pg_dsn, n, dims=2)
+        try:
+            blob = "x" * 5000  # a pasted base64 image, say
+            many = " ".join(f"w{k}" for k in range(200_000))  # ~1.4 MB of distinct words
+            await idx.insert([1, 0], text=f"sepsis {blob} day 2", id="blob")
+            await idx.insert([0, 1], text=f"fever {many}", id="many")
+            assert (await idx.get("blob")).text == f"sepsis {blob} day 2"
+            assert [h.id for h in await idx.query(text=f"sepsis {blob}", mode="keyword")] == ["blob"]
+            return [h.id for h in await idx.query(text="fever w7", mode="keyword")]
+        finally:
+            await idx.close()
+            await PgIndex.drop(pg_dsn, n)
+
+    assert run(go()) == ["many"]
