@@ -41,7 +41,8 @@ def parse_vector(text: str | bytes | memoryview) -> bytes:
     return values.tobytes()
 
 
-def _psycopg() -> Any:
+def load_psycopg() -> Any:
+    """psycopg, or ``InvalidInput`` naming the extra to install."""
     try:
         import psycopg
     except ImportError:
@@ -53,7 +54,7 @@ async def connect(dsn: str) -> Any:
     """An autocommit ``AsyncConnection`` with the ``vector`` type adapted (``StorageError`` when it fails).
 
     Autocommit: PgIndex issues ``BEGIN``/``COMMIT`` itself, so a batch is exactly one transaction."""
-    psycopg = _psycopg()
+    psycopg = load_psycopg()
     from psycopg.adapt import Dumper, Loader
     from psycopg.pq import Format
     from psycopg.types import TypeInfo

@@ -55,7 +55,7 @@ from ..planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, HYBRID_DEP
 from ..staging import MAX_ID_LENGTH, check_id, check_text, item_dicts
 from ..types import Item, Result
 from . import schema
-from .connect import Vec, connect, storage_error
+from .connect import Vec, connect, load_psycopg, storage_error
 from .sqlfilter import operands, to_sql
 
 FORMAT = "clinvec-pg-index"
@@ -221,7 +221,7 @@ class PgIndex:
 
     @staticmethod
     async def _run_ddl(conn: Any, name: str, manifest: dict[str, Any]) -> None:
-        import psycopg
+        psycopg = load_psycopg()
 
         try:
             await conn.execute("BEGIN")
@@ -262,7 +262,7 @@ class PgIndex:
 
     @staticmethod
     async def _manifest_of(dsn: str, name: str) -> dict[str, Any] | None:
-        import psycopg
+        psycopg = load_psycopg()
 
         conn = await connect(dsn)
         try:
@@ -286,7 +286,7 @@ class PgIndex:
     @staticmethod
     async def drop(dsn: str, name: str) -> None:
         """Delete index ``name`` and its rows (no error when absent)."""
-        import psycopg
+        psycopg = load_psycopg()
 
         schema.check_name(name)
         conn = await connect(dsn)
@@ -357,7 +357,7 @@ class PgIndex:
     async def _read(self, sql: str, params: Sequence[Any] = (), settings: dict[str, str] | None = None) -> list[Any]:
         """Rows of one query on the reader connection. ``settings`` (such as ``hnsw.ef_search``) are set for
         the reader's session, only when they differ from what it has: one round trip for most queries."""
-        import psycopg
+        psycopg = load_psycopg()
 
         self._ensure_open()
         async with self._read_lock:
@@ -384,7 +384,7 @@ class PgIndex:
 
     async def _write(self, work: Any) -> Any:
         """Run ``work(conn)`` as one transaction, or as a savepoint of the update this call belongs to."""
-        import psycopg
+        psycopg = load_psycopg()
 
         self._ensure_writable()
         update = self._joins_update()
@@ -605,7 +605,7 @@ class PgIndex:
 
     async def end_update(self) -> None:
         """Commit the update's transaction. The update ends whether or not the commit succeeds."""
-        import psycopg
+        psycopg = load_psycopg()
 
         self._ensure_writable()
         update = self._update
@@ -645,7 +645,7 @@ class PgIndex:
         """``async with idx.batch():`` one transaction committed at exit; an exception rolls it all back.
 
         The batch belongs to its task (and tasks started inside it); other tasks' writes wait for it."""
-        import psycopg
+        psycopg = load_psycopg()
 
         self._ensure_writable()
         if self._joins_update() is not None:
@@ -958,7 +958,7 @@ class PgIndex:
 
     async def _admin(self, sql: str, params: Sequence[Any] = ()) -> None:
         """One statement on the (autocommit) reader connection, outside any transaction (VACUUM needs that)."""
-        import psycopg
+        psycopg = load_psycopg()
 
         self._ensure_open()
         async with self._read_lock:
