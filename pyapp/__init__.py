@@ -26,10 +26,19 @@ from .errors import (
 )
 from .index import LocalIndex
 from .labels import LabelModel, LabelModelError
-from .pg import PgIndex  # PostgreSQL + pgvector engine (psycopg imported only on open)
 from .types import Item, Result
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> type:
+    """``pyapp.PgIndex`` (PostgreSQL + pgvector, server only) is imported on first use, never by the page."""
+    if name == "PgIndex":
+        from .pg import PgIndex
+
+        return PgIndex
+    raise AttributeError(f"module 'pyapp' has no attribute {name!r}")
+
 
 __all__ = [
     "ClinvecError",
