@@ -393,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_serve import add_serve_api_command  # serve-api (issue 11): the HTTP API server
 
     add_serve_api_command(sub)
+
+    from .pg.cli import add_pg_commands  # `pg load|export|stats|drop` (PgIndex, issue 12)
+
+    add_pg_commands(sub)
     return parser
 
 
