@@ -330,6 +330,9 @@ def test_the_users_reload_switches_to_a_waiting_version_whole(
         page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
         page.wait_for_selector('html[data-offline="ready"]', state="attached", timeout=120_000)
         assert page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--build')") == ""
+        # A new origin: nothing in Cache Storage yet, so Python came from the snapshot the build shipped.
+        if json.loads((server.web / "vendor" / "build.json").read_text()).get("snapshot"):
+            assert page.evaluate("() => window.clinvecBoot.phases.worker.snapshot_source") == "build"
 
         # Version B: a marker in the page itself and one in its stylesheet.
         html = (server.web / "index.html").read_text()
