@@ -27,21 +27,6 @@ async function fetchOk(url, kind) {
 }
 
 /**
- * GET `url` as web_embedder.mjs's fetchBytes answers ({ok, status, bytes}), but read by the browser as a
- * whole (`arrayBuffer`), not chunk by chunk through this thread: while CPython's start-up blocks this
- * thread for many seconds on a busy machine, a stream reader stops reading and the server's send stalls
- * (one cold boot at load ~10 failed with "network error" on the model; serve.py's 30 s idle-connection
- * timeout is the likely cause). Progress is then reported once, at the end.
- */
-async function fetchWhole(url, onProgress) {
-  const res = await fetch(url, { credentials: "same-origin" });
-  if (!res.ok) return { ok: false, status: res.status, bytes: new Uint8Array(0) };
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  if (onProgress) onProgress(bytes.byteLength, bytes.byteLength);
-  return { ok: true, status: res.status, bytes };
-}
-
-/**
  * The model bundle fetched and checked in JS while Python starts. `downloads`: url -> {answer (what
  * fetchBytes resolves to), steps (its progress so far), listeners} for the manifest, vocabulary and graph;
  * `session`: resolves to {bytes, promise} (an onnxruntime-web session for exactly those graph bytes, opened
@@ -53,7 +38,7 @@ function prefetchModel(embed, { bundleURL, variant, ortURL }) {
   const start = (name) => {
     const url = new URL(name, bundleURL).href;
     const entry = { steps: [], listeners: new Set() };
-    entry.answer = fetchWhole(url, (done, total) => {
+    entry.answer = embed.fetchBytes(url, (done, total) => {
       entry.steps.push([done, total]);
       for (const listener of entry.listeners) listener(done, total);
     });
