@@ -65,6 +65,7 @@ MIME = {
     ".json": "application/json",
     ".wasm": "application/wasm",
     ".zip": "application/zip",
+    ".snapshot": "application/octet-stream",
     ".whl": "application/zip",
     ".py": "text/plain; charset=utf-8",
     ".onnx": "application/octet-stream",

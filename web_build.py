@@ -272,6 +272,46 @@ def pack_pyapp(files: list[str]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+SNAPSHOT_SCRIPT = ROOT / "web_snapshot.mjs"
+# Inputs of the snapshot besides Pyodide and pyapp.zip: what it imports and how it is made.
+SNAPSHOT_INPUTS = (WEB / "app" / "snapshot.mjs", SNAPSHOT_SCRIPT)
+
+
+def build_snapshot(record: dict, files: list[str], log: Log) -> None:
+    """Make the Python memory snapshot the page restores from its very first visit (``web_snapshot.mjs``
+    under Node) as ``vendor/app/python-<key>.snapshot``; ``record["snapshot"]`` = {key, path}.
+
+    Why at build time: a cold boot otherwise spends most of its time starting CPython and importing pyapp
+    through lazily compiled WebAssembly (docs/BENCHMARKS.md, "Boot phases"). Kept while its key (Pyodide
+    version, pyapp.zip's sha256, the snapshot inputs) is unchanged; without Node, or if making it fails,
+    the build goes on without one and the page makes its own once idle, as before.
+    """
+    digest = hashlib.sha256(record["pyapp_sha256"].encode())
+    for path in SNAPSHOT_INPUTS:
+        digest.update(path.read_bytes())
+    key = f"{PINS['pyodide']}-{digest.hexdigest()[:32]}"
+    rel = f"app/python-{digest.hexdigest()[:16]}.snapshot"
+    out = VENDOR / rel
+    for old in (VENDOR / "app").glob("python-*.snapshot"):
+        if old != out:
+            old.unlink()
+    record.pop("snapshot", None)
+    if not out.is_file():
+        node = shutil.which("node")
+        if node is None:
+            log("build: node not found; no Python snapshot shipped (the page makes one itself)")
+            return
+        cmd = [node, str(SNAPSHOT_SCRIPT), str(VENDOR / PATHS["pyodide"]), str(VENDOR / "app" / "pyapp.zip"), str(out)]
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+        except (subprocess.SubprocessError, OSError) as exc:
+            detail = getattr(exc, "stderr", "") or ""
+            log(f"build: no Python snapshot shipped ({exc.__class__.__name__}: {detail.strip()[-300:]})")
+            return
+    record["snapshot"] = {"key": key, "path": f"vendor/{rel}"}
+    files.append(rel)
+
+
 PRECACHE_JSON = VENDOR / "precache.json"
 # The same list as a script the service worker imports: the browser's update check compares imported
 # scripts byte for byte, so a new build (a changed list) installs a new worker version.
@@ -354,6 +394,7 @@ def refresh_app() -> dict:
     record = json.loads(BUILD_JSON.read_text())
     files = [f for f in record.get("files", []) if not f.startswith("app/")]
     record["pyapp_sha256"] = pack_pyapp(files)
+    build_snapshot(record, files, print)
     record["files"] = files
     BUILD_JSON.write_text(json.dumps(record, indent=1, sort_keys=True))
     write_model_list()
@@ -398,6 +439,7 @@ def build(log: Log = print, pyodide_index: str | None = None) -> dict:
         "pyapp_sha256": pack_pyapp(files),
         "files": files,
     }
+    build_snapshot(record, files, log)
     BUILD_JSON.write_text(json.dumps(record, indent=1, sort_keys=True))
     log(f"build: model list {write_model_list()} in web/models/index.json")
     write_precache(record)

@@ -1,6 +1,8 @@
 """Browser build benchmark: boot, vector kernel, commit and reopen latency in Chromium (Playwright).
 
     python bench/browser_bench.py [--rows 10000] [--dims 768] [--out bench/results/browser-DATE.json]
+    python bench/browser_bench.py --boot-only --warm 5 [--sw]   # boot phases only
+    python bench/browser_bench.py --cold-ab 2                   # cold: build snapshot vs none, alternating
 
 Measures, on this machine, in Debian's Chromium driving the real page served by ``serve.py``:
 
@@ -254,6 +256,27 @@ def bench_boot(pw: Any, url: str, warm: int, query: str) -> dict[str, Any]:
     return out
 
 
+def bench_cold_ab(pw: Any, url: str, rounds: int) -> dict[str, Any]:
+    """Cold boots with the build's Python snapshot (``?test``) and without any (``?test&nosnapshot``, what a
+    first visit was before the build shipped one), alternating, each in a fresh profile (no HTTP or
+    compiled-code cache), then one reload of that profile; the page's phase figures per boot."""
+    out: dict[str, Any] = {"with_build_snapshot": [], "no_snapshot": []}
+    for _ in range(rounds):
+        for key, query in (("with_build_snapshot", "test"), ("no_snapshot", "test&nosnapshot")):
+            with tempfile.TemporaryDirectory() as profile:
+                context = pw.chromium.launch_persistent_context(
+                    profile, executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True
+                )
+                try:
+                    page = Page(context.new_page(), url, query)
+                    cold = {"wall_s": round(page.boot(), 2), **page.phases()}
+                    warm = {"wall_s": round(page.boot(reload=True), 2), **page.phases()}
+                finally:
+                    context.close()
+            out[key].append({"cold": cold, "reload": warm})
+    return out
+
+
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {
@@ -273,6 +296,9 @@ def main() -> int:
     parser.add_argument("--model", default="models/minilm/", help="bundle folder under web/ for the embedding part")
     parser.add_argument("--embed-only", action="store_true", help="only the query-embedding benchmark")
     parser.add_argument("--boot-only", action="store_true", help="only boot phases: cold, then --warm reloads")
+    parser.add_argument(
+        "--cold-ab", type=int, metavar="N", help="only N rounds of cold boots, build snapshot vs none, alternating"
+    )
     parser.add_argument(
         "--sw", action="store_true", help="with --boot-only: boot through the service worker (?test=sw), as users do"
     )
@@ -294,6 +320,10 @@ def main() -> int:
     params = {"rows": args.rows, "dims": args.dims, "name": f"bench-{args.rows}x{args.dims}"}
     report: dict[str, Any] = {"rows": args.rows, "dims": args.dims, "chromium": None}
     try:
+        if args.cold_ab:
+            with sync_playwright() as pw:
+                report["cold_ab"] = bench_cold_ab(pw, url, args.cold_ab)
+            return _emit(report, args.out)
         if args.boot_only:
             with sync_playwright() as pw:
                 report["boot"] = bench_boot(pw, url, args.warm, "test=sw" if args.sw else "test")

@@ -7,8 +7,13 @@
 //   importScripts so the browser's own update check sees a new build: a changed list is a new worker.
 // - Each version has its own cache ("clinvec-v-<version>"). A new worker installs its version beside the
 //   old one (unchanged files are copied from the old cache, changed ones fetched with cache "reload"), then
-//   waits: the page shows "a new version is ready" and only the user's reload (which posts SKIP_WAITING)
-//   switches. A failed install changes nothing; the old version keeps serving.
+//   waits: the page shows "a new version is ready"; the banner's Reload (which posts SKIP_WAITING) or the
+//   user's own reload of the only page of this app switches. A failed install changes nothing; the old
+//   version keeps serving.
+// - The user's reload: the old worker answers that navigation with an empty page that refreshes at once
+//   and tells the waiting worker to take over, so the refreshed page loads from the new version whole
+//   (never the old page with new files, nor the reverse). Only when no other page of the app is open
+//   (another tab keeps its version until its own reload; the banner says so).
 // - Pages open when the new version activates keep the old version's files (their client ids are kept in
 //   the new cache), so a lazy import or a model fetch in such a page never gets a file of the other version.
 //   The old cache is deleted once none of those pages is left.
@@ -123,14 +128,39 @@ function headOf(res) {
 
 async function cached(request, url, clientId) {
   const map = await loadOldClients();
-  const name = (clientId && map.get(clientId)) || CACHE;
+  // A navigation makes a new page: always this version (its clientId may name the page it replaces).
+  const name = (request.mode !== "navigate" && clientId && map.get(clientId)) || CACHE;
   const cache = await caches.open(name);
   const hit = await cache.match(keyOf(url), { ignoreSearch: true, ignoreMethod: true });
   if (hit || request.mode !== "navigate") return hit;
   return cache.match(urlOf("index.html")); // any navigation in scope is the app page
 }
 
+/**
+ * A navigation that reloads the only open page while a new version waits: hand over to that version and
+ * answer with an empty page that refreshes at once (it is served by the new version once it is active;
+ * until then this repeats). Null when this navigation is not such a reload.
+ */
+async function handOver(request) {
+  const waiting = self.registration.waiting;
+  if (request.mode !== "navigate" || request.method !== "GET" || !waiting || !self.registration.active) return null;
+  const pages = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  if (pages.length !== 1 || keyOf(new URL(pages[0].url)) !== keyOf(new URL(request.url))) return null;
+  waiting.postMessage({ type: "SKIP_WAITING" });
+  return new Response("<!doctype html><title>clinvec: updating</title>", {
+    headers: {
+      "Content-Type": "text/html; charset=utf-8",
+      Refresh: "0",
+      "Cache-Control": "no-store",
+      "Cross-Origin-Opener-Policy": "same-origin",
+      "Cross-Origin-Embedder-Policy": "require-corp",
+    },
+  });
+}
+
 async function respond(event, url) {
+  const switching = await handOver(event.request);
+  if (switching) return switching;
   const hit = await cached(event.request, url, event.clientId);
   if (hit) return event.request.method === "HEAD" ? headOf(hit) : hit;
   return fetch(event.request); // not precached: the network's own answer or error

@@ -312,3 +312,67 @@ def test_a_new_version_waits_for_the_users_reload_and_never_mixes(
         others = [u for u in request_log[logged_before:] if urlsplit(u.removeprefix("blob:"))[:2] != mine]
         del request_log[logged_before:]
         request_log.extend(others)
+
+
+@pytest.mark.browser
+def test_the_users_reload_switches_to_a_waiting_version_whole(
+    browser_context: Any, web_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request_log: list[str]
+) -> None:
+    """With a new version waiting, a plain reload (no banner) activates it and the page comes back as that
+    version whole: its page and its stylesheet, never the old page with new files or the reverse; the old
+    version's cache goes once no page uses it."""
+    logged_before = len(request_log)
+    server = CopyServer(tmp_path)
+    app = AppPage(browser_context.new_page(), server.url)
+    page = app.page
+    try:
+        page.goto(server.url + "?test=sw")
+        page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
+        page.wait_for_selector('html[data-offline="ready"]', state="attached", timeout=120_000)
+        assert page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--build')") == ""
+        # A new origin: nothing in Cache Storage yet, so Python came from the snapshot the build shipped.
+        if json.loads((server.web / "vendor" / "build.json").read_text()).get("snapshot"):
+            assert page.evaluate("() => window.clinvecBoot.phases.worker.snapshot_source") == "build"
+
+        # Version B: a marker in the page itself and one in its stylesheet.
+        html = (server.web / "index.html").read_text()
+        server.replace("index.html", html.replace("<head>", '<head>\n  <meta name="clinvec-build" content="B">', 1))
+        server.replace("app/app.css", (server.web / "app" / "app.css").read_text() + '\n:root { --build: "B"; }\n')
+        new_version = server.rebuild_list(monkeypatch)
+        page.evaluate("async () => (await navigator.serviceWorker.getRegistration()).update()")
+        page.wait_for_selector('html[data-update="ready"]', state="attached", timeout=120_000)
+
+        # Pages loaded from now on: only hand-over pages (empty, "Refresh: 0") before version B's own.
+        pages: list[str | None] = []
+        page.on(
+            "response",
+            lambda res: res.request.resource_type == "document" and pages.append(res.headers.get("refresh")),
+        )
+        page.reload()  # the user's reload, not the banner's button
+        page.wait_for_selector('meta[name="clinvec-build"][content="B"]', state="attached", timeout=BOOT_TIMEOUT_MS)
+        page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
+        assert page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--build')") == '"B"'
+        version = page.evaluate("""() => new Promise((resolve) => {
+            const channel = new MessageChannel();
+            channel.port1.onmessage = ({ data }) => resolve(data);
+            navigator.serviceWorker.controller.postMessage({ type: "VERSION" }, [channel.port2]);
+        })""")
+        assert version == new_version
+        assert pages[-1] is None and set(pages[:-1]) == {"0"}  # the old page never loaded again
+        assert page.is_hidden("#update") and page.get_attribute("html", "data-update") is None
+        assert app.run("result = 2 + 3") == 5
+        names: list[str] = []
+        for _ in range(20):  # the old version's cache goes once no page uses it
+            names = [n for n in page.evaluate("() => caches.keys()") if n.startswith("clinvec-v-")]
+            if names == [f"clinvec-v-{new_version}"]:
+                break
+            page.reload()
+            page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
+        assert names == [f"clinvec-v-{new_version}"]
+    finally:
+        app.close()
+        server.stop()
+        mine = urlsplit(server.url)[:2]
+        others = [u for u in request_log[logged_before:] if urlsplit(u.removeprefix("blob:"))[:2] != mine]
+        del request_log[logged_before:]
+        request_log.extend(others)

@@ -53,6 +53,20 @@ function modelToPrefetch(build, base, choice) {
 }
 
 /**
+ * Which Python snapshot the worker may restore: {snapshotKey, snapshotURL}. The build's own (made by
+ * web_build.py under Node) when it shipped one, so the first visit restores too; else the key of one the
+ * page makes itself once idle. ?nosnapshot turns both off (to compare).
+ */
+function snapshotSource(build, base) {
+  if (new URLSearchParams(location.search).has("nosnapshot")) return { snapshotKey: null, snapshotURL: null };
+  const shipped = build.snapshot && build.snapshot.key && build.snapshot.path;
+  return {
+    snapshotKey: shipped ? build.snapshot.key : `${build.versions.pyodide}-${build.pyapp_sha256}`,
+    snapshotURL: shipped ? new URL(build.snapshot.path, base).href : null,
+  };
+}
+
+/**
  * Start web/app/py-worker.mjs and resolve, once worker.py ran, to {api, timings}: `api` has one async
  * function per name in worker.py's __export__ (each returns what the Python function returns).
  */
@@ -143,9 +157,7 @@ async function main() {
     scriptURL: new URL("./worker.py", import.meta.url).href,
     files: config.files,
     jsModules: config.jsModules,
-    // Off with ?nosnapshot (to compare); the key changes with the Pyodide build and pyapp.zip.
-    snapshotKey: new URLSearchParams(location.search).has("nosnapshot") ? null
-      : `${build.versions.pyodide}-${build.pyapp_sha256}`,
+    ...snapshotSource(build, base),
     model: new URLSearchParams(location.search).has("noprefetch") ? null : modelToPrefetch(build, base, choice),
   };
   const starting = startWorker(init, onProgress);

@@ -13,6 +13,8 @@
 // {type: "call", id, fn, args}; the worker answers {type: "progress", detail}, {type: "ready", exports,
 // timings} or {type: "failed", error}, and {type: "result", id, ok, value | error} per call.
 
+import { PYTHON_ENV, SNAPSHOT_PRELUDE } from "./snapshot.mjs";
+
 const timings = {};
 const t0 = performance.now();
 const mark = (name) => { timings[name] = Math.round(performance.now() - t0); };
@@ -108,16 +110,12 @@ function prefetching(embed, prefetched) {
 }
 
 // Pyodide memory snapshots (Pyodide's private _makeSnapshot/_loadSnapshot options): the interpreter's
-// heap right after CPython started and imported pyapp's pure-Python core, kept in Cache Storage under a
-// key naming the Pyodide build and pyapp.zip's sha256, so any change to either makes a new one. Restoring
-// skips CPython's start-up and those imports (most of a warm boot). Only modules that touch no JS object
-// may be in it (pyapp.browser is imported afterwards), and random is reseeded after a restore.
+// heap right after CPython started and imported pyapp's pure-Python core (web/app/snapshot.mjs), kept in
+// Cache Storage under a key naming the Pyodide build and pyapp.zip's sha256, so any change to either makes
+// a new one. Restoring skips CPython's start-up and those imports (most of a boot, cold or warm). The
+// build ships one (web_snapshot.mjs, made under Node), so even the very first visit restores; it is then
+// copied into Cache Storage. Without one (no Node at build time) the page makes its own once idle.
 const SNAPSHOT_CACHE = "clinvec-python-snapshot";
-const SNAPSHOT_IMPORTS = [
-  "asyncio", "json", "hashlib", "dataclasses", "typing", "array", "base64", "zipfile",
-  "pyapp", "pyapp.notes", "pyapp.kernels", "pyapp.documents", "pyapp.tokenizer", "pyapp.embed.bundle",
-  "pyapp.embed.base", "pyapp.embed.hashing", "pyapp.transfer",
-];
 
 function snapshotRequest(key) {
   return new Request(new URL(`python-snapshot/${encodeURIComponent(key)}`, self.location.href));
@@ -158,7 +156,7 @@ function growingFor(createModule, snapshot) {
 function pythonOptions(msg) {
   return {
     indexURL: msg.indexURL,
-    env: { HOME: "/home/pyodide" },
+    env: PYTHON_ENV,
     stdout: (line) => console.log(line),
     stderr: (line) => console.warn(line),
   };
@@ -183,19 +181,42 @@ async function makeSnapshot(msg) {
   ]);
   const pyodide = await loadPyodide({ ...pythonOptions(msg), _makeSnapshot: true });
   unpack(pyodide, files);
-  pyodide.runPython(`import importlib, os, sys\nif os.getcwd() not in sys.path: sys.path.insert(0, os.getcwd())\n` +
-    `for name in ${JSON.stringify(SNAPSHOT_IMPORTS)}:\n    importlib.import_module(name)\n`);
+  pyodide.runPython(SNAPSHOT_PRELUDE);
   const bytes = pyodide.makeMemorySnapshot();
-  await dropSnapshots();
-  const cache = await caches.open(SNAPSHOT_CACHE);
-  await cache.put(snapshotRequest(msg.snapshotKey),
-    new Response(bytes, { headers: { "Content-Type": "application/octet-stream" } }));
+  await storeSnapshot(msg.snapshotKey, bytes);
   return bytes.byteLength;
 }
 
-/** Start Python: from the snapshot when one is stored for this build (else, or if it fails, from scratch). */
-async function startPython(msg, loadPyodide) {
-  const snapshot = msg.snapshotKey ? await readSnapshot(msg.snapshotKey) : null;
+/** Keep `bytes` as the one stored snapshot (any other key's is dropped). */
+async function storeSnapshot(key, bytes) {
+  await dropSnapshots();
+  const cache = await caches.open(SNAPSHOT_CACHE);
+  await cache.put(snapshotRequest(key), new Response(bytes, { headers: { "Content-Type": "application/octet-stream" } }));
+}
+
+/**
+ * The snapshot to restore: {bytes, source} from Cache Storage ("cache"), else the build's own
+ * (msg.snapshotURL, "build"), else null. Started at the top of init, beside Pyodide's own downloads.
+ */
+async function findSnapshot(msg) {
+  if (!msg.snapshotKey) return null;
+  const stored = await readSnapshot(msg.snapshotKey);
+  if (stored) return { bytes: stored, source: "cache" };
+  if (!msg.snapshotURL) return null;
+  try {
+    return { bytes: await fetchOk(msg.snapshotURL, "bytes"), source: "build" };
+  } catch (err) {
+    console.warn("clinvec: the build's Python snapshot is unavailable:", err);
+    return null;
+  }
+}
+
+/**
+ * Start Python: from the snapshot when there is one for this build (else, or if it fails, from scratch).
+ * A build snapshot that restored is copied into Cache Storage once the app is up (`seed`).
+ */
+async function startPython(msg, loadPyodide, found) {
+  const { bytes: snapshot, source } = (await found) || {};
   if (snapshot) {
     try {
       const asm = await import(new URL("pyodide.asm.mjs", msg.indexURL).href);
@@ -205,10 +226,12 @@ async function startPython(msg, loadPyodide) {
         createPyodideModule: growingFor(asm.default, snapshot),
       });
       timings.snapshot = "restored";
+      timings.snapshot_source = source;
+      if (source === "build") seed = () => storeSnapshot(msg.snapshotKey, snapshot);
       return pyodide;
     } catch (err) {
       console.warn("clinvec: the Python snapshot did not restore; starting from scratch:", err);
-      await dropSnapshots();
+      if (source === "cache") await dropSnapshots();
     }
   }
   timings.snapshot = msg.snapshotKey ? "missing" : "off";
@@ -217,6 +240,7 @@ async function startPython(msg, loadPyodide) {
 
 async function init(msg) {
   progress("Loading Pyodide");
+  const found = findSnapshot(msg);
   const pyodideModule = import(msg.pyodideURL);
   const files = Promise.all(msg.files.map(async ([url, dest]) => [dest, await fetchOk(url, "bytes")]));
   const source = fetchOk(msg.scriptURL, "text");
@@ -227,7 +251,7 @@ async function init(msg) {
   if (prefetched) prefetched.then((p) => p && p.session.then(() => mark("model_prefetched")));
   const { loadPyodide } = await pyodideModule;
   progress("Loading interpreter");
-  const pyodide = await startPython(msg, loadPyodide);
+  const pyodide = await startPython(msg, loadPyodide, found);
   mark("interpreter");
   progress("Loading files");
   unpack(pyodide, await files);
@@ -248,6 +272,8 @@ async function init(msg) {
 }
 
 let booted = null;
+let seed = null; // copies a restored build snapshot into Cache Storage, after the boot
+
 
 self.addEventListener("message", async ({ data }) => {
   if (data.type === "init") {
@@ -255,6 +281,11 @@ self.addEventListener("message", async ({ data }) => {
     try {
       const { names } = await booted;
       postMessage({ type: "ready", exports: names, timings });
+      if (seed) {
+        const copy = seed;
+        seed = null;
+        setTimeout(() => copy().catch((err) => console.warn("clinvec: snapshot not stored:", err)), 2000);
+      }
     } catch (err) {
       postMessage({ type: "failed", error: String((err && err.message) || err) });
     }
