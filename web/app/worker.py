@@ -518,7 +518,10 @@ async def _classifier_listed(root: str, folder: str) -> bool:
     from pyapp.browser._bridge import js_module
     from pyapp.browser.web_embedder import MODULE
 
-    res = await js_module(MODULE).fetchBytes(root + "vendor/precache.json", None)
+    try:  # offline, the list may be unreachable: no classifier then, never a failed boot
+        res = await js_module(MODULE).fetchBytes(root + "vendor/precache.json", None)
+    except Exception:
+        return False
     if not res.ok:
         return False
     files = json.loads(bytes(res.bytes.to_bytes()).decode("utf-8")).get("files", {})
