@@ -48,3 +48,13 @@ def read_rows(state: IndexRows, ids: list[str]) -> Iterator[tuple[Row, bytes]]:
     blob = bytes(state.kernel.get_rows(found))
     width = state.kernel.dims * 4
     return ((state.rows[r], blob[k * width : (k + 1) * width]) for k, r in enumerate(found))
+
+
+def versions_of(state: IndexRows, ids: list[str]) -> dict[str, tuple[Row, bytes] | Tombstone]:
+    """For each id the index knows: its current ``(row, float32 bytes)``, or its tombstone if deleted."""
+    out: dict[str, tuple[Row, bytes] | Tombstone] = {row.id: (row, vector) for row, vector in read_rows(state, ids)}
+    for item_id in ids:
+        if item_id not in out and item_id in state.tombstones:
+            commit, time = state.tombstones[item_id]
+            out[item_id] = Tombstone(item_id, commit, time)
+    return out

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from ._gc import paused_gc
-from .changes import Tombstone, changed_ids, read_rows, tombstones_after
+from .changes import Tombstone, changed_ids, read_rows, tombstones_after, versions_of
 from .commits import BULK_SNAPSHOT_OPS, MIN_COMPACT_LOG_BYTES, Committer
 from .embed.base import Embedder, Progress
 from .errors import DimensionMismatch, IndexClosed, IndexExists, InvalidInput, ReadOnlyIndex
@@ -380,6 +380,11 @@ class LocalIndex:
         """The ids deleted after commit ``since`` (and not written again), oldest first."""
         self._ensure_open()
         return tombstones_after(self._state, since)
+
+    def versions(self, ids: builtins.list[str]) -> dict[str, tuple[Row, bytes] | Tombstone]:
+        """Each known id's stored row (with stamps) and vector bytes, or its tombstone (sync's conflict rule)."""
+        self._ensure_open()
+        return versions_of(self._state, ids)
 
     async def distinct(self, field: str) -> builtins.list[Any]:
         """The distinct scalar metadata values at ``field`` (a dotted path), sorted; cheap on indexed fields."""
