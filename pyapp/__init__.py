@@ -22,10 +22,12 @@ from .errors import (
     ReadOnlyIndex,
     StorageError,
     StorageFull,
+    Unauthorized,
     UpdateInProgress,
 )
 from .index import LocalIndex
 from .labels import LabelModel, LabelModelError
+from .remote import RemoteIndex
 from .types import Item, Result
 
 __version__ = "0.1.0"
@@ -52,9 +54,11 @@ __all__ = [
     "NoEmbedder",
     "NoUpdateInProgress",
     "ReadOnlyIndex",
+    "RemoteIndex",
     "Result",
     "StorageError",
     "StorageFull",
+    "Unauthorized",
     "UpdateInProgress",
     "__version__",
 ]

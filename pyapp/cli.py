@@ -393,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_labels import add_label_commands  # the `label` group (pyapp.labels)
 
     add_label_commands(sub)
+    from .cli_serve import add_serve_api_command  # serve-api (issue 11): the HTTP API server
+
+    add_serve_api_command(sub)
     return parser
 
 

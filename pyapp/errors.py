@@ -92,3 +92,7 @@ class InvalidInput(ClinvecError):
 
 class ModelBundleError(ClinvecError):
     """A model bundle is missing, incomplete, or fails its sha256 check."""
+
+
+class Unauthorized(ClinvecError):
+    """A server refused the request's bearer token (missing or wrong); nothing was read or changed."""

@@ -1,4 +1,5 @@
-"""The LocalIndex contract (``cases.py``) on CPython: file store and memory store, same observations."""
+"""The LocalIndex contract (``cases.py``) on CPython: file store, memory store and ``RemoteIndex`` against a real
+``serve-api`` server, same observations."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 
 import cases
 import pytest
+import remote_cases
 
 CASES = cases.all_cases()
 T = TypeVar("T")
@@ -108,3 +110,24 @@ def test_difference_spots_what_matters() -> None:
     assert cases.difference({"x": True}, {"x": 1}) is not None
     assert cases.difference(["a", "b"], ["b", "a"]) is not None
     assert cases.difference({"x": None}, {"x": 0}) is not None
+
+
+# --------------------------------------------------------------------------- RemoteIndex (issue 11)
+
+
+@pytest.fixture(scope="module")
+def api_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from api_server import api_server
+
+    with api_server(tmp_path_factory.mktemp("api-root")) as url:
+        yield url
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_contract_case_on_remote_index(name: str, api_url: str, tmp_path: Path) -> None:
+    """Each case unchanged against ``RemoteIndex`` (a real uvicorn server), observing what the file store does."""
+    reason = remote_cases.REMOTE_SKIPS.get(name)
+    if reason:
+        pytest.skip(reason)
+    remote = run_sync(remote_cases.run_case(name, api_url))
+    assert cases.difference(remote, run_case(name, "file", tmp_path)) is None
