@@ -234,6 +234,56 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(block)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# --api ROOT: the page and the HTTP API (pyapp.server) from one origin, so the page's CSP stays connect-src 'self'.
+# Served by uvicorn (the API is ASGI); the static half answers as Handler does: same resolve(), MIME types,
+# cache rules and security headers.
+
+
+def static_asgi(root: Path) -> object:
+    """An ASGI app serving ``root`` by ``resolve()`` (GET/HEAD only; anything that could escape is a 404)."""
+    from starlette.responses import FileResponse, PlainTextResponse
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            response = PlainTextResponse("405 Method Not Allowed\n", 405, headers={"Allow": "GET, HEAD"})
+            await response(scope, receive, send)
+            return
+        raw = scope.get("raw_path") or scope["path"].encode()
+        try:
+            target = resolve(root, raw.decode("latin-1"))
+        except UnicodeDecodeError:
+            target = None
+        if target is None:
+            await PlainTextResponse("404 Not Found\n", 404, headers={"Cache-Control": "no-store"})(scope, receive, send)
+            return
+        ctype = MIME.get(target.suffix.lower()) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        headers = {"Cache-Control": cache_control(scope["path"])}
+        await FileResponse(target, media_type=ctype, headers=headers)(scope, receive, send)
+
+    return app
+
+
+def make_api_app(api_root: str, web_root: Path = WEB, token: str | None = None) -> object:
+    """The page under ``/`` and ``pyapp.server``'s API under ``/api``, behind the API's guards and headers."""
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from pyapp.server import build_api, guard
+
+    api = build_api(api_root)
+
+    @asynccontextmanager
+    async def lifespan(app: object):  # type: ignore[no-untyped-def]
+        async with api.router.lifespan_context(api):  # a mounted app's lifespan does not run by itself
+            yield
+
+    routes = [Mount("/api", app=guard(api, token)), Mount("/", app=static_asgi(Path(web_root)))]
+    return guard(Starlette(routes=routes, lifespan=lifespan))
+
+
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -263,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--no-build", action="store_true", help="never build, even when assets are missing")
     parser.add_argument("--build-only", action="store_true", help="build web/vendor/ and exit")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument("--api", metavar="ROOT", help="also serve the HTTP API over the indexes in ROOT under /api")
+    parser.add_argument("--api-token-file", help="with --api: bearer token file the API requires")
     parser.add_argument(
         "--timeout",
         type=float,
@@ -285,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.timeout > 0:
         parser.error("--timeout must be a positive number of seconds")
+    if args.api:
+        return serve_api(args)
     server = make_server(args.host, args.port, quiet=args.quiet, timeout=args.timeout)
     host, port = server.server_address[:2]
     print(f"serving {WEB} at http://{host}:{port}/", flush=True)
@@ -294,6 +348,37 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
+    return 0
+
+
+def serve_api(args: argparse.Namespace) -> int:
+    """``--api``: uvicorn serving ``make_api_app``; the same loopback/token rule as ``serve-api``."""
+    import socket
+
+    import uvicorn
+
+    from pyapp.errors import ClinvecError
+    from pyapp.server.security import check_bind, read_token
+
+    try:
+        token = read_token(args.api_token_file) if args.api_token_file else None
+        check_bind(args.host, token)
+    except ClinvecError as exc:
+        print(f"serve.py: error: {exc}", file=sys.stderr)
+        return 1
+    os.makedirs(args.api, exist_ok=True)
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))  # bound here so that port 0 can be announced before serving
+    host, port = sock.getsockname()[:2]
+    print(f"serving {WEB} and the API over {args.api} at http://{host}:{port}/ (API under /api/)", flush=True)
+    config = uvicorn.Config(
+        make_api_app(args.api, WEB, token),
+        log_level="warning" if args.quiet else "info",
+        timeout_keep_alive=int(args.timeout),
+        server_header=False,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

@@ -330,3 +330,47 @@ def test_an_abandoned_update_is_rolled_back_and_frees_the_writers(tmp_path: Path
             return plain.status_code, late.status_code, count
 
     assert asyncio.run(scenario()) == (201, 409, 1)
+
+
+def test_the_query_fast_path_answers_as_the_documented_route(tmp_path: Path) -> None:
+    """``fastpath.py`` answers plain query bodies; FastAPI's route the rest. Same results, same error bodies;
+    ``vector_f32`` is exact (the float32 bytes the index compares)."""
+    import base64
+    from array import array
+
+    app = create_app(tmp_path)
+    vectors = [[1.0, 0.5, 0.25], [0.0, 1.0, 0.0], [0.3, 0.3, 0.9]]
+
+    async def scenario() -> list[Any]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            await http.post("/indexes", json={"name": "f", "dims": 3})
+            items = [{"id": f"v{i}", "vector": v} for i, v in enumerate(vectors)]
+            await http.post("/indexes/f/insert_many", json={"items": items})
+            f32 = base64.b64encode(array("f", [0.9, 0.4, 0.3]).tobytes()).decode()
+            bodies = [
+                {"vector": [0.9, 0.4, 0.3], "top_k": 2},
+                {"vector_f32": f32, "top_k": 2},
+                {"vector": [0.9, 0.4, 0.3], "top_k": 2, "unknown": 1},  # FastAPI's route: 422 naming the field
+                {"vector": [0.9, 0.4, 0.3], "vector_f32": f32},
+                {"vector_f32": "not base64!"},
+                {"vector_f32": base64.b64encode(b"12345").decode()},
+                {"vector": [1, 2], "top_k": 2},
+                [1, 2, 3],
+            ]
+            out = []
+            for body in bodies:
+                answer = await http.post("/indexes/f/query", json=body)
+                out.append((answer.status_code, answer.json()))
+            return out
+
+    answers = asyncio.run(scenario())
+    assert answers[0][0] == 200 and answers[0] == answers[1]
+    assert [r["item"]["id"] for r in answers[0][1]["results"]] == ["v0", "v2"]
+    assert answers[2][0] == 422 and "unknown" in answers[2][1]["message"]
+    assert [(s, b["error"]) for s, b in answers[3:]] == [
+        (422, "InvalidInput"),
+        (422, "InvalidVector"),
+        (422, "InvalidVector"),
+        (422, "DimensionMismatch"),
+        (422, "InvalidInput"),
+    ]

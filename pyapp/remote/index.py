@@ -398,7 +398,9 @@ class RemoteIndex:
         """``LocalIndex.query`` run by the server (text without a vector is embedded by its model, if any)."""
         self._ensure_open()
         check_text(text)
-        body: dict[str, Any] = {"vector": _vector(vector), "text": text, "top_k": top_k, "filter": _filter(filter)}
+        body: dict[str, Any] = {"text": text, "top_k": top_k, "filter": _filter(filter)}
+        packed = wire.f32_field(vector)
+        body.update({"vector_f32": packed} if packed is not None else {"vector": _vector(vector)})
         body.update({"mode": mode, "min_score": min_score, "fusion": fusion, "rrf_k": rrf_k})
         body["weights"] = list(weights) if isinstance(weights, (list, tuple)) else _vector(weights)
         expand = self.expand_abbreviations if expand_abbreviations is None else expand_abbreviations

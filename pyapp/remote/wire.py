@@ -53,6 +53,50 @@ def f32_bytes(item: Item) -> bytes:
     return raw if raw is not None else array("f", item.vector).tobytes()
 
 
+def f32_vector(data: Any) -> Any:
+    """A ``vector_f32`` field (base64 float32) as a float32 numpy array when numpy is there, else a list."""
+    from ..errors import InvalidVector
+
+    try:
+        raw = base64.b64decode(data, validate=True) if isinstance(data, str) else None
+    except ValueError:
+        raw = None
+    if raw is None or len(raw) % 4:
+        raise InvalidVector("vector_f32 must be base64 of little-endian float32 values")
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - the server always has numpy
+        values = array("f")
+        values.frombytes(raw)
+        return values.tolist()
+    return np.frombuffer(raw, dtype="<f4")
+
+
+def f32_field(vector: Any) -> str | None:
+    """base64 float32 for a vector that already is float32 (``array('f')``, a float32 numpy array), else None:
+    lists go as JSON so that the server checks their values exactly as ``LocalIndex`` does."""
+    if isinstance(vector, array) and vector.typecode == "f":
+        return base64.b64encode(vector.tobytes()).decode("ascii")
+    dtype = getattr(vector, "dtype", None)
+    if dtype is not None and str(dtype) == "float32" and getattr(vector, "ndim", 0) == 1:
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+    return None
+
+
+def query_args(body: dict[str, Any]) -> dict[str, Any]:
+    """``LocalIndex.query``'s arguments from a query body (``vector_f32`` decoded into ``vector``)."""
+    from ..errors import InvalidInput
+
+    if "vector_f32" in body:
+        body = dict(body)
+        packed = body.pop("vector_f32")
+        if packed is not None:
+            if body.get("vector") is not None:
+                raise InvalidInput("give vector or vector_f32, not both")
+            body["vector"] = f32_vector(packed)
+    return body
+
+
 def item_to_wire(item: Item) -> dict[str, Any]:
     return {
         "id": item.id,

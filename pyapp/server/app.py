@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from ..embed.base import Embedder
 from ..errors import ClinvecError
 from . import errors, registry
+from .fastpath import QueryFastPath
 from .models import OkOut
 from .security import BearerToken, BodyLimit, SecurityHeaders, cors
 from .updates import DEFAULT_IDLE_TIMEOUT, Updates
@@ -84,7 +85,7 @@ def build_api(
 def guard(app: Any, token: str | None = None, max_body: int = MAX_BODY_BYTES, cors_origins: Sequence[str] = ()) -> Any:
     """``app`` behind the body limit, the token check (when a token is set), CORS (only when origins are
     given) and the security headers, outermost last."""
-    app = BodyLimit(app, max_body)
+    app = BodyLimit(QueryFastPath(app, app), max_body)
     if token is not None:
         app = BearerToken(app, token)
     if cors_origins:

@@ -33,6 +33,7 @@ STATUS: dict[type[errors.ClinvecError], int] = {
     errors.StorageError: 503,
     errors.CorruptIndex: 500,
 }
+GENERIC_500 = "internal server error (logged on the server)"
 DEFAULT_STATUS = 422  # every other ClinvecError is invalid input: vectors, metadata, filters, arguments
 
 
@@ -88,4 +89,4 @@ async def http_error(request: Request, exc: Exception) -> Response:
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     """A bug: logged with its traceback on the server, a generic 500 to the client (no traceback, no detail)."""
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "InternalError", "internal server error (logged on the server)")
+    return error_response(500, "InternalError", GENERIC_500)

@@ -100,8 +100,21 @@ class DistinctBody(Body):
     field: Annotated[str, Field(description="a dotted metadata path")]
 
 
+F32 = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "byte"}, {"type": "null"}],
+            "description": "the query vector as base64 of little-endian float32 (instead of vector): exact, and "
+            "much cheaper to read than a JSON list of numbers",
+        }
+    ),
+]
+
+
 class QueryBody(Body):
     vector: MaybeVector = None
+    vector_f32: F32 = None
     text: Text = None
     top_k: Integer = 10
     filter: Filter = None

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ..index import LocalIndex
-from ..remote.wire import item_to_wire, result_to_wire
+from ..remote.wire import item_to_wire, query_args, result_to_wire
 from . import deps
 from .errors import HTTPError
 from .models import (
@@ -136,6 +136,6 @@ async def distinct(request: Request, name: Name, body: DistinctBody) -> Response
 
 @router.post("/indexes/{name}/query", response_model=ResultsOut)
 async def query(request: Request, name: Name, body: QueryBody) -> Response:
-    args = body.model_dump(exclude_unset=True)
+    args = query_args(body.model_dump(exclude_unset=True))
     results = await (await deps.index(request, name)).query(**args)
     return deps.answer({"results": [result_to_wire(r) for r in results]})

@@ -68,7 +68,8 @@ async def _error(send: Send, status: int, name: str, message: str, extra: list[t
 
 
 class SecurityHeaders:
-    """Adds ``SECURITY_HEADERS`` and ``Cache-Control: no-store`` (answers hold patient data) to every answer."""
+    """Adds ``SECURITY_HEADERS`` to every answer, and ``Cache-Control: no-store`` (answers hold patient data)
+    to those that set no caching rule of their own (serve.py's static files do)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -80,8 +81,12 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"]
-                message = {**message, "headers": [*headers, *_RAW_HEADERS, _NO_STORE]}
+                headers = list(message.get("headers", []))
+                names = {h[0].lower() for h in headers}
+                extra = [h for h in _RAW_HEADERS if h[0] not in names]
+                if b"cache-control" not in names:  # the API's answers; serve.py's files keep their own rule
+                    extra.append(_NO_STORE)
+                message = {**message, "headers": [*headers, *extra]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -105,8 +110,9 @@ class BearerToken:
         if scope["type"] != "http" or scope["method"] == "OPTIONS" or self._allowed(scope):
             await self.app(scope, receive, send)
             return
-        path = scope["path"][len(scope.get("root_path", "")) :] if scope.get("root_path") else scope["path"]
-        if path in PUBLIC_PATHS and scope["method"] in ("GET", "HEAD"):
+        from .fastpath import route_path
+
+        if route_path(scope) in PUBLIC_PATHS and scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
         await _error(send, 401, "Unauthorized", "a valid bearer token is required", [(b"www-authenticate", b"Bearer")])
