@@ -8,6 +8,7 @@ by the test, not by the clock's resolution.
 from __future__ import annotations
 
 import io
+import json
 import math
 import random
 import struct
@@ -339,3 +340,25 @@ def test_sync_state_round_trips_and_refuses_nonsense():
     assert SyncState.from_dict(None) == SyncState()
     with pytest.raises(Exception, match="server_position"):
         SyncState.from_dict({"server_position": -1})
+
+
+async def test_the_page_rules_say_what_moved_and_list_every_overwritten_version(clock):
+    from pyapp.sync.page import page_sync
+
+    server = await LocalIndex.create(f"memory://page-server-{uuid.uuid4().hex}", dims=DIMS)
+    await server.insert_many(items("s", 10))
+    device = await LocalIndex.create(f"memory://page-device-{uuid.uuid4().hex}", dims=DIMS)
+    first = await page_sync(device, LocalPeer(server), "")
+    assert first["message"] == "Synced: nothing to send; received 10 new, 0 updated, 0 deleted." and first["log"] == []
+    clock.tick()
+    await device.upsert("s4", vec(1), {"_doc": "note-4"}, "mine")
+    clock.tick()
+    await server.upsert("s4", vec(2), {"_doc": "note-4"}, "theirs")
+    out = await page_sync(device, LocalPeer(server), json.dumps(first["state"]))
+    assert out["conflicts"] == 1 and out["items"] == 10
+    (entry,) = out["log"]
+    assert entry["note"] == "note-4" and entry["overwritten_text"] == "mine" and entry["conflict"]
+    assert entry["message"] == "edit on the server kept; edit on this device overwritten (last writer wins)"
+    assert "1 version(s) overwritten (1 conflict(s))" in out["message"]
+    await server.close()
+    await device.close()

@@ -76,7 +76,7 @@ class SyncReport:
     state: SyncState = field(default_factory=SyncState)
 
     def as_dict(self) -> dict[str, Any]:
-        log = list((self.pushed or {}).get("log", [])) + self.pulled.log
+        log = _one_entry_per_loss(list((self.pushed or {}).get("log", [])) + self.pulled.log)
         return {
             "pushed": self.pushed,
             "pulled": self.pulled.as_dict(),
@@ -84,6 +84,19 @@ class SyncReport:
             "conflicts": sum(1 for entry in log if entry.get("conflict")),
             "state": self.state.as_dict(),
         }
+
+
+def _one_entry_per_loss(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A version that lost on the server (push) and again here (pull) is one loss: list it once."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for entry in log:
+        lost = entry["overwritten"]
+        key = (entry["id"], lost.get("side"), lost.get("time"), lost.get("deleted"))
+        if key not in seen:
+            seen.add(key)
+            out.append(entry)
+    return out
 
 
 class Peer(ABC):
@@ -141,7 +154,7 @@ async def sync(
             progress("push", len(data), len(data))
     data = await peer.pull(state.server_position, progress)
     apply = None if progress is None else (lambda done, total: progress("apply", done, total))
-    pulled = await merge(index, io.BytesIO(data), state.local_position, "this device", "server", apply)
+    pulled = await merge(index, io.BytesIO(data), state.local_position, "device", "server", apply)
     report.pulled = pulled
     state.server_position = pulled.source_position
     # the merge's own commit holds only the peer's versions: skip it when pushing next time, unless another

@@ -8,10 +8,10 @@ stream the body to report progress. The page does the same with ``fetch`` in ``w
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
-from ..errors import ClinvecError, Unauthorized
+from ..errors import ClinvecError
 from ..remote import wire
+from .answers import MEDIA_TYPE, bundle_url, raise_for
 from .engine import Peer, ServerUnreachable, SyncProgress
 
 RETRIES = 3  # attempts after the first for one pull, each resuming where the last one stopped
@@ -30,7 +30,7 @@ class HttpPeer(Peer):
         self._httpx = httpx
         self._client = client or httpx.AsyncClient(timeout=120.0)
         self._own = client is None
-        self._url = f"{url.rstrip('/')}/indexes/{quote(name, safe='')}/bundle"
+        self._url = bundle_url(url, name)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.retries = retries
         self.resumed = 0  # how many pulls continued a broken download (tests and reports read it)
@@ -38,20 +38,6 @@ class HttpPeer(Peer):
     async def aclose(self) -> None:
         if self._own:
             await self._client.aclose()
-
-    def _raise_for(self, status: int, body: bytes) -> None:
-        if status < 400:
-            return
-        try:
-            answer = wire.loads(body)
-            name, message = answer.get("error"), answer.get("message", "")
-        except Exception:  # noqa: BLE001 - a proxy's HTML page: report the status
-            name, message = None, body[:200].decode("utf-8", "replace")
-        if status == 401:
-            raise Unauthorized(message or "the server refused the token")
-        if status >= 500 and name is None:
-            raise ServerUnreachable(f"the server answered {status}: {message}")
-        raise wire.error_class(name)(message or f"the server answered {status}")
 
     async def pull(self, since: int | None, progress: SyncProgress | None = None) -> bytes:
         params = {} if since is None else {"since": str(since)}
@@ -65,7 +51,7 @@ class HttpPeer(Peer):
             try:
                 async with self._client.stream("GET", self._url, params=params, headers=headers) as answer:
                     if answer.status_code >= 400:
-                        self._raise_for(answer.status_code, await answer.aread())
+                        raise_for(answer.status_code, await answer.aread())
                     if answer.status_code == 206:
                         self.resumed += 1
                     else:  # a whole bundle (first try, or the server no longer has the one we began)
@@ -88,7 +74,7 @@ class HttpPeer(Peer):
 
     async def push(self, data: bytes, since: int | None) -> dict[str, Any]:
         params = {} if since is None else {"since": str(since)}
-        headers = {**self._headers, "Content-Type": "application/vnd.clinvec.bundle+gzip"}
+        headers = {**self._headers, "Content-Type": MEDIA_TYPE}
         try:
             answer = await self._client.post(self._url, params=params, headers=headers, content=data)
         except self._httpx.HTTPError as exc:
@@ -96,5 +82,5 @@ class HttpPeer(Peer):
                 f"the server at {self._url} could not be reached ({type(exc).__name__}: {exc}); "
                 "the push may or may not have been merged (merging it again changes nothing)"
             ) from None
-        self._raise_for(answer.status_code, answer.content)
+        raise_for(answer.status_code, answer.content)
         return wire.loads(answer.content)
