@@ -20,6 +20,7 @@ import time
 import uuid
 from array import array
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,12 @@ for row in sorted(rows):
     h.update(repr(row).encode())
 result = {"count": len(rows), "digest": h.hexdigest()}
 """
+
+
+def arun(coro: Any) -> Any:
+    """Run a coroutine to the end on its own thread (Playwright's sync API holds this thread's event loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def digest_of(items: list[Any]) -> dict[str, Any]:
@@ -79,6 +86,10 @@ def api_url(web_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         proc.kill()
         raise RuntimeError(f"serve.py --api did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
     url = line.split(" at ", 1)[1].split("/ ", 1)[0]
+    sys.path.insert(0, str(ROOT / "tests"))
+    from api_server import wait_until_up
+
+    wait_until_up(url + "/api", proc)  # the port is announced before uvicorn listens
     try:
         yield url, root
     finally:
@@ -162,7 +173,7 @@ def test_a_fresh_page_pulls_10k_then_both_sides_add_offline_and_sync_to_the_same
         page.wait_for_selector('html:not([data-state="loading"])', state="attached", timeout=BOOT_TIMEOUT_MS)
         assert page.get_attribute("html", "data-state") == "ready", page.text_content("#error")
         identity = app.run("import __main__\nresult = __main__._APP['index'].manifest['embedder']")
-        asyncio.run(_server_index(root, identity))
+        arun(_server_index(root, identity))
 
         # 1. a fresh page pulls the whole server index, with progress, and can search it
         started = time.perf_counter()
@@ -201,14 +212,14 @@ def test_a_fresh_page_pulls_10k_then_both_sides_add_offline_and_sync_to_the_same
             v=unit(rng),
         )
         time.sleep(0.01)
-        assert asyncio.run(_server_side(url, "add")) == N + 5
-        asyncio.run(_server_side(url, "edit"))
+        assert arun(_server_side(url, "add")) == N + 5
+        arun(_server_side(url, "edit"))
 
         # 4. sync: both hold 10,010 and agree item by item; the page's edit of s7 lost and is listed
         _act(page, lambda: page.click("[data-testid=sync]"))
         assert page.get_attribute("html", "data-sync") == "done", _error(page)
         mine = app.run(DIGEST)
-        theirs = asyncio.run(_server_side(url, "digest"))
+        theirs = arun(_server_side(url, "digest"))
         assert mine["count"] == theirs["count"] == N + 10
         assert mine == theirs
         entry = page.locator("[data-testid=sync-log-entry][data-note-id=s7]")
