@@ -362,3 +362,22 @@ async def test_the_page_rules_say_what_moved_and_list_every_overwritten_version(
     assert "1 version(s) overwritten (1 conflict(s))" in out["message"]
     await server.close()
     await device.close()
+
+
+async def test_float32_arrays_are_taken_as_they_are_and_still_checked():
+    """Bundle rows reach upsert_many as array('f') slices: copied at C speed, refused like lists when bad."""
+    from array import array
+
+    from pyapp.errors import DimensionMismatch, InvalidVector
+
+    index = await LocalIndex.create(f"memory://f32-{uuid.uuid4().hex}", dims=3)
+    await index.insert(array("f", [3.0, 0.0, 4.0]), id="ok")
+    assert (await index.get("ok")).vector == pytest.approx([0.6, 0.0, 0.8])
+    with pytest.raises(DimensionMismatch, match="vector 0 has 2 dimensions"):
+        await index.insert(array("f", [1.0, 2.0]))
+    with pytest.raises(InvalidVector, match="NaN"):
+        await index.insert(array("f", [1.0, float("nan"), 2.0]))
+    with pytest.raises(InvalidVector, match="zeros"):
+        await index.insert(array("f", [0.0, 0.0, 0.0]))
+    assert await index.count() == 1
+    await index.close()

@@ -74,6 +74,7 @@ class SyncReport:
     pushed: dict[str, Any] | None = None  # the peer's Merged.as_dict(), None when there was nothing to push
     pulled: Merged = field(default_factory=Merged)
     state: SyncState = field(default_factory=SyncState)
+    timings: dict[str, float] = field(default_factory=dict)  # push_s, pull_s, merge_s (wall), pull_bytes
 
     def as_dict(self) -> dict[str, Any]:
         log = _one_entry_per_loss(list((self.pushed or {}).get("log", [])) + self.pulled.log)
@@ -83,6 +84,7 @@ class SyncReport:
             "log": log,
             "conflicts": sum(1 for entry in log if entry.get("conflict")),
             "state": self.state.as_dict(),
+            "timings": self.timings,
         }
 
 
@@ -144,6 +146,7 @@ async def sync(
     ``state`` is unchanged; a push that succeeded before a failed pull is merged again, harmlessly, next time."""
     state = SyncState(**(state or SyncState()).as_dict())
     report = SyncReport(state=state)
+    clock = time.perf_counter()
     start = index.position
     if start != (state.local_position or 0):
         data = await bundle_bytes(index, state.local_position)
@@ -152,9 +155,13 @@ async def sync(
         report.pushed = await peer.push(data, state.server_position)
         if progress is not None:
             progress("push", len(data), len(data))
+    report.timings["push_s"] = time.perf_counter() - clock
     data = await peer.pull(state.server_position, progress)
+    report.timings["pull_s"] = time.perf_counter() - clock - report.timings["push_s"]
+    report.timings["pull_bytes"] = len(data)
     apply = None if progress is None else (lambda done, total: progress("apply", done, total))
     pulled = await merge(index, io.BytesIO(data), state.local_position, "device", "server", apply)
+    report.timings["merge_s"] = time.perf_counter() - clock - report.timings["push_s"] - report.timings["pull_s"]
     report.pulled = pulled
     state.server_position = pulled.source_position
     # the merge's own commit holds only the peer's versions: skip it when pushing next time, unless another

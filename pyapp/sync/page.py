@@ -66,4 +66,5 @@ async def page_sync(
         "log": log[:LOG_LIMIT],
         "log_total": len(log),
         "items": await index.count(),
+        "timings": report["timings"],
     }

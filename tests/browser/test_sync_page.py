@@ -186,7 +186,8 @@ def test_a_fresh_page_pulls_10k_then_both_sides_add_offline_and_sync_to_the_same
             q="Server note 4321",
         )
         assert hits[0] == "s4321"
-        print(f"\npull of {N} x {DIMS} into a fresh page, click to searchable: {pulled_s:.2f} s")
+        timings = page.evaluate("() => window.clinvecSyncTimings")
+        print(f"\npull of {N} x {DIMS} into a fresh page, click to searchable: {pulled_s:.2f} s; worker: {timings}")
 
         # 2. offline: five notes added in the page; a sync attempt fails and changes nothing
         browser_context.set_offline(True)

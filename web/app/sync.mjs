@@ -84,6 +84,7 @@ export function mountSync(parent, app) {
       const out = await call(app.api.app_sync, JSON.stringify({ api, name, state: localStorage.getItem(stateKey()) || "" }),
         ch.name);
       localStorage.setItem(stateKey(), JSON.stringify(out.state));
+      window.clinvecSyncTimings = out.timings; // for tests and bench/sync_bench.py
       bar.value = 100;
       status.textContent = out.message;
       log.replaceChildren(...out.log.map(logEntry));
