@@ -144,6 +144,9 @@ async def _server_side(url: str, step: str) -> Any:
             await remote.insert_many(
                 [{"id": f"server-new-{i}", "vector": unit(rng), "text": f"Added on the server {i}"} for i in range(5)]
             )
+        elif step == "ten":
+            for i in range(10):
+                await remote.upsert(f"s{100 + i}", unit(rng), {"ward": "ED"}, f"Server note {100 + i}, revised")
         elif step == "edit":
             await remote.upsert("s7", unit(rng), {"ward": "ICU", "edited": "server"}, "Server note 7, edited at base")
         return await remote.count()
@@ -227,6 +230,14 @@ def test_a_fresh_page_pulls_10k_then_both_sides_add_offline_and_sync_to_the_same
         assert entry.count() == 1 and "overwritten" in entry.text_content() and "conflict" in entry.text_content()
         assert page.locator("[data-testid=sync-overwritten]").first.text_content() == "page edit"
         assert "1 conflict" in page.text_content("[data-testid=sync-status]")
+        # 5. a delta of 10 server commits (each its own commit)
+        arun(_server_side(url, "ten"))
+        started = time.perf_counter()
+        _act(page, lambda: page.click("[data-testid=sync]"))
+        delta_s = time.perf_counter() - started
+        assert "received 0 new, 10 updated" in page.text_content("[data-testid=sync-status]")
+        timings = page.evaluate("() => window.clinvecSyncTimings")
+        print(f"delta of 10 server commits into the page, click to done: {delta_s:.3f} s; worker: {timings}")
         assert "Added on the server 3" in (
             app.run("import __main__\nresult = (await __main__._APP['index'].get('server-new-3')).text")
         )
