@@ -186,6 +186,10 @@ def test_bad_requests_are_4xx_and_change_nothing(server: str) -> None:
             assert negative.status_code == 422
             missing = await client.get("/indexes/nope/bundle")
             assert missing.status_code == 404
+            small = await client.get("/indexes/bad/bundle", params={"int8": "true", "since": 0})
+            summary = bundles.verify(io.BytesIO(small.content))
+            assert summary.manifest["vectors"]["encoding"] == "int8" and summary.manifest["kind"] == "delta"
+            assert summary.rows == 3 and small.headers["content-type"] == bundles.MEDIA_TYPE
             whole = await client.get("/indexes/bad/bundle")
             past = await client.get(
                 "/indexes/bad/bundle",
