@@ -46,6 +46,9 @@ PYAPP = ROOT / "pyapp"
 PINS = {"pyodide": "314.0.7", "onnxruntime-web": "1.30.0", "pdfjs-dist": "6.5.438"}
 PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# onnxruntime-web's WebGPU build, vendored beside the wasm one but never precached: the page imports it only
+# when it chose WebGPU (web/app/models.mjs), so the default wasm path never pays for its 27 MB wasm.
+ORT_WEBGPU_FILES = ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 # pdfjs for the page's PDF import (text only): the library, its worker (the page points
 # GlobalWorkerOptions.workerSrc here, so no CDN), and the CMaps and standard-font data that text extraction
 # of CID-keyed and non-embedded fonts reads. Its image decoders (wasm/) and viewer (web/) are not needed.
@@ -90,7 +93,8 @@ def needs_build() -> bool:
         return True
     if info.get("versions") != PINS or info.get("paths") != {k: f"vendor/{v}/" for k, v in PATHS.items()}:
         return True
-    return any(not (VENDOR / rel).is_file() for rel in info.get("files", []))
+    lazy = [f"{PATHS['ort']}/{name}" for name in ORT_WEBGPU_FILES]
+    return any(not (VENDOR / rel).is_file() for rel in [*info.get("files", []), *lazy])
 
 
 def npm_install(log: Log) -> None:
@@ -126,6 +130,8 @@ def copy_runtime(files: list[str]) -> None:
     for name in ORT_FILES:
         _copy(NODE_MODULES / "onnxruntime-web" / "dist" / name, VENDOR / PATHS["ort"] / name)
         files.append(f"{PATHS['ort']}/{name}")
+    for name in ORT_WEBGPU_FILES:  # not in `files`: not precached (fetched on first WebGPU use)
+        _copy(NODE_MODULES / "onnxruntime-web" / "dist" / name, VENDOR / PATHS["ort"] / name)
     copy_pdfjs(files)
 
 
@@ -293,6 +299,14 @@ def _model_files(folder: Path) -> list[Path]:
     return [manifest, *sorted({folder / n for n in names if isinstance(n, str) and (folder / n).is_file()})]
 
 
+def write_model_list() -> list[str]:
+    """Rewrite ``web/models/index.json`` (the bundles present, best first: ``pyapp.embed.catalog``), so the
+    page opens the bundle this build has (Bio_ClinicalBERT when exported, else MiniLM) and says which."""
+    from pyapp.embed.catalog import write_list
+
+    return [b["name"] for b in write_list(WEB / "models")["bundles"]]
+
+
 def write_precache(record: dict) -> dict:
     """Write ``vendor/precache.json`` and ``vendor/precache.js``: every URL the page may need offline
     (web/sw.js imports the script and precaches them).
@@ -318,6 +332,8 @@ def write_precache(record: dict) -> dict:
         if (VENDOR / rel).is_file():
             entries[f"vendor/{rel}"] = _rev(VENDOR / rel)
     models = WEB / "models"
+    if (models / "index.json").is_file():  # the page's list of bundles (write_model_list)
+        entries["models/index.json"] = _rev(models / "index.json")
     for folder in sorted(p for p in models.iterdir() if p.is_dir()) if models.is_dir() else []:
         for path in _model_files(folder):
             entries[path.relative_to(WEB).as_posix()] = _rev(path)
@@ -340,6 +356,7 @@ def refresh_app() -> dict:
     record["pyapp_sha256"] = pack_pyapp(files)
     record["files"] = files
     BUILD_JSON.write_text(json.dumps(record, indent=1, sort_keys=True))
+    write_model_list()
     write_precache(record)
     return record
 
@@ -382,6 +399,7 @@ def build(log: Log = print, pyodide_index: str | None = None) -> dict:
         "files": files,
     }
     BUILD_JSON.write_text(json.dumps(record, indent=1, sort_keys=True))
+    log(f"build: model list {write_model_list()} in web/models/index.json")
     write_precache(record)
     log(f"build: {len(files)} files in {VENDOR.relative_to(ROOT)}/ (numpy {'vendored' if numpy else 'absent'})")
     return record

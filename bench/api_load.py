@@ -54,8 +54,42 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
 
 
+class RawConnection:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams (``--client raw``): it writes prebuilt requests and
+    reads status, Content-Length and body, so that on a 2-core machine the load generator does not take most of
+    the CPU the server needs (httpx spends more CPU per request than the server does)."""
+
+    def __init__(self, url: str) -> None:
+        host_port = url.split("://", 1)[1]
+        self.host, port = host_port.rsplit(":", 1)
+        self.port = int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+        self.writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        lines = (await self.reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+        status = int(lines[0].split()[1])
+        length = next(int(v) for k, _, v in (x.partition(b":") for x in lines[1:]) if k.lower() == b"content-length")
+        return status, await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def drive(
-    url: str, bodies: list[bytes], clients: int, seconds: float, insert_share: float, dims: int
+    url: str,
+    bodies: list[bytes],
+    clients: int,
+    seconds: float,
+    insert_share: float,
+    dims: int,
+    client_kind: str = "httpx",
 ) -> dict[str, Any]:
     """``clients`` loops for ``seconds``; each request a query (or, with ``insert_share``, an insert)."""
     latencies: list[float] = []
@@ -65,7 +99,41 @@ async def drive(
     headers = {"Content-Type": "application/json"}
     stop = time.perf_counter() + seconds
 
+    async def raw_client(number: int) -> None:
+        rng = random.Random(number)
+        conn = RawConnection(url)
+        k = number
+        try:
+            while time.perf_counter() < stop:
+                k += clients
+                if insert_share and rng.random() < insert_share:
+                    new_id = f"load-{number}-{k}"
+                    vector = [rng.uniform(-1, 1) for _ in range(dims)]
+                    body = json.dumps({"vector": vector, "id": new_id, "metadata": {"ward": "ED"}}).encode()
+                    path, kind = "/indexes/load/items", "insert"
+                else:
+                    body, path, kind = bodies[k % len(bodies)], "/indexes/load/query", "query"
+                start = time.perf_counter()
+                try:
+                    status, data = await conn.post(path, body)
+                    ok = status in (200, 201) and (kind != "query" or data.count(b'"score"') == 10)
+                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                    status, data, ok = 0, b"", False
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    conn = RawConnection(url)
+                latencies.append(time.perf_counter() - start)
+                counts[kind] += 1
+                if ok and kind == "insert":
+                    inserted.append(new_id)
+                elif not ok and status:
+                    errors.append(f"{status}: {data[:200]!r}")
+        finally:
+            await conn.close()
+
     async def client(number: int) -> None:
+        if client_kind == "raw":
+            await raw_client(number)
+            return
         rng = random.Random(number)
         async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=1)) as http:
             k = number
@@ -120,6 +188,18 @@ def server_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def direct_cpu_ms(location: str, queries: list[np.ndarray], top_k: int) -> float:
+    """CPU ms per query of ``LocalIndex.query`` itself in this process: the search, without HTTP or JSON."""
+    idx = await LocalIndex.open(location, read_only=True)
+    await idx.query(queries[0], top_k=top_k)
+    start = time.process_time()
+    for q in queries:
+        await idx.query(q, top_k=top_k)
+    spent = time.process_time() - start
+    await idx.close()
+    return round(spent * 1000 / len(queries), 3)
+
+
 async def check_inserts(url: str, n: int, inserted: list[str]) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         count = (await http.post("/indexes/load/count", json={})).json()["count"]
@@ -141,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--encoding", choices=["f32", "json"], default="f32", help="query vector encoding")
+    parser.add_argument("--client", choices=["httpx", "raw"], default="httpx", help="load generator (RawConnection)")
     parser.add_argument("--out", help="append the JSON line to this file")
     args = parser.parse_args(argv)
 
@@ -155,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             bodies = [json.dumps({"vector_f32": wire.f32_field(q), "top_k": args.top_k}).encode() for q in queries]
         else:
             bodies = [json.dumps({"vector": q.tolist(), "top_k": args.top_k}).encode() for q in queries]
+        direct = asyncio.run(direct_cpu_ms(os.path.join(folder, "load"), queries[:100], args.top_k))
         port = free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "pyapp", "serve-api", folder, "--port", str(port), "--log-level", "warning"],
@@ -167,10 +249,10 @@ def main(argv: list[str] | None = None) -> int:
             wait_until_up(url, proc)
             load_before = os.getloadavg()[0]
             asyncio.run(drive(url, bodies[:20], 2, 2.0, 0.0, args.dims))  # warm-up: open the index, first pages
-            cpu0 = server_cpu_s(proc.pid)
-            queries = asyncio.run(drive(url, bodies, args.clients, args.seconds, 0.0, args.dims))
-            cpu1 = server_cpu_s(proc.pid)
-            mixed = asyncio.run(drive(url, bodies, args.clients, args.seconds, 0.1, args.dims))
+            cpu0, mine0 = server_cpu_s(proc.pid), time.process_time()
+            queries = asyncio.run(drive(url, bodies, args.clients, args.seconds, 0.0, args.dims, args.client))
+            cpu1, mine1 = server_cpu_s(proc.pid), time.process_time()
+            mixed = asyncio.run(drive(url, bodies, args.clients, args.seconds, 0.1, args.dims, args.client))
             check = asyncio.run(check_inserts(url, args.n, mixed.pop("inserted_ids")))
             queries.pop("inserted_ids")
             load_after = os.getloadavg()[0]
@@ -187,7 +269,13 @@ def main(argv: list[str] | None = None) -> int:
         "clients": args.clients,
         "top_k": args.top_k,
         "encoding": args.encoding,
-        "queries": {**queries, "server_cpu_ms_per_query": round((cpu1 - cpu0) * 1000 / max(1, queries["query"]), 3)},
+        "client": args.client,
+        "queries": {
+            **queries,
+            "server_cpu_ms_per_query": round((cpu1 - cpu0) * 1000 / max(1, queries["query"]), 3),
+            "client_cpu_ms_per_query": round((mine1 - mine0) * 1000 / max(1, queries["query"]), 3),
+            "search_only_cpu_ms_per_query": direct,
+        },
         "mixed_90_10": {**mixed, **check},
         "loadavg_1m_before": round(load_before, 2),
         "loadavg_1m_after": round(load_after, 2),
@@ -196,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     line = json.dumps(result)
     print(line)
     if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "a") as handle:
             handle.write(line + "\n")
     return 0 if queries["errors"] == 0 and mixed["errors"] == 0 and check["count_ok"] else 1

@@ -23,7 +23,8 @@ WHAT = "python -m export"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m export",
-        description="Export a BERT model to an ONNX bundle (mean pooling + L2 norm in the graph; fp32 and int8).",
+        description="Export a BERT model to an ONNX bundle (mean pooling + L2 norm in the graph; fp32 and int8). "
+        "`python -m export finetune --help`: fine-tune a text classifier instead.",
     )
     parser.add_argument(
         "--model",
@@ -50,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the export; 0 on success, 1 when validation fails, 2 for unusable arguments or an unreachable hub."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["finetune"]:  # the fine-tuning verb (issue 10): its own parser in finetune_cli
+        from .finetune_cli import main as finetune_main
+
+        return finetune_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         require_extra(WHAT)
@@ -68,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 min_fp32_cosine=args.min_fp32_cosine,
                 min_int8_cosine=args.min_int8_cosine,
             )
+            from .listing import update_model_list
+
+            update_model_list(out)
         except ModuleNotFoundError as exc:  # a module of the extra that find_spec saw but could not import
             missing = missing_extra_error(exc, WHAT)
             if missing is None:

@@ -32,6 +32,16 @@ from .types import Item, Result
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> type:
+    """``pyapp.PgIndex`` (PostgreSQL + pgvector, server only) is imported on first use, never by the page."""
+    if name == "PgIndex":
+        from .pg import PgIndex
+
+        return PgIndex
+    raise AttributeError(f"module 'pyapp' has no attribute {name!r}")
+
+
 __all__ = [
     "ClinvecError",
     "CorruptIndex",
@@ -53,6 +63,7 @@ __all__ = [
     "ModelBundleError",
     "NoEmbedder",
     "NoUpdateInProgress",
+    "PgIndex",
     "ReadOnlyIndex",
     "RemoteIndex",
     "Result",

@@ -390,12 +390,19 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_fill_mask import add_fill_mask_command  # fill-mask (issue 10): self-contained module
 
     add_fill_mask_command(sub)
+    from .cli_classify import add_classify_command  # classify (issue 10): fine-tuned classifier bundles
+
+    add_classify_command(sub)
     from .cli_labels import add_label_commands  # the `label` group (pyapp.labels)
 
     add_label_commands(sub)
     from .cli_serve import add_serve_api_command  # serve-api (issue 11): the HTTP API server
 
     add_serve_api_command(sub)
+
+    from .pg.cli import add_pg_commands  # `pg load|export|stats|drop` (PgIndex, issue 12)
+
+    add_pg_commands(sub)
     return parser
 
 

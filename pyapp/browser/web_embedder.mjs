@@ -18,13 +18,20 @@ export function webRoot() {
   return new URL("../../", import.meta.url).href;
 }
 
+// Which onnxruntime-web build each backend needs: the WebGPU build (with its ~27 MB asyncify wasm) is imported
+// only when WebGPU was chosen, so the default wasm path never downloads or compiles it.
+const ORT_BUILDS = { wasm: "ort.wasm.min.mjs", webgpu: "ort.webgpu.min.mjs" };
+let ortBuild = null; // the backend whose build is loaded ("webgpu" also runs the wasm backend)
+
 /**
- * Import onnxruntime-web from `ortBase` (a folder URL holding ort.wasm.min.mjs and the wasm files) once,
- * and configure it before the first session: local wasmPaths, thread count. Returns JSON facts.
+ * Import onnxruntime-web from `ortBase` (a folder URL holding its .mjs and wasm files) once, and configure
+ * it before the first session: local wasmPaths, thread count. `backend` "webgpu" imports the WebGPU build
+ * (which runs "wasm" sessions too); "wasm" (the default) the smaller wasm-only build. Returns JSON facts.
  */
-export async function initOrt(ortBase, threads) {
+export async function initOrt(ortBase, threads, backend = "wasm") {
+  if (!(backend in ORT_BUILDS)) throw new Error(`unknown onnxruntime-web backend ${backend}`);
   if (ortModule === null) {
-    const mod = await import(new URL("ort.wasm.min.mjs", ortBase).href);
+    const mod = await import(new URL(ORT_BUILDS[backend], ortBase).href);
     const ort = mod.default && mod.default.env ? mod.default : mod;
     ort.env.wasm.wasmPaths = ortBase;
     ort.env.wasm.numThreads = threads > 0 ? threads : defaultThreads();
@@ -32,13 +39,17 @@ export async function initOrt(ortBase, threads) {
     ort.env.logLevel = "error";
     ortModule = ort;
     ortBaseUrl = ortBase;
+    ortBuild = backend;
   } else if (ortBase !== ortBaseUrl) {
     throw new Error(`onnxruntime-web is already loaded from ${ortBaseUrl}`);
+  } else if (backend === "webgpu" && ortBuild !== "webgpu") {
+    throw new Error("onnxruntime-web's wasm-only build is already loaded in this worker; WebGPU needs a reload");
   }
   return JSON.stringify({
     threads: ortModule.env.wasm.numThreads,
     isolated: Boolean(globalThis.crossOriginIsolated),
     version: ortModule.env.versions ? ortModule.env.versions.web || ortModule.env.versions.common : null,
+    build: ortBuild,
   });
 }
 
@@ -86,11 +97,12 @@ export async function sha256Hex(bytes) {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** An InferenceSession on the wasm backend for the model bytes (after initOrt). */
-export async function createSession(bytes) {
+/** An InferenceSession for the model bytes on `backend` ("wasm" or "webgpu"; after initOrt). */
+export async function createSession(bytes, backend = "wasm") {
   if (ortModule === null) throw new Error("initOrt must run before createSession");
+  if (backend === "webgpu" && ortBuild !== "webgpu") throw new Error("the WebGPU build of onnxruntime-web is not loaded");
   return ortModule.InferenceSession.create(bytes, {
-    executionProviders: ["wasm"],
+    executionProviders: [backend],
     graphOptimizationLevel: "all",
   });
 }

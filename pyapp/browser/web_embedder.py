@@ -26,6 +26,10 @@ from ._bridge import js_module
 
 MODULE = "clinvec_embed"
 DEFAULT_VARIANT = "int8"  # wasm runs int8 faster (docs/BENCHMARKS.md); WebGPU would need fp32 (no int8 kernels)
+BACKENDS = ("wasm", "webgpu")
+# WebGPU is trusted only after its first run agrees with wasm on this sentence (same graph bytes, both backends).
+PROBE_TEXT = "Pt c/o chest pain and SOB on exertion; hx of CHF, started on furosemide 40 mg."
+PROBE_MIN_COSINE = 0.999
 
 LoadProgress = Callable[[str, int, int], None]  # (phase, done, total): manifest, vocab, download, verify, session
 
@@ -48,7 +52,11 @@ def _join(base: str, name: str) -> str:
 
 
 class WebEmbedder(Embedder):
-    """Embeds texts with a bundle's fp32 or int8 graph on onnxruntime-web (wasm, in the worker)."""
+    """Embeds texts with a bundle's fp32 or int8 graph on onnxruntime-web (wasm or WebGPU, in the worker).
+
+    The backend is where the graph runs, not what it computes: it is reported in ``runtime``, never in
+    ``identity``, so an index embedded on wasm (or on the server) is queried on WebGPU and the reverse.
+    """
 
     def __init__(
         self,
@@ -60,6 +68,7 @@ class WebEmbedder(Embedder):
         sha256: str,
         batch_size: int = 8,
         threads: int = 1,
+        backend: str = "wasm",
     ) -> None:
         """Use ``await WebEmbedder.load(...)``; this only stores what ``load`` fetched and checked."""
         self.bundle_url = bundle_url
@@ -74,6 +83,10 @@ class WebEmbedder(Embedder):
         self._session = session
         self._pad_id = tokenizer.pad_id
         self._mod: Any = js_module(MODULE)
+        self.backend = backend
+        self.requested_backend = backend
+        self.backend_note: str | None = None  # why the backend differs from the one asked for
+        self.probe_cosine: float | None = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -85,14 +98,20 @@ class WebEmbedder(Embedder):
         batch_size: int = 8,
         ort_url: str | None = None,
         threads: int = 0,
+        backend: str = "wasm",
     ) -> WebEmbedder:
         """Fetch ``manifest.json``, ``vocab.txt`` and the variant's model from ``bundle_url`` (a folder URL),
         verify sizes and sha256 against the manifest, and open an onnxruntime-web session.
 
         ``ort_url``: the folder holding onnxruntime-web (default: the build's ``paths.ort``); ``threads`` 0
-        means "as many as useful" (up to 4 when the page is cross-origin isolated, else 1).
+        means "as many as useful" (up to 4 when the page is cross-origin isolated, else 1). ``backend``
+        "webgpu" runs the graph on onnxruntime-web's WebGPU execution provider once its first run matched wasm
+        on ``PROBE_TEXT`` (cosine >= ``PROBE_MIN_COSINE``); when WebGPU cannot start or disagrees, the
+        embedder runs on wasm and ``backend_note`` says why (nothing is raised for that).
         Raises ``ModelBundleError`` when the bundle is missing, incomplete or fails its checks.
         """
+        if backend not in BACKENDS:
+            raise InvalidInput(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
         if variant not in VARIANT_FILES:
             raise InvalidInput(f"variant must be one of {sorted(VARIANT_FILES)}, got {variant!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -130,16 +149,19 @@ class WebEmbedder(Embedder):
 
         report("session", 0, 1)
         base = ort_url or _default_ort_url(mod)
-        facts = json.loads(str(await mod.initOrt(base, int(threads))))
-        try:
-            session = await mod.createSession(model_bytes)
-        except JsException as exc:
-            raise ModelBundleError(f"onnxruntime-web could not load {_join(bundle_url, model_file)}: {exc}") from None
+        where = _join(bundle_url, model_file)
+        session, facts, note = await _open_session(mod, base, int(threads), model_bytes, backend, where)
         names = json.loads(str(mod.sessionNames(session)))
         if manifest["output"] not in names["outputs"]:
             raise ModelBundleError(f"{model_file} has no output {manifest['output']!r} (it has {names['outputs']})")
+        used = backend if note is None else "wasm"
+        threads_used = int(facts["threads"])
+        embedder = cls(bundle_url, manifest, tokenizer, session, variant, sha256, batch_size, threads_used, used)
+        embedder.requested_backend, embedder.backend_note = backend, note
+        if used == "webgpu":
+            await embedder._trust_webgpu(model_bytes)
         report("session", 1, 1)
-        return cls(bundle_url, manifest, tokenizer, session, variant, sha256, batch_size, int(facts["threads"]))
+        return embedder
 
     # ------------------------------------------------------------------ the Embedder API
     @property
@@ -168,6 +190,19 @@ class WebEmbedder(Embedder):
                 progress(done, len(rows))
         return b"".join(out)
 
+    @property
+    def runtime(self) -> dict[str, Any]:
+        """Where the graph runs (informational, never compared): the backend used, the one asked for, why
+        they differ, the WebGPU probe's cosine to wasm, and onnxruntime-web's wasm thread count."""
+        return {
+            "engine": "onnxruntime-web",
+            "backend": self.backend,
+            "requested": self.requested_backend,
+            "note": self.backend_note,
+            "probe_cosine": self.probe_cosine,
+            "threads": self.threads,
+        }
+
     async def close(self) -> None:
         """Free the session's wasm memory (the embedder is unusable afterwards)."""
         session, self._session = self._session, None
@@ -175,7 +210,33 @@ class WebEmbedder(Embedder):
             await self._mod.release(session)
 
     # ------------------------------------------------------------------ internals
-    async def _run(self, rows: list[tuple[list[int], list[int]]]) -> bytes:
+    async def _trust_webgpu(self, model_bytes: Any) -> None:
+        """Run ``PROBE_TEXT`` on WebGPU and on wasm (a second session on the same bytes); keep WebGPU only when
+        the vectors agree (cosine >= ``PROBE_MIN_COSINE``), else switch to the wasm session and say why."""
+        rows = token_rows(self.tokenizer, [PROBE_TEXT], self.max_seq_length)
+        try:
+            gpu: bytes | None = await self._run(rows)
+            failure = None
+        except (JsException, ModelBundleError) as exc:
+            gpu, failure = None, f"its first run failed ({exc})"
+        try:
+            wasm_session = await self._mod.createSession(model_bytes, "wasm")
+        except JsException as exc:
+            raise ModelBundleError(f"onnxruntime-web could not open the wasm check session: {exc}") from None
+        wasm = await self._run(rows, wasm_session)
+        if gpu is not None:
+            self.probe_cosine = round(_cosine(gpu, wasm), 7)
+            if self.probe_cosine >= PROBE_MIN_COSINE:
+                await self._mod.release(wasm_session)
+                return
+            failure = (
+                f"it disagreed with wasm on a probe sentence (cosine {self.probe_cosine:.6f} < {PROBE_MIN_COSINE})"
+            )
+        await self._mod.release(self._session)
+        self._session, self.backend = wasm_session, "wasm"
+        self.backend_note = f"WebGPU was not used: {failure}; running on wasm"
+
+    async def _run(self, rows: list[tuple[list[int], list[int]]], session: Any = None) -> bytes:
         """One padded batch through the session; float32 bytes, ``len(rows) * dims`` values."""
         seq = max(len(ids) for ids, _ in rows)
         ids, mask, types = array("q"), array("q"), array("q")
@@ -188,7 +249,13 @@ class WebEmbedder(Embedder):
             types.extend(row_types)
             types.extend([0] * (seq - len(row_types)))
         result = await self._mod.run(
-            self._session, to_js(ids), to_js(mask), to_js(types), len(rows), seq, self.manifest["output"]
+            self._session if session is None else session,
+            to_js(ids),
+            to_js(mask),
+            to_js(types),
+            len(rows),
+            seq,
+            self.manifest["output"],
         )
         data = bytes(result.to_bytes())
         if len(data) != len(rows) * self.dims * 4:
@@ -205,6 +272,34 @@ class WebEmbedder(Embedder):
 # ---------------------------------------------------------------------- helpers
 
 
+async def _open_session(
+    mod: Any, base: str, threads: int, model_bytes: Any, backend: str, where: str
+) -> tuple[Any, dict[str, Any], str | None]:
+    """(session, onnxruntime-web facts, note): a session on ``backend``; when WebGPU cannot be loaded or
+    cannot open the graph, a wasm session and a note saying why. A wasm failure is the bundle's fault."""
+    if backend == "webgpu":
+        try:
+            facts = json.loads(str(await mod.initOrt(base, threads, "webgpu")))
+            return await mod.createSession(model_bytes, "webgpu"), facts, None
+        except JsException as exc:
+            note = f"WebGPU was not used: onnxruntime-web's WebGPU backend could not start ({exc}); running on wasm"
+    else:
+        note = None
+    facts = json.loads(str(await mod.initOrt(base, threads, "wasm")))
+    try:
+        return await mod.createSession(model_bytes, "wasm"), facts, note
+    except JsException as exc:
+        raise ModelBundleError(f"onnxruntime-web could not load {where}: {exc}") from None
+
+
+def _cosine(a: bytes, b: bytes) -> float:
+    """Cosine of two float32 vectors given as bytes (pure Python: one short probe vector)."""
+    x, y = array("f", a), array("f", b)
+    dot = sum(p * q for p, q in zip(x, y, strict=True))
+    norm = (sum(p * p for p in x) * sum(q * q for q in y)) ** 0.5
+    return dot / norm if norm > 0 else 0.0
+
+
 def _default_ort_url(mod: Any) -> str:
     """The vendored onnxruntime-web folder, from ``clinvec_build.json`` (written beside the worker)."""
     root = str(mod.webRoot())
@@ -217,11 +312,19 @@ def _default_ort_url(mod: Any) -> str:
 
 
 async def _fetch(mod: Any, url: str, on_progress: Any) -> Any:
-    """The bytes at ``url`` (a JS ``Uint8Array``); ``ModelBundleError`` on HTTP errors or network failure."""
+    """The bytes at ``url`` (a JS ``Uint8Array``); ``ModelBundleError`` on HTTP errors or network failure.
+
+    A network failure is retried once: the download started while the worker was busy starting CPython
+    (the prefetch), and a server that saw no reading for its idle timeout closed it; the retry runs while
+    Python awaits, so the worker reads as the bytes come.
+    """
     try:
         res = await mod.fetchBytes(url, on_progress)
-    except JsException as exc:
-        raise ModelBundleError(f"could not download {url}: {exc}") from None
+    except JsException:
+        try:
+            res = await mod.fetchBytes(url, on_progress)
+        except JsException as exc:
+            raise ModelBundleError(f"could not download {url} (tried twice): {exc}") from None
     if not res.ok:
         status = int(res.status)
         raise BundleHTTPError(f"{url} answered HTTP {status}: the model bundle is missing or incomplete", status)
@@ -234,4 +337,12 @@ async def _verify(mod: Any, manifest: dict[str, Any], name: str, data: Any, bund
     return bundle.check_sha256(manifest, name, str(await mod.sha256Hex(data)), bundle_url)
 
 
-__all__ = ["DEFAULT_VARIANT", "BundleHTTPError", "BundleNotFound", "WebEmbedder"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_VARIANT",
+    "PROBE_MIN_COSINE",
+    "PROBE_TEXT",
+    "BundleHTTPError",
+    "BundleNotFound",
+    "WebEmbedder",
+]

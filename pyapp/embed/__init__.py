@@ -1,9 +1,11 @@
 """Embedders: text to vectors, one implementation per runtime.
 
-``OnnxEmbedder`` and ``MaskedLM`` (fill-mask) are loaded lazily (module ``__getattr__``): they need onnxruntime
-and numpy (the ``server`` extra), which Pyodide does not have, and ``import pyapp.embed`` must work there.
+``OnnxEmbedder``, ``MaskedLM`` (fill-mask) and ``TextClassifier`` (fine-tuned classifier bundles) are loaded
+lazily (module ``__getattr__``): they need onnxruntime and numpy (the ``server`` extra), which Pyodide does not
+have, and ``import pyapp.embed`` must work there.
 ``HashingEmbedder`` is pure Python and always importable. The browser's twins are
-``pyapp.browser.web_embedder.WebEmbedder`` and ``pyapp.browser.web_masked_lm.WebMaskedLM``.
+``pyapp.browser.web_embedder.WebEmbedder``, ``pyapp.browser.web_masked_lm.WebMaskedLM`` and
+``pyapp.browser.web_text_classifier.WebTextClassifier``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from .hashing import HashingEmbedder
 if TYPE_CHECKING:
     from .masked_lm import MaskedLM
     from .onnx import OnnxEmbedder
+    from .text_classifier import TextClassifier
 
-__all__ = ["Embedder", "HashingEmbedder", "MaskedLM", "OnnxEmbedder", "Progress"]
+__all__ = ["Embedder", "HashingEmbedder", "MaskedLM", "OnnxEmbedder", "Progress", "TextClassifier"]
 
 
 def __getattr__(name: str) -> Any:
@@ -32,6 +35,12 @@ def __getattr__(name: str) -> Any:
 
         require_runtime()
         return MaskedLM
+    if name == "TextClassifier":  # classifier bundles on onnxruntime; the browser's twin is web_text_classifier
+        from .onnx import require_runtime
+        from .text_classifier import TextClassifier
+
+        require_runtime()
+        return TextClassifier
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

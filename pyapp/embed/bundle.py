@@ -22,6 +22,11 @@ FORMAT_VERSION = 1  # the newest manifest layout this code reads; bump it when r
 VARIANT_FILES = {"int8": "model_int8.onnx", "fp32": "model.onnx"}
 MLM_VARIANT_FILES = {"fp32": "model_mlm.onnx", "int8": "model_mlm_int8.onnx"}  # the optional fill-mask graphs
 MLM_OUTPUT = "logits"
+# What a bundle's graph computes. Bundles without a ``task`` field are embedders (every bundle written before
+# ``python -m export finetune`` existed); a reader names the task it serves, so a classifier bundle is never
+# opened as an embedder (its logits would silently become "vectors") nor an embedder as a classifier.
+TASK_EMBED = "feature-extraction"
+TASK_CLASSIFY = "text-classification"
 REQUIRED = ("model", "dims", "max_seq_length", "do_lower_case", "vocab_file", "files", "output")
 _EXPORT_HINT = "export it again with `python -m export`"
 
@@ -56,10 +61,11 @@ def check_format(manifest: dict[str, Any], where: str) -> None:
         )
 
 
-def parse_manifest(data: bytes | str, where: str) -> dict[str, Any]:
+def parse_manifest(data: bytes | str, where: str, task: str | None = TASK_EMBED) -> dict[str, Any]:
     """A manifest from its raw bytes, with the format and the keys every reader relies on checked.
 
-    ``where`` names the manifest (a path or URL) in error messages.
+    ``where`` names the manifest (a path or URL) in error messages; ``task``: the task the reader serves
+    (``ModelBundleError`` for a bundle of another task; None accepts any).
     """
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
@@ -74,11 +80,33 @@ def parse_manifest(data: bytes | str, where: str) -> dict[str, Any]:
         raise ModelBundleError(f"{where} lacks {missing}: {_EXPORT_HINT}")
     if not isinstance(manifest["files"], dict):
         raise ModelBundleError(f"{where}: 'files' is not an object: {_EXPORT_HINT}")
+    if task is not None:
+        check_task(manifest, task, where)
     return manifest
 
 
-def load_manifest(bundle_dir: str | Path) -> dict[str, Any]:
-    """The checked manifest of a bundle folder on disk."""
+def task_of(manifest: dict[str, Any]) -> str:
+    """The bundle's task: its ``task`` field, or ``TASK_EMBED`` for bundles that predate the field."""
+    task = manifest.get("task", TASK_EMBED)
+    return task if isinstance(task, str) else repr(task)
+
+
+def check_task(manifest: dict[str, Any], task: str, where: str) -> None:
+    """``ModelBundleError`` unless the bundle's graph serves ``task``, saying what the bundle is instead."""
+    found = task_of(manifest)
+    if found == task:
+        return
+    if found == TASK_CLASSIFY:
+        hint = "it is a text classifier (open it with pyapp.embed.TextClassifier or `python -m pyapp classify`)"
+    elif found == TASK_EMBED:
+        hint = "it is an embedding model; fine-tune a classifier with `python -m export finetune`"
+    else:
+        hint = "this clinvec does not know that task"
+    raise ModelBundleError(f"{where} is a {found} bundle, not a {task} bundle: {hint}")
+
+
+def load_manifest(bundle_dir: str | Path, task: str | None = TASK_EMBED) -> dict[str, Any]:
+    """The checked manifest of a bundle folder on disk (of ``task``: see ``parse_manifest``)."""
     path = Path(bundle_dir) / MANIFEST
     try:
         data = path.read_bytes()
@@ -86,7 +114,7 @@ def load_manifest(bundle_dir: str | Path) -> dict[str, Any]:
         raise ModelBundleError(f"{bundle_dir} is not a model bundle (no {MANIFEST}); run `python -m export`") from None
     except OSError as exc:
         raise ModelBundleError(f"cannot read {path}: {exc}") from None
-    return parse_manifest(data, str(path))
+    return parse_manifest(data, str(path), task)
 
 
 def variant_file(manifest: dict[str, Any], variant: str) -> str:
@@ -190,11 +218,14 @@ __all__ = [
     "MANIFEST",
     "MLM_OUTPUT",
     "MLM_VARIANT_FILES",
+    "TASK_CLASSIFY",
+    "TASK_EMBED",
     "VARIANT_FILES",
     "ModelBundleError",
     "check_format",
     "check_sha256",
     "check_size",
+    "check_task",
     "checked_path",
     "file_entry",
     "has_mlm",
@@ -204,5 +235,6 @@ __all__ = [
     "mlm_output",
     "parse_manifest",
     "sha256_file",
+    "task_of",
     "variant_file",
 ]

@@ -16,6 +16,7 @@ from ..errors import InvalidInput, ModelBundleError
 from . import bundle
 from .base import Embedder, Progress, check_texts, length_batches, token_rows
 from .bundle import load_manifest, sha256_file
+from .providers import available_providers, choose_providers, requested_from_env
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,7 +47,13 @@ def require_runtime() -> None:
 
 
 class OnnxEmbedder(Embedder):
-    """Embeds texts with a bundle's fp32 or int8 graph on onnxruntime (CPU)."""
+    """Embeds texts with a bundle's fp32 or int8 graph on onnxruntime (CUDA when available, else CPU).
+
+    ``providers``: onnxruntime execution providers to ask for (``["cpu"]``, ``["cuda", "cpu"]``, full names
+    too); ``None`` reads ``CLINVEC_ORT_PROVIDERS`` (e.g. ``cpu``), and when that is unset picks CUDA then CPU
+    where onnxruntime-gpu offers CUDA, CPU alone otherwise. The provider that really runs is in ``runtime``,
+    never in ``identity`` (see ``pyapp.embed.providers``).
+    """
 
     def __init__(
         self,
@@ -55,8 +62,12 @@ class OnnxEmbedder(Embedder):
         batch_size: int = 16,
         threads: int | None = None,
         verify: bool = True,
+        providers: Sequence[str] | str | None = None,
     ) -> None:
         require_runtime()
+        self.providers = choose_providers(
+            requested_from_env() if providers is None else providers, available_providers()
+        )
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
         self.bundle_dir = Path(bundle_dir).resolve()
@@ -82,6 +93,17 @@ class OnnxEmbedder(Embedder):
         self._pad_id = self.tokenizer.pad_id
         self._session = self._open(self.model_path)
         self._mlm_session: Any = None
+
+    @property
+    def runtime(self) -> dict[str, Any]:
+        """Where the graph runs (informational, not compared): the provider onnxruntime really used first
+        (it falls back to CPU when CUDA cannot start), the list asked for, and the thread setting."""
+        return {
+            "engine": "onnxruntime",
+            "provider": self._session.get_providers()[0],
+            "providers": list(self.providers),
+            "threads": self.threads,
+        }
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -152,7 +174,7 @@ class OnnxEmbedder(Embedder):
         if self.threads:
             options.intra_op_num_threads = int(self.threads)
             options.inter_op_num_threads = 1
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), sess_options=options, providers=self.providers)
 
     def _run(self, session: Any, rows: list[tuple[list[int], list[int]]], output: str) -> np.ndarray:
         import numpy as np

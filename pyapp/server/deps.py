@@ -68,3 +68,13 @@ def id_list(ids: Any) -> list[str]:
     from ..index import _check_ids
 
     return _check_ids(ids)
+
+
+def public(facts: dict[str, Any]) -> dict[str, Any]:
+    """A manifest or stats without the server's file paths (the store's ``path``, the model bundle's folder):
+    clients need the model's identity, not where the server keeps it."""
+    out = {k: v for k, v in facts.items() if k != "path"}
+    embedder = out.get("embedder")
+    if isinstance(embedder, dict):
+        out["embedder"] = {k: v for k, v in embedder.items() if k != "bundle"}
+    return out

@@ -25,13 +25,13 @@ async def create_index(request: Request, body: CreateIndex) -> Response:
     check_name(body.name)
     config = body.model_dump(exclude_unset=True, exclude={"name", "embed"})
     idx = await deps.registry(request).create(body.name, embed=body.embed, **config)
-    return deps.answer({"name": body.name, "manifest": idx.manifest}, 201)
+    return deps.answer({"name": body.name, "manifest": deps.public(idx.manifest)}, 201)
 
 
 @router.get("/indexes/{name}", response_model=IndexInfo)
 async def open_index(request: Request, name: Name) -> Response:
     idx = await deps.index(request, name)
-    return deps.answer({"name": name, "manifest": idx.manifest})
+    return deps.answer({"name": name, "manifest": deps.public(idx.manifest)})
 
 
 @router.delete("/indexes/{name}", response_model=ExistedOut)
@@ -42,7 +42,7 @@ async def drop_index(request: Request, name: Name) -> Response:
 @router.get("/indexes/{name}/stats", response_model=StatsOut)
 async def stats(request: Request, name: Name) -> Response:
     idx = await deps.index(request, name)
-    facts = await idx.stats()
+    facts = deps.public(await idx.stats())
     facts["location"] = name  # the server's folder layout is not the client's business
     return deps.answer({"stats": facts})
 

@@ -90,3 +90,39 @@ def contract_page(web_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield page
     finally:
         page.close()
+
+
+@pytest.fixture(scope="session")
+def api_contract_page(web_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedPage]:
+    """A booted page served by ``serve.py --api`` (issue 11): the page and the HTTP API on one origin, so the
+    page's ``RemoteIndex`` reaches ``/api`` under its CSP (``connect-src 'self'``). ``web_url`` builds the assets."""
+    pytest.importorskip("playwright.sync_api", reason="pip install playwright (never `playwright install`)")
+    pytest.importorskip("uvicorn", reason="the server extra: pip install -e '.[server]'")
+    if not Path(_browser.CHROMIUM).exists():
+        pytest.skip(f"{_browser.CHROMIUM} missing: apt-get install -y chromium")
+    import subprocess
+
+    root = _browser.ROOT
+    api_root = tmp_path_factory.mktemp("page-api-root")
+    proc = subprocess.Popen(
+        [sys.executable, str(root / "serve.py"), "--no-build", "--quiet", "--port", "0", "--api", str(api_root)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if " at http://" not in line:
+        proc.kill()
+        raise RuntimeError(f"serve.py --api did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
+    url = line.split(" at ", 1)[1].split()[0]
+    page = None
+    try:
+        page = ThreadedPage(url, tmp_path_factory.mktemp("api-contract-chromium-profile"))
+        yield page
+    finally:
+        if page is not None:
+            page.close()
+        proc.terminate()
+        proc.wait(timeout=15)

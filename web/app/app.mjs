@@ -9,11 +9,12 @@ import { mountBackup } from "./backup.mjs";
 import { mountSync } from "./sync.mjs";
 import { mountImport } from "./import.mjs";
 import { mountFillMask } from "./fillmask.mjs";
+import { mountClassify } from "./classify.mjs";
 import { watchTabs } from "./tabs.mjs";
 import { h, call } from "./dom.mjs";
+import { modelChoice, choiceView } from "./models.mjs";
 
 const MB = 1024 * 1024;
-const MODEL_RE = /^models\/[A-Za-z0-9._-]+\/?$/;
 const INDEX_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const DEMO_KEY = "clinvec.demo-declined:";
 const PHASES = {
@@ -27,16 +28,14 @@ const PHASES = {
 const $ = (id) => document.getElementById(id);
 const fmt = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
 
-/** Page options from the URL: which bundle, variant and index (validated: same-origin paths only). */
-function options() {
+/** Page options: the index from the URL; bundle, variant and backend as models.mjs chose them (with why). */
+async function options() {
   const params = new URLSearchParams(location.search);
-  const model = params.get("model") || "models/minilm/";
-  const variant = params.get("variant") || "int8";
   const index = params.get("index") || "";
-  if (!MODEL_RE.test(model)) throw new Error("?model= must be a folder under models/, e.g. models/minilm/");
-  if (!["int8", "fp32"].includes(variant)) throw new Error("?variant= must be int8 or fp32");
   if (index && !INDEX_RE.test(index)) throw new Error("?index= may use letters, digits, '.', '_' and '-' only");
-  return { model, variant, index, root: new URL("../", import.meta.url).href };
+  const root = new URL("../", import.meta.url).href;
+  const choice = await modelChoice(root);
+  return { model: choice.model, variant: choice.variant, backend: choice.backend, index, root, choice };
 }
 
 /** A BroadcastChannel with a fresh name: the worker posts progress there (it cannot call the page). */
@@ -183,6 +182,7 @@ class NotesApp {
     mountImport(document.querySelector("#app aside"), this); // files in: picker, folder, drop (import.mjs)
     mountSync(document.querySelector("#app aside"), this); // "Sync with server": push, pull, log (sync.mjs)
     await mountFillMask(document.querySelector("#app aside"), this); // "Suggest a word" (fillmask.mjs)
+    await mountClassify(document.querySelector("#app aside"), this); // "Classify" (classify.mjs)
     this.showModel();
     await this.refresh();
     this.stopTabs = await watchTabs(this, this.api); // tab-status; other tabs' commits re-render this one
@@ -213,9 +213,11 @@ class NotesApp {
     const e = this.info.embedder;
     const line = this.info.embedder_kind === "onnx"
       ? `Embedder: ${e.model} (${e.variant}, sha256 ${String(e.sha256).slice(0, 12)}… verified, ` +
-        `onnxruntime-web, ${this.info.threads} thread${this.info.threads === 1 ? "" : "s"})`
-      : `Embedder: hashing (${e.dims} dims, lexical)`;
+        `onnxruntime-web ${(this.info.runtime || {}).backend || "wasm"}, ` +
+        `${this.info.threads} thread${this.info.threads === 1 ? "" : "s"})`
+      : `Embedder: hashing (no model; ${e.dims} dims, lexical)`;
     $("model-line").textContent = line;
+    $("model-line").after(...choiceView(this.opts.choice, this.info)); // model and backend, and why (models.mjs)
     if (this.info.notice) {
       $("notice").textContent = this.info.notice;
       $("notice").hidden = false;
@@ -441,7 +443,7 @@ class NotesApp {
  * model bundle fails its checks (the page then shows the error state).
  */
 export async function mountApp(api, status) {
-  const app = new NotesApp(api, options());
+  const app = new NotesApp(api, await options());
   await app.start();
   window.clinvecApp = { info: app.info, kernel: status.kernel };
   return app;

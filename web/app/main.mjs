@@ -7,11 +7,11 @@
 
 import * as ui from "./ui.mjs";
 import { persistence } from "./storage.mjs";
+import { modelChoice } from "./models.mjs";
 
 const BOOT_TIMEOUT_MS = 180_000;
 const STEPS = ["Loading Pyodide", "Loading interpreter", "Loading files", "Starting the app"];
 const SNAPSHOT_DELAY_MS = 1500; // let the first search and paint go first on a small machine
-const MODEL_RE = /^models\/[A-Za-z0-9._-]+\/?$/;
 
 /** The build record; fails with a clear message when the build is missing. */
 async function buildRecord(base) {
@@ -45,14 +45,11 @@ async function workerConfig(base) {
   };
 }
 
-/** The model bundle the app will load (same defaults and checks as app.mjs), for the worker's prefetch. */
-function modelToPrefetch(build, base) {
-  const params = new URLSearchParams(location.search);
-  let model = params.get("model") || "models/minilm/";
-  const variant = params.get("variant") || "int8";
-  if (!MODEL_RE.test(model) || !["int8", "fp32"].includes(variant)) return null; // app.mjs reports it
-  if (!model.endsWith("/")) model += "/";
-  return { bundleURL: new URL(model, base).href, variant, ortURL: new URL(build.paths.ort, base).href };
+/** The model bundle the app will load (models.mjs decides for both), for the worker's prefetch. */
+function modelToPrefetch(build, base, choice) {
+  if (!choice.model) return null; // no bundle listed: the app shows "hashing (no model)"
+  const { variant, backend } = choice;
+  return { bundleURL: new URL(choice.model, base).href, variant, backend, ortURL: new URL(build.paths.ort, base).href };
 }
 
 /**
@@ -138,7 +135,7 @@ async function main() {
   const persisted = persistence; // asked by the storage panel (storage.mjs) as the page loads
   const appModule = import("./app.mjs");
   const base = new URL("../", import.meta.url);
-  const [build, config] = await Promise.all([buildRecord(base), workerConfig(base)]);
+  const [build, config, choice] = await Promise.all([buildRecord(base), workerConfig(base), modelChoice(base)]);
   const checks = checkCritical(build, base);
   const init = {
     pyodideURL: new URL(build.paths.pyodide + "pyodide.mjs", base).href,
@@ -149,7 +146,7 @@ async function main() {
     // Off with ?nosnapshot (to compare); the key changes with the Pyodide build and pyapp.zip.
     snapshotKey: new URLSearchParams(location.search).has("nosnapshot") ? null
       : `${build.versions.pyodide}-${build.pyapp_sha256}`,
-    model: new URLSearchParams(location.search).has("noprefetch") ? null : modelToPrefetch(build, base),
+    model: new URLSearchParams(location.search).has("noprefetch") ? null : modelToPrefetch(build, base, choice),
   };
   const starting = startWorker(init, onProgress);
   // A missing runtime file is reported as such, even when the worker fails first because of it.

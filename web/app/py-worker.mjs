@@ -31,7 +31,7 @@ async function fetchOk(url, kind) {
  * only after their size and sha256 matched the manifest) or null. Any failure just leaves things out:
  * Python then fetches, checks and reports as it always did.
  */
-function prefetchModel(embed, { bundleURL, variant, ortURL }) {
+function prefetchModel(embed, { bundleURL, variant, ortURL, backend = "wasm" }) {
   const downloads = new Map();
   const start = (name) => {
     const url = new URL(name, bundleURL).href;
@@ -54,7 +54,7 @@ function prefetchModel(embed, { bundleURL, variant, ortURL }) {
     const graph = start(file);
     if (typeof manifest.vocab_file === "string") start(manifest.vocab_file);
     // Compile onnxruntime-web's wasm while the model downloads.
-    return { graph, listed: (manifest.files || {})[file], ort: embed.initOrt(ortURL, 0) };
+    return { graph, listed: (manifest.files || {})[file], ort: embed.initOrt(ortURL, 0, backend) };
   })().catch((err) => {
     console.warn("clinvec: model prefetch skipped:", err);
     return null;
@@ -64,7 +64,7 @@ function prefetchModel(embed, { bundleURL, variant, ortURL }) {
     const [graph] = await Promise.all([plan.graph, plan.ort]);
     if (!graph.ok || Number(plan.listed.bytes) !== graph.bytes.byteLength) return null;
     if ((await embed.sha256Hex(graph.bytes)) !== String(plan.listed.sha256).toLowerCase()) return null;
-    const opened = { bytes: graph.bytes, promise: embed.createSession(graph.bytes) };
+    const opened = { bytes: graph.bytes, backend, promise: embed.createSession(graph.bytes, backend) };
     opened.promise.catch(() => {}); // reported to Python when it asks for the session
     return opened;
   }).catch((err) => {
@@ -96,13 +96,13 @@ function prefetching(embed, prefetched) {
         entry.listeners.delete(onProgress);
       }
     },
-    async createSession(bytes) {
+    async createSession(bytes, backend = "wasm") {
       const session = await prefetched.session;
-      if (session && session.bytes === bytes) {
+      if (session && session.bytes === bytes && session.backend === backend) {
         session.bytes = null; // hand it over once
         return session.promise;
       }
-      return embed.createSession(bytes);
+      return embed.createSession(bytes, backend);
     },
   };
 }

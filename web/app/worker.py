@@ -156,11 +156,12 @@ async def app_open(options_json: str) -> str:
     """Load the model bundle (progress on ``channel``), then open or create the notes index.
 
     Options: ``root`` (the page's base URL), ``model`` (bundle folder under it, e.g. "models/minilm/"),
-    ``variant`` ("int8" | "fp32"), ``index`` (IndexedDB name prefix), ``channel`` (BroadcastChannel name).
+    ``variant`` ("int8" | "fp32"), ``backend`` ("wasm" | "webgpu"), ``index`` (IndexedDB name prefix),
+    ``channel`` (BroadcastChannel name). ``model`` null means the build lists no bundle (web/app/models.mjs).
     A missing bundle (HTTP 404) falls back to the hashing embedder; a bundle that fails its checks is an error.
     """
     try:
-        from pyapp.browser.web_embedder import BundleNotFound, WebEmbedder
+        from pyapp.browser.web_embedder import BundleNotFound
         from pyapp.notes import NotesService, choose_embedder
 
         if _APP.get("service") is not None:
@@ -168,15 +169,12 @@ async def app_open(options_json: str) -> str:
         opts = json.loads(options_json)
         progress = _Progress(opts.get("channel"))
         started = _now_ms()
-        model = str(opts.get("model") or "models/minilm/")
+        listed_none = "model" in opts and opts["model"] is None
+        model = "models/" if listed_none else str(opts.get("model") or "models/minilm/")
         variant = str(opts.get("variant") or "int8")
         try:
             choice = await choose_embedder(
-                lambda: WebEmbedder.load(
-                    str(opts["root"]).rstrip("/") + "/" + model.lstrip("/"),
-                    variant=variant,
-                    progress=lambda phase, done, total: progress.post("model", phase, done, total),
-                ),
+                _model_loader(opts, model, variant, progress, listed_none),
                 missing=(BundleNotFound,),
                 model=model,
                 variant=variant,
@@ -189,9 +187,28 @@ async def app_open(options_json: str) -> str:
         _APP.update({"service": service, "index": service.index, "embedder": service.embedder})
         # Boot phase timings for bench/browser_bench.py (the page turns them into performance marks).
         timings = {"model_ms": loaded - started, "index_ms": _now_ms() - loaded}
-        return json.dumps({**await service.info(), "timings": timings})
+        runtime = getattr(service.embedder, "runtime", None)  # backend and why (models.mjs shows it)
+        return json.dumps({**await service.info(), "timings": timings, "runtime": runtime})
     except Exception as exc:  # noqa: BLE001 - the page shows the message
         return _fail(exc)
+
+
+def _model_loader(opts: dict[str, Any], model: str, variant: str, progress: Any, listed_none: bool) -> Any:
+    """The bundle load for ``choose_embedder``: onnxruntime-web on the chosen backend, or (no bundle listed)
+    an immediate ``BundleNotFound``, so the hashing fallback is taken, and said, without a request."""
+    from pyapp.browser.web_embedder import BundleNotFound, WebEmbedder
+
+    async def nothing_listed() -> Any:
+        raise BundleNotFound("models/index.json lists no model bundle")
+
+    if listed_none:
+        return nothing_listed
+    return lambda: WebEmbedder.load(
+        str(opts["root"]).rstrip("/") + "/" + model.lstrip("/"),
+        variant=variant,
+        progress=lambda phase, done, total: progress.post("model", phase, done, total),
+        backend=str(opts.get("backend") or "wasm"),
+    )
 
 
 async def app_add(note_json: str, channel: str = "") -> str:
@@ -517,6 +534,102 @@ async def app_sync(options_json: str, channel: str = "") -> str:
         progress.close()
 
 
+# ---------------------------------------------------------------------- classify (web/app/classify.mjs)
+# The rules live in pyapp.embed.text_classifier (the server's code). The classifier bundle is found without a
+# failing request: ``?classifier=models/x/`` names it, else the build's precache list says whether
+# ``models/classifier/`` holds one. Its graph is downloaded and verified on first use (progress on a channel).
+_CLASSIFIER_DEFAULT = "models/classifier/"
+
+
+async def _classifier_listed(root: str, folder: str) -> bool:
+    """Whether the build's precache list (vendor/precache.json) holds ``folder``'s manifest."""
+    from pyapp.browser._bridge import js_module
+    from pyapp.browser.web_embedder import MODULE
+
+    res = await js_module(MODULE).fetchBytes(root + "vendor/precache.json", None)
+    if not res.ok:
+        return False
+    files = json.loads(bytes(res.bytes.to_bytes()).decode("utf-8")).get("files", {})
+    return folder + "manifest.json" in files
+
+
+async def app_classify_info(options_json: str) -> str:
+    """``{"root", "classifier"}`` -> ``{"available", "model", "labels", "variants", "url", "reason"}``."""
+    try:
+        import re
+
+        from pyapp.browser.web_embedder import BundleNotFound
+        from pyapp.browser.web_text_classifier import fetch_manifest
+        from pyapp.errors import InvalidInput, ModelBundleError
+
+        opts = json.loads(options_json)
+        root = str(opts.get("root") or "")
+        root = root if root.endswith("/") else root + "/"
+        folder = str(opts.get("classifier") or "")
+        if folder and not re.fullmatch(r"models/[A-Za-z0-9._-]+/?", folder):
+            raise InvalidInput(f"?classifier= must look like models/name/, got {folder!r}")
+        if not folder:
+            folder = _CLASSIFIER_DEFAULT
+            if not await _classifier_listed(root, folder):
+                return json.dumps({"available": False, "reason": "No classifier bundle in this build."})
+        folder = folder if folder.endswith("/") else folder + "/"
+        url = root + folder
+        try:
+            manifest = await fetch_manifest(url)
+        except (BundleNotFound, ModelBundleError) as exc:
+            return json.dumps({"available": False, "reason": str(exc)})
+        _APP["classifier_source"] = (url, manifest)
+        _APP.pop("classifier", None)
+        return json.dumps(
+            {
+                "available": True,
+                "model": manifest.get("model"),
+                "labels": manifest["labels"],
+                "variants": sorted(manifest.get("variants") or {}),
+                "url": url,
+            }
+        )
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+
+
+async def app_classify(request_json: str, channel: str = "") -> str:
+    """``{"texts": [...]}`` -> ``{"predictions": [{"label", "probability", "probabilities": [...]}], "labels",
+    "variant", "ms"}``; the first call downloads, verifies and opens the classifier (progress on ``channel``)."""
+    progress = _Progress(channel or None)
+    try:
+        from pyapp.browser.web_text_classifier import WebTextClassifier
+        from pyapp.errors import InvalidInput
+
+        request = json.loads(request_json)
+        if not isinstance(request, dict):
+            raise InvalidInput("the request must be a JSON object")
+        source = _APP.get("classifier_source")
+        if source is None:
+            raise InvalidInput("no classifier bundle was found for this page")
+        model = _APP.get("classifier")
+        if model is None:
+            model = await WebTextClassifier.load(
+                source[0],
+                manifest=source[1],
+                progress=lambda phase, done, total: progress.post("classifier", phase, done, total),
+            )
+            _APP["classifier"] = model
+        started = _now_ms()
+        rows = await model.predict_proba(request.get("texts"))
+        predictions = []
+        for probs in rows:
+            label, prob = model.best(probs)
+            predictions.append({"label": label, "probability": prob, "probabilities": probs})
+        return json.dumps(
+            {"predictions": predictions, "labels": model.labels, "variant": model.variant, "ms": _now_ms() - started}
+        )
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+    finally:
+        progress.close()
+
+
 __export__ = [
     "boot",
     "run_python",
@@ -539,4 +652,6 @@ __export__ = [
     "app_fill_mask_info",
     "app_fill_mask",
     "app_sync",
+    "app_classify_info",
+    "app_classify",
 ]
