@@ -196,8 +196,11 @@ async def cmd_stats(args: argparse.Namespace) -> int:
 async def cmd_export(args: argparse.Namespace) -> int:
     async with opened(args, read_only=True) as index:
         progress = ProgressBar("export", force=getattr(args, "progress", False))
-        count = await export_items(index, args.path, format=args.format, progress=progress)
-    _print_json({"exported": count, "path": args.path})
+        since, int8 = getattr(args, "since", None), getattr(args, "int8", False)
+        position = index.position  # what the next `bundle export --since` starts from (read before writing)
+        count = await export_items(index, args.path, format=args.format, progress=progress, since=since, int8=int8)
+    extra = {"position": position} if args.command == "bundle" else {}
+    _print_json({"exported": count, "path": args.path, **extra})
     return EXIT_OK
 
 
@@ -357,7 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bundle = sub.add_parser("bundle", help="write or read a .clinvec bundle (docs/BUNDLE.md)")
     bundle_sub = bundle.add_subparsers(dest="bundle_command", required=True)
-    _export_arguments(bundle_sub.add_parser("export", help="write the whole index as a bundle"), choices=["bundle"])
+    p = bundle_sub.add_parser("export", help="write the index (or its commits after --since) as a bundle")
+    _export_arguments(p, choices=["bundle"])
+    p.add_argument("--since", type=int, metavar="SEQ", help="a delta: only the commits after SEQ (and deletes)")
+    p.add_argument("--int8", action="store_true", help="int8 vectors with per-row scales (a quarter of the bytes)")
     _import_arguments(bundle_sub.add_parser("import", help="restore a bundle (all or nothing)"), choices=["bundle"])
 
     p = sub.add_parser("compact", help="fold the write-ahead log into a new snapshot")

@@ -69,7 +69,7 @@ class Committer:
         return self._sync
 
     def _staged(self) -> Staged:
-        return Staged(self._rows.next_seq, self.foreign)
+        return Staged(self._rows.next_seq, self.foreign, self._rows.next_commit)
 
     @property
     def update_in_progress(self) -> bool:
@@ -168,7 +168,7 @@ class Committer:
             return 0
         rows = self._rows
         if changes.snapshot is not None:
-            rows.load(changes.snapshot.rows, changes.snapshot.vectors)
+            rows.load(changes.snapshot.rows, changes.snapshot.vectors, changes.snapshot.manifest.get("tombstones"))
             for ops in changes.snapshot.log:
                 rows.apply(ops)
         for ops in changes.commits:
@@ -201,14 +201,17 @@ class Committer:
         directly instead (half the bytes written); on failure the index is empty again."""
         rows = self._rows
         next_seq = rows.next_seq
+        tombstones = rows.tombstone_list()  # an emptied index still remembers its deletes
         if block is not None and len(block) == len(ops) * rows.kernel.dims * 4:
-            rows.load([op.row for op in ops], block)  # type: ignore[union-attr]  # only Puts in a block
+            loaded = [op.row for op in ops]  # type: ignore[union-attr]  # only Puts in a block
+            written = {row.id for row in loaded}
+            rows.load(loaded, block, [t for t in tombstones if t[0] not in written])
         else:
             rows.apply(ops)
         try:
             await self._write_snapshot()
         except BaseException:
-            rows.load([], b"")
+            rows.load([], b"", tombstones)
             rows.next_seq = next_seq
             raise
 
@@ -228,4 +231,7 @@ class Committer:
 
     async def _write_snapshot(self) -> None:
         rows, vectors = self._rows.snapshot_parts()
-        await self._store.write_snapshot(self._manifest, rows, vectors)
+        manifest = self._manifest
+        if self._rows.tombstones:  # kept across compaction, so a sync can still name the deletes
+            manifest = {**manifest, "tombstones": self._rows.tombstone_list()}
+        await self._store.write_snapshot(manifest, rows, vectors)

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from ._gc import paused_gc
+from .changes import Tombstone, changed_ids, read_rows, tombstones_after, versions_of
 from .commits import BULK_SNAPSHOT_OPS, MIN_COMPACT_LOG_BYTES, Committer
 from .embed.base import Embedder, Progress
 from .errors import DimensionMismatch, IndexClosed, IndexExists, InvalidInput, ReadOnlyIndex
@@ -23,7 +24,7 @@ from .kernels import VectorKernel, default_kernel
 from .planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, FUSIONS, HYBRID_DEPTH, MODES, plan, run
 from .rows import ROW_SEQ, IndexRows
 from .staging import MAX_ID_LENGTH, Stager, check_id, item_dicts
-from .stores import Store, store_for
+from .stores import Row, Store, store_for
 from .types import Item, Result
 
 FORMAT = "clinvec-index"
@@ -128,11 +129,12 @@ class LocalIndex:
         snapshot = await store.open(read_only=read_only)
         try:
             manifest = snapshot.manifest
+            tombstones = manifest.pop("tombstones", None)  # the rows' state, not the index's configuration
             dims = manifest["dims"]
             if embedder is not None:
                 cls._check_embedder(manifest, embedder)
             index = cls(store, manifest, default_kernel(dims), read_only, embedder)
-            index._state.load(snapshot.rows, snapshot.vectors)
+            index._state.load(snapshot.rows, snapshot.vectors, tombstones)
             for ops in snapshot.log:
                 index._state.apply(ops)
         except BaseException:
@@ -356,6 +358,33 @@ class LocalIndex:
             row_of = self._state.row_of
             rows = [r for r in map(row_of.get, ids[start : start + batch_size]) if r is not None]
             yield self._state.items(rows)
+
+    # ------------------------------------------------------------------ sync (pyapp.changes, pyapp.sync)
+    @property
+    def position(self) -> int:
+        """The stamp of the newest commit (0 before any): ``changes(since=position)`` is what came after."""
+        return self._state.next_commit - 1
+
+    async def changes(
+        self, since: int | None = None, batch_size: int = 1024
+    ) -> AsyncIterator[builtins.list[tuple[Row, bytes]]]:
+        """The rows written after commit ``since`` (every row when None) with their stamps and float32 vector
+        bytes, in insertion order, ``batch_size`` at a time; ``tombstones(since)`` gives the deletes."""
+        self._ensure_open()
+        ids = changed_ids(self._state, since)
+        for start in range(0, len(ids), batch_size):
+            self._ensure_open()
+            yield list(read_rows(self._state, ids[start : start + batch_size]))
+
+    def tombstones(self, since: int) -> builtins.list[Tombstone]:
+        """The ids deleted after commit ``since`` (and not written again), oldest first."""
+        self._ensure_open()
+        return tombstones_after(self._state, since)
+
+    def versions(self, ids: builtins.list[str]) -> dict[str, tuple[Row, bytes] | Tombstone]:
+        """Each known id's stored row (with stamps) and vector bytes, or its tombstone (sync's conflict rule)."""
+        self._ensure_open()
+        return versions_of(self._state, ids)
 
     async def distinct(self, field: str) -> builtins.list[Any]:
         """The distinct scalar metadata values at ``field`` (a dotted path), sorted; cheap on indexed fields."""

@@ -37,11 +37,12 @@ def rebase(rows: IndexRows, ops: Sequence[Op], intents: Sequence[tuple[int, int,
     overlay: dict[str, Put | None] = {}  # this commit's own earlier ops: None = deleted
     row_of, stored = rows.row_of, rows.rows
     next_seq = rows.next_seq
+    commit = rows.next_commit  # other writers took the stamp these ops were staged with
     out: list[Op] = []
     for op, kind in zip(ops, kinds):
         if isinstance(op, Delete):
             overlay[op.id] = None
-            out.append(op)
+            out.append(op._replace(commit=commit))
             continue
         row = op.row
         if row.id in overlay:
@@ -57,11 +58,11 @@ def rebase(rows: IndexRows, ops: Sequence[Op], intents: Sequence[tuple[int, int,
             if current is None:
                 raise InvalidInput(f"no item with id {row.id!r} (deleted in another tab meanwhile); nothing was saved")
             vector = earlier.vector if earlier is not None else rows.vector_of(row.id)
-            new = Put(Row(row.id, row.metadata, current.text, current.seq), vector)
+            new = Put(Row(row.id, row.metadata, current.text, current.seq, commit, row.time), vector)
         elif current is not None:
-            new = Put(row._replace(seq=current.seq), op.vector)
+            new = Put(row._replace(seq=current.seq, commit=commit), op.vector)
         else:
-            new = Put(row._replace(seq=next_seq), op.vector)
+            new = Put(row._replace(seq=next_seq, commit=commit), op.vector)
             next_seq += 1
         overlay[row.id] = new
         out.append(new)

@@ -21,6 +21,9 @@ from .stores import Op, Put, Row
 from .types import Item
 
 ROW_ID, ROW_METADATA, ROW_TEXT, ROW_SEQ = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
+ROW_COMMIT = itemgetter(4)
+
+Tombstones = dict[str, tuple[int, int]]  # id -> (commit, time) of the delete that removed it (pyapp.sync)
 
 
 class IndexRows:
@@ -32,6 +35,8 @@ class IndexRows:
         self.rows: list[Row] = []
         self.row_of: dict[str, int] = {}
         self.next_seq = 0
+        self.next_commit = 1  # the sync stamp of the next commit (pyapp.sync); 0 marks rows from before stamps
+        self.tombstones: Tombstones = {}  # deletes, remembered so "what changed after commit N" can name them
         self.texts = 0  # rows with a non-empty text: stats() reports it without building BM25
         self._bm25 = bm25
         self._keyword: KeywordIndex | None = KeywordIndex(*bm25)
@@ -40,8 +45,10 @@ class IndexRows:
         return len(self.rows)
 
     # ------------------------------------------------------------------ loading and applying ops
-    def load(self, rows: list[Row], vectors: bytes | memoryview) -> None:
-        """Replace everything with a snapshot's rows and vector matrix."""
+    def load(self, rows: list[Row], vectors: bytes | memoryview, tombstones: Any = None) -> None:
+        """Replace everything with a snapshot's rows, vector matrix and tombstones (``[[id, commit, time]]``)."""
+        self.tombstones = {t[0]: (t[1], t[2]) for t in tombstones or ()}
+        newest = max((c for c, _ in self.tombstones.values()), default=0)
         with paused_gc(len(rows)):
             self.kernel.load(vectors, len(rows))
             self.rows = list(rows)
@@ -51,12 +58,17 @@ class IndexRows:
             self.texts = sum(map(bool, map(ROW_TEXT, rows)))
             self._keyword = None  # built on the first text query: opening stays fast
             self.next_seq = max(map(ROW_SEQ, rows), default=-1) + 1
+            self.next_commit = max(max(map(ROW_COMMIT, rows), default=0), newest) + 1
 
     def apply(self, ops: Sequence[Op]) -> None:
         """Apply durable ops. Runs of new ids are appended to the kernel in one call."""
         pending_rows: list[Row] = []
         pending_vectors: list[bytes | memoryview] = []
         pending_ids: set[str] = set()
+        if ops:  # every op of one commit carries that commit's stamp
+            last = ops[-1]
+            self.next_commit = max(self.next_commit, (last.row.commit if isinstance(last, Put) else last.commit) + 1)
+        tombstones = self.tombstones
 
         def flush() -> None:
             if pending_rows:
@@ -78,6 +90,8 @@ class IndexRows:
         for op in ops:
             if isinstance(op, Put):
                 row = op.row
+                if tombstones:
+                    tombstones.pop(row.id, None)
                 if row.id in pending_ids:
                     flush()
                 existing = self.row_of.get(row.id)
@@ -96,6 +110,7 @@ class IndexRows:
             else:
                 flush()
                 self._remove(op.id)
+                tombstones[op.id] = (op.commit, op.time)
         flush()
 
     def _remove(self, item_id: str) -> None:
@@ -153,6 +168,10 @@ class IndexRows:
 
     def vector_of(self, item_id: str) -> bytes:
         return self.kernel.get_row(self.row_of[item_id])
+
+    def tombstone_list(self) -> list[list[Any]]:
+        """The tombstones as a snapshot stores them: ``[[id, commit, time], ...]``."""
+        return [[item_id, commit, time] for item_id, (commit, time) in self.tombstones.items()]
 
     def snapshot_parts(self) -> tuple[list[Row], Any]:
         """What a snapshot holds: the rows and the vector matrix, row order."""

@@ -197,7 +197,10 @@ def _manifest(**changes: Any) -> dict[str, Any]:
         (_crafted(_manifest(format_version=2), []), "format version 2"),
         (_crafted(_manifest(format="other"), []), "clinvec-bundle"),
         (_crafted(_manifest(kind="weird"), []), "kind"),
-        (_crafted(_manifest(vectors={"encoding": "int8"}), []), "int8"),  # reserved, not read by version 1
+        (  # an int8 manifest with a float32 rows frame
+            _crafted(_manifest(vectors={"encoding": "int8"}), [{"id": "a", "metadata": {}, "text": None, "seq": 0}]),
+            "encoding 0 is not the manifest's",
+        ),
         (_crafted(_manifest(), [{"id": "a", "metadata": {}, "text": None, "seq": 0}] * 2, b"\0" * DIMS * 8), "twice"),
         (_crafted(_manifest(), [{"id": "a", "metadata": [], "text": None, "seq": 0}]), "metadata"),
         (_crafted(_manifest(), [{"id": "", "metadata": {}, "text": None, "seq": 0}]), "id"),
@@ -209,9 +212,13 @@ async def test_malformed_bundles_are_refused(data, match):
     await _assert_refused(data, match)
 
 
-async def test_int8_manifest_is_reserved_but_refused_with_a_clear_error():
-    with pytest.raises(bundles.BundleError, match="int8 vectors"):
-        bundles.verify(io.BytesIO(_crafted(_manifest(vectors={"encoding": "int8"}), [{"id": "a", "seq": 0}])))
+async def test_an_int8_rows_frame_of_the_wrong_size_is_refused():
+    buf = io.BytesIO()
+    out = FrameWriter(buf)
+    out.manifest(_manifest(vectors={"encoding": "int8"}))
+    out.rows_frame([b'{"id":"a","metadata":{},"text":null,"seq":0}'], b"\0" * (4 + DIMS - 1), encoding=1)
+    out.finish()
+    await _assert_refused(buf.getvalue(), "should be")
 
 
 async def test_restore_modes_insert_upsert_replace_and_plan():

@@ -31,10 +31,10 @@ ROWS_HEAD = struct.Struct("<BII")  # vector encoding, row count, JSON length
 TRAILER = struct.Struct("<32sQQ")  # sha256 of everything before the trailer frame, rows, deletes
 
 ENCODING_FLOAT32 = 0
-ENCODING_INT8 = 1  # reserved: one float32 scale per row, then int8 components (docs/BUNDLE.md)
+ENCODING_INT8 = 1  # one float32 scale per row, then int8 components (docs/BUNDLE.md)
 ENCODINGS = {"float32": ENCODING_FLOAT32, "int8": ENCODING_INT8}
 
-KINDS = ("full", "delta")  # "delta" (commits after ``since``) is reserved for server sync
+KINDS = ("full", "delta")  # "delta": the rows and deletes of the commits after ``since`` (sync)
 MAX_FRAME = 256 * 1024 * 1024  # a reader refuses longer frames instead of allocating what a header claims
 MAX_DIMS = 65_536
 FRAME_TARGET = 8 * 1024 * 1024  # a writer starts a new rows frame past this many bytes
@@ -61,15 +61,23 @@ def dump_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
-def build_manifest(index_manifest: dict[str, Any], items: int, generator: str) -> dict[str, Any]:
-    """The manifest of a full bundle of an index whose stored manifest is ``index_manifest``."""
+def build_manifest(
+    index_manifest: dict[str, Any],
+    items: int,
+    generator: str,
+    since: int | None = None,
+    position: int | None = None,
+    encoding: str = "float32",
+) -> dict[str, Any]:
+    """The manifest of a bundle of an index whose stored manifest is ``index_manifest``: full when ``since``
+    is None, else a delta of the commits after ``since``; ``position`` is the newest commit it reflects."""
     bm25 = index_manifest.get("bm25") or {}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "kind": "full",
-        "since": None,
-        "position": None,
+        "kind": "full" if since is None else "delta",
+        "since": since,
+        "position": position,
         "created": utc_now(),
         "generator": generator,
         "items": items,
@@ -81,7 +89,7 @@ def build_manifest(index_manifest: dict[str, Any], items: int, generator: str) -
             "embedder": index_manifest.get("embedder"),
             "created": index_manifest.get("created"),
         },
-        "vectors": {"encoding": "float32", "byte_order": "little"},
+        "vectors": {"encoding": encoding, "byte_order": "little"},
     }
 
 
@@ -114,6 +122,9 @@ def parse_manifest(payload: bytes) -> dict[str, Any]:
         raise BundleError("bundle manifest: since must be an integer or null")
     if manifest["kind"] == "delta" and since is None:
         raise BundleError("bundle manifest: a delta bundle needs 'since'")
+    position = manifest.get("position")
+    if position is not None and not _is_int(position):
+        raise BundleError("bundle manifest: position must be an integer or null")
     items = manifest.get("items")
     if not _is_int(items) or items < 0:
         raise BundleError("bundle manifest: items must be a non-negative integer")

@@ -20,6 +20,7 @@ from ..errors import ClinvecError
 from ..metadata import parse_json
 from ..staging import check_id
 from .format import (
+    ENCODING_INT8,
     ENCODINGS,
     FRAME_DELETES,
     FRAME_HEAD,
@@ -33,6 +34,7 @@ from .format import (
     BundleError,
     parse_manifest,
 )
+from .int8 import dequantize, int8_size
 
 
 @dataclass
@@ -44,6 +46,8 @@ class Batch:
     rows: list[dict[str, Any]] = field(default_factory=list)
     vectors: bytes = b""
     deletes: list[str] = field(default_factory=list)
+    # delta bundles: each deleted id's tombstone (``{"id", "seq", "time"}``; seq is the deleting commit)
+    tombstones: list[dict[str, Any]] = field(default_factory=list)
 
     def items(self) -> list[dict[str, Any]]:
         """The rows as ``insert_many``/``upsert_many`` items (vectors as float32 arrays: exact values)."""
@@ -87,8 +91,6 @@ class BundleReader:
         self.manifest = parse_manifest(payload)
         self.dims: int = self.manifest["index"]["dims"]
         self.encoding = ENCODINGS[self.manifest["vectors"]["encoding"]]
-        if self.encoding != ENCODINGS["float32"]:
-            raise BundleError("this bundle stores int8 vectors; this clinvec reads float32 bundles only")
 
     # ------------------------------------------------------------------ raw reads
     def _read(self, n: int, what: str) -> bytes:
@@ -158,10 +160,11 @@ class BundleReader:
         if encoding != self.encoding:
             raise BundleError(f"bundle is malformed: rows frame vector encoding {encoding} is not the manifest's")
         start = ROWS_HEAD.size
-        width = self.dims * 4
-        if len(payload) != start + json_len + n * width:
+        int8 = self.encoding == ENCODING_INT8
+        vector_bytes = int8_size(n, self.dims) if int8 else n * self.dims * 4
+        if len(payload) != start + json_len + vector_bytes:
             raise BundleError(
-                f"bundle is malformed: a rows frame of {n} rows should be {start + json_len + n * width} bytes, "
+                f"bundle is malformed: a rows frame of {n} rows should be {start + json_len + vector_bytes} bytes, "
                 f"it is {len(payload)}"
             )
         records = parse_json(payload[start : start + json_len], "bundle rows", BundleError)
@@ -172,7 +175,10 @@ class BundleReader:
             row = self._row(record, seen, last_seq)
             last_seq = row["seq"]
             rows.append(row)
-        return Batch(self.dims, rows=rows, vectors=payload[start + json_len :]), last_seq
+        vectors = payload[start + json_len :]
+        if int8:  # the index takes float32: value = byte x its row's scale (re-normalised when staged)
+            vectors = dequantize(vectors, n, self.dims)
+        return Batch(self.dims, rows=rows, vectors=vectors), last_seq
 
     @staticmethod
     def _row(record: Any, seen: set[str], last_seq: int) -> dict[str, Any]:
@@ -190,20 +196,25 @@ class BundleReader:
             raise BundleError(f"{where}: text must be a string or null")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq <= last_seq:
             raise BundleError(f"{where}: seq must be an integer greater than the previous row's ({last_seq})")
-        return {"id": item_id, "metadata": metadata, "text": text, "seq": seq}
+        return {"id": item_id, "metadata": metadata, "text": text, "seq": seq, "time": _stamp(record, "time", where)}
 
     def _deletes(self, payload: bytes, seen: set[str]) -> Batch:
         records = parse_json(payload, "bundle deletes", BundleError)
         if not isinstance(records, list):
             raise BundleError("bundle is malformed: a deletes frame is not a list")
         ids = []
+        tombstones = []
         for record in records:
             item_id = _checked_id(record.get("id") if isinstance(record, dict) else None)
             if item_id in seen:
                 raise BundleError(f"bundle delete {ascii(item_id)}: the id occurs twice in the bundle")
             seen.add(item_id)
             ids.append(item_id)
-        return Batch(self.dims, deletes=ids)
+            where = f"bundle delete {ascii(item_id)}"
+            tombstones.append(
+                {"id": item_id, "seq": _stamp(record, "seq", where), "time": _stamp(record, "time", where)}
+            )
+        return Batch(self.dims, deletes=ids, tombstones=tombstones)
 
     def _trailer(self, payload: bytes, rows: int, deletes: int) -> None:
         if len(payload) != TRAILER.size:
@@ -215,6 +226,14 @@ class BundleReader:
             raise BundleError(f"bundle is malformed: the trailer counts {want_rows} rows, the bundle holds {rows}")
         if not self._at_end():
             raise BundleError("bundle is malformed: data follows the trailer")
+
+
+def _stamp(record: dict[str, Any], key: str, where: str) -> int:
+    """A sync stamp (a non-negative integer; 0 when the record has none, as bundles before sync)."""
+    value = record.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BundleError(f"{where}: {key} must be a non-negative integer")
+    return value
 
 
 def _checked_id(value: Any) -> str:

@@ -29,6 +29,11 @@ def pack_rows(vectors: Sequence[Any], dims: int) -> array:
     out = array("f")
     for i, vector in enumerate(vectors):
         if type(vector) is not list:
+            if type(vector) is array and vector.typecode == "f":  # float32 already (a bundle's rows): memcpy
+                if len(vector) != dims:
+                    raise DimensionMismatch(f"vector {i} has {len(vector)} dimensions; the index has {dims}")
+                out.extend(vector)
+                continue
             if isinstance(vector, (str, bytes, bytearray, dict)) or not hasattr(vector, "__len__"):
                 raise InvalidVector(f"vector {i} is not a list of numbers")
             vector = list(vector)

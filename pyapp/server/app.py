@@ -30,6 +30,7 @@ ROUTE_MODULES: list[str] = [
     "pyapp.server.routes_items",
     "pyapp.server.routes_updates",
     "pyapp.server.routes_documents",
+    "pyapp.server.routes_sync",
 ]
 
 MAX_BODY_BYTES = 64 << 20  # 64 MiB: 5,000 items of 768 floats as JSON, with room for text

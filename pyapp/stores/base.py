@@ -38,6 +38,10 @@ class Row(NamedTuple):
     metadata: dict[str, Any]
     text: str | None
     seq: int  # insertion order; breaks score ties and orders listings
+    # Sync stamps (pyapp.sync): the index's commit number that last wrote the row (0: written before stamps
+    # existed) and that write's time in ms since the epoch (kept from the writer when a sync copies it here).
+    commit: int = 0
+    time: int = 0
 
 
 class Put(NamedTuple):
@@ -48,9 +52,11 @@ class Put(NamedTuple):
 
 
 class Delete(NamedTuple):
-    """Remove one item by id."""
+    """Remove one item by id (stamped like ``Row``: the deleting commit and its time, kept as a tombstone)."""
 
     id: str
+    commit: int = 0
+    time: int = 0
 
 
 Op = Put | Delete

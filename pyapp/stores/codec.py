@@ -26,8 +26,9 @@ from .._gc import paused_gc
 from ..errors import CorruptIndex
 from .base import Delete, Op, Put, Row
 
-COMMIT_VERSION = 1
-ROWS_VERSION = 1
+COMMIT_VERSION = 2  # 2: ops carry their sync stamps (commit, time); version 1 records are still read
+ROWS_VERSION = 2  # 2: "commit" and "time" columns; version 1 rows read with zero stamps
+_READ_VERSIONS = (1, 2)
 # version byte, then the length of the JSON header; the vectors follow the header.
 _COMMIT_HEAD = struct.Struct("<BQ")
 _PUT = "p"
@@ -73,10 +74,10 @@ def encode_commit(ops: Sequence[Op]) -> bytes:
     for op in ops:
         if isinstance(op, Put):
             row = op.row
-            header.append([_PUT, row.id, row.metadata, row.text, row.seq, len(op.vector)])
+            header.append([_PUT, row.id, row.metadata, row.text, row.seq, len(op.vector), row.commit, row.time])
             vectors.append(op.vector)  # bytes or memoryview: joined below without a copy each
         elif isinstance(op, Delete):
-            header.append([_DELETE, op.id])
+            header.append([_DELETE, op.id, op.commit, op.time])
         else:
             raise TypeError(f"not a store op: {op!r}")
     head = _dumps(header)
@@ -89,7 +90,7 @@ def decode_commit(data: bytes | memoryview) -> list[Op]:
     if len(view) < _COMMIT_HEAD.size:
         raise CorruptIndex("commit record is shorter than its header")
     version, head_len = _COMMIT_HEAD.unpack_from(view)
-    if version != COMMIT_VERSION:
+    if version not in _READ_VERSIONS:
         raise CorruptIndex(f"commit record has unknown version {version}")
     start = _COMMIT_HEAD.size
     if start + head_len > len(view):
@@ -100,13 +101,13 @@ def decode_commit(data: bytes | memoryview) -> list[Op]:
     try:
         for entry in header:
             if entry[0] == _PUT:
-                _, id_, metadata, text, seq, nbytes = entry
+                _, id_, metadata, text, seq, nbytes, *stamps = entry
                 if not isinstance(nbytes, int) or nbytes < 0 or pos + nbytes > len(view):
                     raise CorruptIndex("commit record vectors run past its end")
-                ops.append(Put(Row(id_, metadata, text, seq), bytes(view[pos : pos + nbytes])))
+                ops.append(Put(Row(id_, metadata, text, seq, *stamps[:2]), bytes(view[pos : pos + nbytes])))
                 pos += nbytes
             elif entry[0] == _DELETE:
-                ops.append(Delete(entry[1]))
+                ops.append(Delete(*entry[1:4]))
             else:
                 raise CorruptIndex(f"commit record holds an unknown op {entry[0]!r}")
     except (TypeError, ValueError, IndexError, KeyError) as exc:
@@ -124,7 +125,7 @@ def commit_size(prefix: bytes | memoryview) -> int | None:
     begin any commit (unknown version, a whole header that does not parse).
     """
     view = memoryview(prefix).cast("B")
-    if len(view) and view[0] != COMMIT_VERSION:
+    if len(view) and view[0] not in _READ_VERSIONS:
         raise CorruptIndex(f"commit record has unknown version {view[0]}")
     if len(view) < _COMMIT_HEAD.size:
         return None
@@ -151,6 +152,8 @@ def encode_rows(rows: Sequence[Row]) -> bytes:
             "metadata": [r.metadata for r in rows],
             "text": [r.text for r in rows],
             "seq": [r.seq for r in rows],
+            "commit": [r.commit for r in rows],
+            "time": [r.time for r in rows],
         }
     )
 
@@ -164,14 +167,20 @@ def decode_rows(data: bytes | memoryview) -> list[Row]:
 def _decode_rows(data: bytes | memoryview) -> list[Row]:
     obj = _loads(data, "snapshot rows")
     try:
-        if obj["version"] != ROWS_VERSION:
+        if obj["version"] not in _READ_VERSIONS:
             raise CorruptIndex(f"snapshot rows have unknown version {obj['version']!r}")
         ids, metadata, texts, seqs = obj["id"], obj["metadata"], obj["text"], obj["seq"]
+        if obj["version"] == 1:
+            return _checked_rows(ids, metadata, texts, seqs)
+        return _checked_rows(ids, metadata, texts, seqs, obj["commit"], obj["time"])
     except (TypeError, KeyError) as exc:
         raise CorruptIndex(f"snapshot rows are malformed: {exc!r}") from exc
-    if not (len(ids) == len(metadata) == len(texts) == len(seqs)):
+
+
+def _checked_rows(*columns: list[Any]) -> list[Row]:
+    if len({len(column) for column in columns}) > 1:
         raise CorruptIndex("snapshot row columns differ in length")
-    return list(map(Row, ids, metadata, texts, seqs))
+    return list(map(Row, *columns))
 
 
 __all__ = ["commit_size", "decode_commit", "decode_rows", "encode_commit", "encode_rows"]

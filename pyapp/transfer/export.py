@@ -49,18 +49,26 @@ def check_target(index: LocalIndex, path: str) -> None:
 
 
 async def export_items(
-    index: LocalIndex, path: str, format: str | None = "jsonl", progress: Progress | None = None
+    index: LocalIndex,
+    path: str,
+    format: str | None = "jsonl",
+    progress: Progress | None = None,
+    since: int | None = None,
+    int8: bool = False,
 ) -> int:
     """Write every committed item in insertion order to ``path``; returns how many.
 
     ``format=None`` picks it from the extension (``export_format``). Raises ``InvalidInput`` for a bad format
     or target, or an item that cannot be written as UTF-8 JSON (naming its id), and ``StorageError`` when the
-    file system refuses the write. ``progress(done, total)`` is called for bundles.
+    file system refuses the write. ``progress(done, total)`` is called for bundles. Bundles only: ``since``
+    writes a delta (the commits after it), ``int8`` stores int8 vectors with scales (docs/BUNDLE.md).
     """
     if format is None:
         format = export_format(path)
     if format not in EXPORT_FORMATS:
         raise InvalidInput(f"export format must be one of {EXPORT_FORMATS}, got {format!r}")
+    if format != "bundle" and (since is not None or int8):
+        raise InvalidInput("since and int8 apply to bundles only")
     path = os.fspath(path)
     check_target(index, path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -71,7 +79,7 @@ async def export_items(
     try:
         if format == "bundle":
             with open(fd, "wb") as raw:
-                count = await write_bundle(index, raw, progress)
+                count = await write_bundle(index, raw, progress, since=since, int8=int8)
                 raw.flush()
                 os.fsync(raw.fileno())
         else:

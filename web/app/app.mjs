@@ -6,6 +6,7 @@
 
 import * as ui from "./ui.mjs";
 import { mountBackup } from "./backup.mjs";
+import { mountSync } from "./sync.mjs";
 import { mountImport } from "./import.mjs";
 import { mountFillMask } from "./fillmask.mjs";
 import { mountClassify } from "./classify.mjs";
@@ -179,6 +180,7 @@ class NotesApp {
     this.wire();
     mountBackup(document.querySelector("#app aside"), this); // backup download and restore (backup.mjs)
     mountImport(document.querySelector("#app aside"), this); // files in: picker, folder, drop (import.mjs)
+    mountSync(document.querySelector("#app aside"), this); // "Sync with server": push, pull, log (sync.mjs)
     await mountFillMask(document.querySelector("#app aside"), this); // "Suggest a word" (fillmask.mjs)
     await mountClassify(document.querySelector("#app aside"), this); // "Classify" (classify.mjs)
     this.showModel();

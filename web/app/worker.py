@@ -506,6 +506,34 @@ async def app_fill_mask(request_json: str, channel: str = "") -> str:
         progress.close()
 
 
+# ---------------------------------------------------------------------- sync with the server (web/app/sync.mjs)
+# The engine and the page's rules live in pyapp.sync (tested on CPython); the bundles travel by fetch from here.
+
+
+async def app_sync(options_json: str, channel: str = "") -> str:
+    """Sync the notes index with the server index ``name`` at ``api`` (same origin) from the saved ``state``
+    (JSON, "" the first time); progress ("push", "pull", "apply") goes to ``channel``. Returns the summary,
+    the new state (the page saves it), counts and the log of overwritten versions."""
+    progress = _Progress(channel or None)
+    try:
+        from pyapp.browser.fetch_peer import FetchPeer
+        from pyapp.sync.page import page_sync
+
+        opts = json.loads(options_json)
+        peer = FetchPeer(str(opts["api"]), str(opts["name"]))
+        outcome = await page_sync(
+            _service().index,
+            peer,
+            opts.get("state") or "",
+            lambda phase, done, total: progress.post("sync", phase, done, total),
+        )
+        return json.dumps(outcome)
+    except Exception as exc:  # noqa: BLE001 - the page shows the message
+        return _fail(exc)
+    finally:
+        progress.close()
+
+
 # ---------------------------------------------------------------------- classify (web/app/classify.mjs)
 # The rules live in pyapp.embed.text_classifier (the server's code). The classifier bundle is found without a
 # failing request: ``?classifier=models/x/`` names it, else the build's precache list says whether
@@ -626,6 +654,7 @@ __export__ = [
     "app_import_drop",
     "app_fill_mask_info",
     "app_fill_mask",
+    "app_sync",
     "app_classify_info",
     "app_classify",
 ]
