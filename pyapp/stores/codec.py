@@ -28,6 +28,9 @@ from .base import Delete, Op, Put, Row
 
 COMMIT_VERSION = 1
 ROWS_VERSION = 1
+# Version 2 adds an ``ivf`` object (the partitioning of pyapp.kernels.ivf: centroids and row assignments, base64
+# binary inside the JSON). A snapshot without partitions is still written as version 1, and both versions open.
+ROWS_VERSION_IVF = 2
 # version byte, then the length of the JSON header; the vectors follow the header.
 _COMMIT_HEAD = struct.Struct("<BQ")
 _PUT = "p"
@@ -142,36 +145,55 @@ def commit_size(prefix: bytes | memoryview) -> int | None:
     return start + head_len + vector_bytes
 
 
-def encode_rows(rows: Sequence[Row]) -> bytes:
-    """Snapshot rows as one columnar JSON object: a single ``json.loads`` reads them back fast."""
-    return _dumps(
-        {
-            "version": ROWS_VERSION,
-            "id": [r.id for r in rows],
-            "metadata": [r.metadata for r in rows],
-            "text": [r.text for r in rows],
-            "seq": [r.seq for r in rows],
-        }
-    )
+def encode_rows(rows: Sequence[Row], ivf: dict[str, Any] | None = None) -> bytes:
+    """Snapshot rows as one columnar JSON object: a single ``json.loads`` reads them back fast.
+
+    ``ivf``: the index's partitioning state (JSON-able), stored beside the rows so centroids and assignments
+    are written and replaced atomically with the rows they describe (version 2); None writes version 1."""
+    obj: dict[str, Any] = {
+        "version": ROWS_VERSION if ivf is None else ROWS_VERSION_IVF,
+        "id": [r.id for r in rows],
+        "metadata": [r.metadata for r in rows],
+        "text": [r.text for r in rows],
+        "seq": [r.seq for r in rows],
+    }
+    if ivf is not None:
+        obj["ivf"] = ivf
+    return _dumps(obj)
 
 
 def decode_rows(data: bytes | memoryview) -> list[Row]:
-    """Inverse of ``encode_rows``; raises ``CorruptIndex`` on anything malformed."""
+    """Inverse of ``encode_rows`` (the rows only); raises ``CorruptIndex`` on anything malformed."""
+    return decode_snapshot_rows(data)[0]
+
+
+def decode_snapshot_rows(data: bytes | memoryview) -> tuple[list[Row], dict[str, Any] | None]:
+    """Inverse of ``encode_rows``: the rows and the ``ivf`` state (None in version 1 snapshots)."""
     with paused_gc():  # 50k rows allocate 50k+ dicts: collector passes would add a large share to the decode
         return _decode_rows(data)
 
 
-def _decode_rows(data: bytes | memoryview) -> list[Row]:
+def _decode_rows(data: bytes | memoryview) -> tuple[list[Row], dict[str, Any] | None]:
     obj = _loads(data, "snapshot rows")
     try:
-        if obj["version"] != ROWS_VERSION:
+        if obj["version"] not in (ROWS_VERSION, ROWS_VERSION_IVF):
             raise CorruptIndex(f"snapshot rows have unknown version {obj['version']!r}")
         ids, metadata, texts, seqs = obj["id"], obj["metadata"], obj["text"], obj["seq"]
-    except (TypeError, KeyError) as exc:
+        ivf = obj.get("ivf") if obj["version"] == ROWS_VERSION_IVF else None
+    except (TypeError, KeyError, AttributeError) as exc:
         raise CorruptIndex(f"snapshot rows are malformed: {exc!r}") from exc
     if not (len(ids) == len(metadata) == len(texts) == len(seqs)):
         raise CorruptIndex("snapshot row columns differ in length")
-    return list(map(Row, ids, metadata, texts, seqs))
+    if ivf is not None and not isinstance(ivf, dict):
+        raise CorruptIndex("snapshot partitioning (ivf) is not an object")
+    return list(map(Row, ids, metadata, texts, seqs)), ivf
 
 
-__all__ = ["commit_size", "decode_commit", "decode_rows", "encode_commit", "encode_rows"]
+__all__ = [
+    "commit_size",
+    "decode_commit",
+    "decode_rows",
+    "decode_snapshot_rows",
+    "encode_commit",
+    "encode_rows",
+]
