@@ -141,6 +141,7 @@ class Partitions:
         self.score: list[float] = []  # row -> cosine to its centroid (drift)
         self.score_sum = 0.0
         self.trained = trained
+        self._frozen: dict[int, Any] = {}  # list -> frozen copy of its rows (numpy), dropped when the list changes
 
     def __len__(self) -> int:
         return len(self.assign)
@@ -159,6 +160,11 @@ class Partitions:
 
     def _place(self, start: int, lists: Sequence[int], scores: Sequence[float]) -> None:
         members, assign, pos, score = self.members, self.assign, self.pos, self.score
+        if len(lists) > len(self._frozen):
+            self._frozen.clear()
+        else:
+            for lst in lists:
+                self._frozen.pop(lst, None)
         for offset, (lst, s) in enumerate(zip(lists, scores)):
             bucket = members[lst]
             assign.append(lst)
@@ -172,6 +178,7 @@ class Partitions:
         lists, scores = self.centroids.nearest(vector, 1)
         self._detach(row)
         lst = int(lists[0])
+        self._frozen.pop(lst, None)
         self.assign[row] = lst
         self.pos[row] = len(self.members[lst])
         self.members[lst].append(row)
@@ -179,6 +186,7 @@ class Partitions:
         self.score[row] = float(scores[0])
 
     def _detach(self, row: int) -> None:
+        self._frozen.pop(self.assign[row], None)
         bucket = self.members[self.assign[row]]
         p = self.pos[row]
         moved = bucket.pop()
@@ -193,6 +201,7 @@ class Partitions:
         last = len(self.assign) - 1
         if row != last:
             lst = self.assign[last]
+            self._frozen.pop(lst, None)
             self.members[lst][self.pos[last]] = row
             self.assign[row], self.pos[row], self.score[row] = lst, self.pos[last], self.score[last]
         self.assign.pop()
@@ -208,6 +217,8 @@ class Partitions:
         for lst, bucket in enumerate(self.members):
             for p, row in enumerate(bucket):
                 assert self.assign[row] == lst and self.pos[row] == p, f"row {row} is misplaced"
+        for lst, part in self._frozen.items():
+            assert list(part) == self.members[lst], f"the frozen copy of list {lst} is stale"
         if n:
             _, best = self.centroids.nearest(kernel.to_bytes(), n)
             for row, (mine, top) in enumerate(zip(self.score, best)):
@@ -252,17 +263,40 @@ class Partitions:
         filtered), ``nprobe`` lists or, automatically, until ``target(k)`` rows are gathered."""
         order = self.centroids.rank(query)
         members = self.members
+        if allowed is None:
+            if nprobe is not None:
+                return self._rows_of(order[:nprobe])
+            want, total, lists = self.target(k), 0, []
+            for lst in order:
+                lists.append(lst)
+                total += len(members[lst])
+                if total >= want:
+                    break
+            return self._rows_of(lists)
         if nprobe is not None:
-            picked = list(chain.from_iterable(members[lst] for lst in order[:nprobe]))
-            return picked if allowed is None else [r for r in picked if allowed[r]]
+            return [r for r in chain.from_iterable(members[lst] for lst in order[:nprobe]) if allowed[r]]
         want = self.target(k)
         out: list[int] = []
         for lst in order:
-            bucket = members[lst]
-            out.extend(bucket if allowed is None else [r for r in bucket if allowed[r]])
+            out.extend([r for r in members[lst] if allowed[r]])
             if len(out) >= want:
                 break
         return out
+
+    def _rows_of(self, lists: Sequence[int]) -> Sequence[int]:
+        """The rows of these lists, through the runtime's frozen copies (numpy arrays) when it has them: a
+        query then concatenates a few arrays instead of converting thousands of Python ints."""
+        freeze = getattr(self.centroids, "freeze", None)
+        if freeze is None:
+            return list(chain.from_iterable(self.members[lst] for lst in lists))
+        frozen = self._frozen
+        parts = []
+        for lst in lists:
+            part = frozen.get(lst)
+            if part is None:
+                part = frozen[lst] = freeze(self.members[lst])
+            parts.append(part)
+        return self.centroids.join(parts)
 
     def target(self, k: int) -> int:
         """How many candidate rows the automatic probe gathers for top-``k``."""

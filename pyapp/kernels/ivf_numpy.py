@@ -34,6 +34,15 @@ class NumpyCentroids:
     def to_bytes(self) -> bytes:
         return self.matrix.astype("<f4").tobytes()
 
+    @staticmethod
+    def freeze(rows: list[int]) -> np.ndarray:
+        """One list's rows as an int64 array, kept by ``Partitions`` until the list changes."""
+        return np.array(rows, dtype=np.int64)
+
+    @staticmethod
+    def join(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
 
 def nearest(rows: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centroid (largest cosine) of every row and that cosine, in blocks of ``BLOCK`` rows."""
