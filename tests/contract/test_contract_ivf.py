@@ -37,6 +37,16 @@ RECALL_CASES = frozenset(
 )
 
 
+_EXACT: dict[tuple[str, str], Any] = {}
+
+
+def _exact(name: str, store: str, folder: Path) -> Any:
+    """The case's observation without partitions (computed once per case and store)."""
+    if (name, store) not in _EXACT:
+        _EXACT[name, store] = _run(name, store, folder)
+    return _EXACT[name, store]
+
+
 def _run(name: str, store: str, folder: Path) -> Any:
     if store == "memory":
         return run_sync(cases.run_case(name, lambda: f"memory://ivf-{uuid.uuid4().hex}"))
@@ -70,7 +80,7 @@ def verified(monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_contract_case_with_partitions(
     name: str, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verified: list[int]
 ) -> None:
-    exact = _run(name, store, tmp_path / "exact")
+    exact = _exact(name, store, tmp_path / "exact")
     monkeypatch.setattr(ivf, "DEFAULT_THRESHOLD", 4)
     assert cases.difference(_run(name, store, tmp_path / "ivf"), exact) is None
 
@@ -79,7 +89,7 @@ def test_contract_case_with_partitions(
 def test_contract_case_probing_one_list(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verified: list[int]
 ) -> None:
-    exact = _run(name, "memory", tmp_path / "exact")
+    exact = _exact(name, "memory", tmp_path / "exact")
     monkeypatch.setattr(ivf, "DEFAULT_THRESHOLD", 4)
     monkeypatch.setattr(ivf, "MIN_CANDIDATES", 1)
     monkeypatch.setattr(ivf, "PER_K", 1)
