@@ -82,7 +82,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--threshold", type=int, default=50_000, help="ivf_threshold of the index")
+    parser.add_argument(
+        "--threshold", type=int, default=None, help="ivf_threshold of the index (default: the library's)"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
