@@ -143,7 +143,7 @@ async def build(args: argparse.Namespace, folder: str, threshold: int | None) ->
 async def query(args: argparse.Namespace, folder: str) -> dict[str, Any]:
     from pyapp import LocalIndex
 
-    _, queries = dataset(args)
+    queries = dataset(args)[1]  # the generated rows are freed here: RSS below is the opened index's
     rss0 = _rss_mb()["vmrss"]
     t0, c0 = time.perf_counter(), time.process_time()
     idx = await LocalIndex.open(folder, read_only=True)
