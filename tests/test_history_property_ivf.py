@@ -26,6 +26,6 @@ def test_partitioned_answers_agree_live_reopened_and_compacted(
         patch.setattr(ivf, "DEFAULT_THRESHOLD", 2)
         patch.setattr(ivf, "MIN_CANDIDATES", 1)
         patch.setattr(ivf, "PER_K", 1)
-        patch.setattr(ivf, "PROBE_FRACTION", 0.0)
+        patch.setattr(ivf, "PROBE_SCALE", 0.0)
         asyncio.run(_run(str(tmp_path / uuid.uuid4().hex), ops, build_at))
         asyncio.run(_run(f"memory://history-ivf-{uuid.uuid4().hex}", ops, build_at))

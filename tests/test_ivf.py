@@ -116,7 +116,7 @@ def test_probing_prunes_and_recall_stays_high_exact_is_brute_force() -> None:
 def test_filters_apply_before_probing_and_selective_ones_are_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ivf, "MIN_CANDIDATES", 1)  # small probes, so the filtered paths really differ
     monkeypatch.setattr(ivf, "PER_K", 1)
-    monkeypatch.setattr(ivf, "PROBE_FRACTION", 0.0)
+    monkeypatch.setattr(ivf, "PROBE_SCALE", 0.0)
     probed: list[int] = []
     candidates = ivf.Partitions.candidates
 

@@ -32,9 +32,11 @@ DEFAULT_THRESHOLD = (
 )
 MIN_CANDIDATES = 1024  # a query scans at least this many rows (all of them in a small index: exact answers)
 PER_K = 64  # ... and at least 64 candidates per requested hit
-# The automatic probe depth: the nearest lists until this share of the rows is covered. Tuned in
-# bench/ivf_bench.py for recall@10 >= 0.95 on clustered data and on MiniLM embeddings (docs/BENCHMARKS.md).
-PROBE_FRACTION = 0.04
+# The automatic probe depth: the nearest lists until 0.8 x sqrt(nlist) lists' worth of rows is covered (8 % of the
+# rows at 100 lists, 5.3 % at 224, 3.8 % at 433: the finer the lists, the smaller the share a neighbour hides in).
+# Tuned in bench/ivf_bench.py for recall@10 >= 0.95: MiniLM ICD-10 titles at 100 lists, Gaussian mixtures at 224
+# and 433 lists (docs/BENCHMARKS.md).
+PROBE_SCALE = 0.8
 # Drift: retrain when the index has doubled or halved since training, when list sizes got uneven (the expected
 # rows per probed list grew by half), or when rows sit farther from their centroids (mean 1 - cosine up 25 %).
 GROWTH = 2.0
@@ -302,7 +304,8 @@ class Partitions:
 
     def target(self, k: int) -> int:
         """How many candidate rows the automatic probe gathers for top-``k``."""
-        return max(MIN_CANDIDATES, PER_K * k, math.ceil(len(self.assign) * PROBE_FRACTION))
+        rows = len(self.assign)
+        return max(MIN_CANDIDATES, PER_K * k, math.ceil(rows * PROBE_SCALE / math.sqrt(self.nlist)))
 
     # ------------------------------------------------------------------ snapshot state
     def state(self) -> dict[str, Any]:

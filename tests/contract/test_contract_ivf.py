@@ -93,7 +93,7 @@ def test_contract_case_probing_one_list(
     monkeypatch.setattr(ivf, "DEFAULT_THRESHOLD", 4)
     monkeypatch.setattr(ivf, "MIN_CANDIDATES", 1)
     monkeypatch.setattr(ivf, "PER_K", 1)
-    monkeypatch.setattr(ivf, "PROBE_FRACTION", 0.0)
+    monkeypatch.setattr(ivf, "PROBE_SCALE", 0.0)
     if name in RECALL_CASES:
         pairs = _answer_exactly(monkeypatch)
         assert cases.difference(_run(name, "memory", tmp_path / "ivf"), exact) is None
