@@ -18,6 +18,12 @@ With a store that has shared writers (IndexedDB: every tab writes), each commit 
 store's commit lock (held per commit, across tabs): first the other writers' commits are applied
 (``catch_up``), then, if anything changed since the ops were staged, they are re-checked against the newest
 state (``rebase``), and only then written. ``refresh()`` applies other writers' commits between commits.
+
+Partitions (IVF, ``pyapp.kernels.ivf``) follow every applied op in ``IndexRows``; after each commit this module
+asks whether they are due to be built, retrained (drift) or dropped, does it in memory and then writes a
+snapshot, so the new centroids are durable with the rows they describe. A failure there is handled like a failed
+compaction: logged, reported, retried, never raised on the acknowledged write (queries stay correct meanwhile:
+the old partitions or, without any, an exact scan).
 """
 
 from __future__ import annotations
@@ -147,6 +153,7 @@ class Committer:
             raise UpdateInProgress("compact() inside a batch would wait for the batch itself; call it after")
         async with self._get_lock(), self._get_sync(), self._store.commit_lock():
             await self._catch_up()
+            self._repartition()
             await self._write_snapshot()
             self.compaction_error = None
             self._compact_after = 0
@@ -168,7 +175,12 @@ class Committer:
             return 0
         rows = self._rows
         if changes.snapshot is not None:
-            rows.load(changes.snapshot.rows, changes.snapshot.vectors, changes.snapshot.manifest.get("tombstones"))
+            rows.load(
+                changes.snapshot.rows,
+                changes.snapshot.vectors,
+                changes.snapshot.manifest.get("tombstones"),
+                changes.snapshot.ivf,
+            )
             for ops in changes.snapshot.log:
                 rows.apply(ops)
         for ops in changes.commits:
@@ -194,7 +206,7 @@ class Committer:
                 return
             await self._store.commit(ops)
             rows.apply(ops)
-            await self._maybe_compact()
+            await self._maybe_compact(force=self._repartition())
 
     async def _bulk_load(self, ops: list[Op], block: memoryview | None) -> None:
         """A bulk load into an empty index would be logged and then compacted at once: write the snapshot
@@ -209,15 +221,32 @@ class Committer:
         else:
             rows.apply(ops)
         try:
+            self._repartition()
             await self._write_snapshot()
         except BaseException:
             rows.load([], b"", tombstones)
             rows.next_seq = next_seq
             raise
 
-    async def _maybe_compact(self) -> None:
+    def _repartition(self) -> bool:
+        """Build, retrain or drop the IVF partitions when due (``IndexRows.ivf_due``); True when they changed.
+
+        Runs after a durable commit: an error here is logged and the previous partitions (or exact search) stay."""
+        rows = self._rows
+        reason = rows.ivf_due()
+        if reason is None:
+            return False
+        try:
+            rows.train_ivf()
+        except Exception as exc:  # noqa: BLE001 - the commit is durable; queries stay correct without new lists
+            log.warning("clinvec: partitioning %s (%s) failed: %s", self._store.location, reason, exc)
+            return False
+        log.info("clinvec: partitions of %s rebuilt (%s)", self._store.location, reason)
+        return True
+
+    async def _maybe_compact(self, force: bool = False) -> None:
         size = self._store.log_bytes
-        if size <= max(self._store.snapshot_bytes, MIN_COMPACT_LOG_BYTES, self._compact_after):
+        if not force and size <= max(self._store.snapshot_bytes, MIN_COMPACT_LOG_BYTES, self._compact_after):
             return
         try:
             await self._write_snapshot()
@@ -230,8 +259,11 @@ class Committer:
             self._compact_after = 0
 
     async def _write_snapshot(self) -> None:
-        rows, vectors = self._rows.snapshot_parts()
+        rows, vectors, ivf = self._rows.snapshot_parts()
         manifest = self._manifest
         if self._rows.tombstones:  # kept across compaction, so a sync can still name the deletes
             manifest = {**manifest, "tombstones": self._rows.tombstone_list()}
-        await self._store.write_snapshot(manifest, rows, vectors)
+        if ivf is None:  # the plain call: stores written before partitions existed keep working
+            await self._store.write_snapshot(manifest, rows, vectors)
+        else:
+            await self._store.write_snapshot(manifest, rows, vectors, ivf=ivf)

@@ -21,6 +21,7 @@ from .embed.base import Embedder, Progress
 from .errors import DimensionMismatch, IndexClosed, IndexExists, InvalidInput, ReadOnlyIndex
 from .filters import compile_filter
 from .kernels import VectorKernel, default_kernel
+from .kernels import ivf as _ivf
 from .planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, FUSIONS, HYBRID_DEPTH, MODES, plan, run
 from .rows import ROW_SEQ, IndexRows
 from .staging import MAX_ID_LENGTH, Stager, check_id, item_dicts
@@ -67,7 +68,8 @@ class LocalIndex:
         self.dims: int = manifest["dims"]
         self.indexed: builtins.list[str] = list(manifest.get("indexed", []))
         bm25 = manifest.get("bm25", {})
-        self._state = IndexRows(kernel, self.indexed, (bm25.get("k1", 0.9), bm25.get("b", 0.4)))
+        threshold = manifest.get("ivf", {}).get("threshold", _ivf.DEFAULT_THRESHOLD)
+        self._state = IndexRows(kernel, self.indexed, (bm25.get("k1", 0.9), bm25.get("b", 0.4)), threshold)
         self._stager = Stager(self._state, self.dims)
         self._stager.embedder = embedder
         self._commits = Committer(store, self._state, manifest)
@@ -88,10 +90,13 @@ class LocalIndex:
         embedder: Embedder | None = None,
         bm25_k1: float = 0.9,
         bm25_b: float = 0.4,
+        ivf_threshold: int | None = None,
     ) -> LocalIndex:
         """Create an empty index (or open it when ``exist_ok`` and it exists).
 
-        ``dims`` comes from the embedder when one is given."""
+        ``dims`` comes from the embedder when one is given. ``ivf_threshold``: from this many items on, vector
+        queries probe k-means partitions instead of scanning every row (``query(exact=True)`` still scans all);
+        None takes ``pyapp.kernels.ivf.DEFAULT_THRESHOLD``. Stored in the manifest."""
         if embedder is not None:
             if dims is not None and dims != embedder.dims:
                 raise DimensionMismatch(f"dims={dims} but the embedder produces {embedder.dims}-d vectors")
@@ -104,6 +109,7 @@ class LocalIndex:
             raise InvalidInput("indexed must be a list of field names (dotted paths allowed)")
         if not (bm25_k1 >= 0 and 0 <= bm25_b <= 1):
             raise InvalidInput("BM25 needs k1 >= 0 and 0 <= b <= 1")
+        threshold = _ivf.check_threshold(_ivf.DEFAULT_THRESHOLD if ivf_threshold is None else ivf_threshold)
         store = store_for(location)
         if await store.exists():
             if not exist_ok:
@@ -116,6 +122,7 @@ class LocalIndex:
             "metric": metric,
             "indexed": list(indexed),
             "bm25": {"k1": bm25_k1, "b": bm25_b},
+            "ivf": {"threshold": threshold},
             "embedder": None if embedder is None else embedder.identity,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -134,7 +141,7 @@ class LocalIndex:
             if embedder is not None:
                 cls._check_embedder(manifest, embedder)
             index = cls(store, manifest, default_kernel(dims), read_only, embedder)
-            index._state.load(snapshot.rows, snapshot.vectors, tombstones)
+            index._state.load(snapshot.rows, snapshot.vectors, tombstones, snapshot.ivf)
             for ops in snapshot.log:
                 index._state.apply(ops)
         except BaseException:
@@ -404,6 +411,8 @@ class LocalIndex:
         weights: Sequence[float] = DEFAULT_WEIGHTS,
         rrf_k: float = DEFAULT_RRF_K,
         expand_abbreviations: bool | str | None = None,
+        exact: bool = False,
+        nprobe: int | None = None,
     ) -> builtins.list[Result]:
         """Search committed items.
 
@@ -421,12 +430,29 @@ class LocalIndex:
         the keyword leg only,
         ``False``/``"off"`` not at all; ``None`` uses the index's ``expand_abbreviations`` attribute, which is
         ``False`` unless set. Stored texts are never changed. Figures: docs/BENCHMARKS.md.
+
+        Past the index's ``ivf_threshold`` the vector leg probes the partitions nearest the query (``nprobe``
+        lists, or automatically enough for recall@10 >= 0.95 in bench/ivf_bench.py) instead of every row: the
+        promise there is recall, not identity. ``exact=True`` always scans every (filtered) row. A selective
+        filter is answered exactly over its matches either way.
         """
         self._ensure_open()
         embedder = self._stager.embedder
         expand = self.expand_abbreviations if expand_abbreviations is None else expand_abbreviations
         checked = plan(
-            embedder is not None, vector, text, top_k, filter, mode, min_score, fusion, weights, rrf_k, expand
+            embedder is not None,
+            vector,
+            text,
+            top_k,
+            filter,
+            mode,
+            min_score,
+            fusion,
+            weights,
+            rrf_k,
+            expand,
+            exact,
+            nprobe,
         )
         return await run(self._state, embedder, vector, checked)
 
@@ -451,11 +477,19 @@ class LocalIndex:
             # where the attached embedder runs (provider/backend): informational, never compared (embed/providers.py)
             "embedder_runtime": getattr(self.embedder, "runtime", None),
             "keyword": keyword,
+            "ivf": self._ivf_stats(),
             "update_in_progress": self._commits.update_in_progress,
             "compaction_error": self._commits.compaction_error,
             "created": self._manifest.get("created"),
             **self._store.info(),
         }
+
+    def _ivf_stats(self) -> dict[str, Any]:
+        state = self._state
+        facts: dict[str, Any] = {"threshold": state.ivf_threshold, "active": state.ivf is not None}
+        if state.ivf is not None:
+            facts.update(state.ivf.stats())
+        return facts
 
     async def compact(self) -> None:
         """Fold the log into a fresh snapshot (also happens by itself when the log outgrows the snapshot)."""

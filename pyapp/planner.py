@@ -17,6 +17,7 @@ from .embed.base import Embedder
 from .errors import InvalidInput, NoEmbedder, describe
 from .filters import Filter, compile_filter
 from .fusion import check_rrf_k, is_finite_number, reciprocal_rank_fusion, weighted_fusion
+from .kernels.ivf import check_nprobe, row_mask, use_exact
 from .rows import IndexRows
 from .staging import check_text
 from .types import Result
@@ -48,6 +49,8 @@ class QueryPlan:
     rrf_k: float
     keyword_text: str | None = None  # the keyword leg's query: ``text``, or ``text`` + abbreviation meanings
     vector_text: str | None = None  # the text the vector leg embeds: ``text``, or with meanings inline
+    exact: bool = False  # scan every (filtered) row even when the index is partitioned
+    nprobe: int | None = None  # partitions to probe (None: automatic)
 
 
 def plan(
@@ -62,9 +65,14 @@ def plan(
     weights: Any,
     rrf_k: Any,
     expand: Any = "off",
+    exact: Any = False,
+    nprobe: Any = None,
 ) -> QueryPlan:
     """Check every argument (``InvalidInput``/``InvalidFilter``/``NoEmbedder``) and resolve ``auto``."""
     expand = check_expansion(expand)
+    if not isinstance(exact, bool):
+        raise InvalidInput(f"exact must be True or False, got {describe(exact)}")
+    nprobe = check_nprobe(nprobe)
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise InvalidInput(f"top_k must be a positive integer, got {describe(top_k)}")
     if mode not in MODES:
@@ -100,7 +108,9 @@ def plan(
         if expand == "both":
             vector_text = abbreviations.expand_inline(text)
     pair = (float(weights[0]), float(weights[1]))
-    return QueryPlan(mode, text, flt, top_k, min_score, fusion, pair, float(rrf_k), keyword_text, vector_text)
+    return QueryPlan(
+        mode, text, flt, top_k, min_score, fusion, pair, float(rrf_k), keyword_text, vector_text, exact, nprobe
+    )
 
 
 def check_expansion(expand: Any) -> str:
@@ -136,7 +146,7 @@ async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: Query
 
     if p.mode == "vector":
         assert prepared is not None
-        hits = kernel.topk(prepared, p.top_k, rows)
+        hits = kernel.topk(prepared, p.top_k, _scan_rows(state, prepared, p.top_k, rows, p))
         hits.sort(key=lambda h: by_score_then_seq(h, h[0]))
         hits = hits[: p.top_k]
         items = state.items([r for r, _ in hits])
@@ -156,7 +166,7 @@ async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: Query
 
     assert prepared is not None and p.text is not None
     depth = max(p.top_k, HYBRID_DEPTH)
-    vector_hits = kernel.topk(prepared, depth, rows)
+    vector_hits = kernel.topk(prepared, depth, _scan_rows(state, prepared, depth, rows, p))
     vector_hits.sort(key=lambda h: by_score_then_seq(h, h[0]))
     vector_leg = [(records[r].id, s) for r, s in vector_hits[:depth]]
     keyword_leg = keyword.search(p.keyword_text or p.text, top_k=depth, allowed=allowed)
@@ -176,6 +186,21 @@ async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: Query
         for (k, s), item, c in zip(fused, items, cosines)
     ]
     return _cut(results, p.min_score)
+
+
+def _scan_rows(state: IndexRows, query: Any, k: int, rows: Sequence[int] | None, p: QueryPlan) -> Sequence[int] | None:
+    """The rows the vector leg scans: the filter's rows (None: all) when exact, else the probed partitions'.
+
+    Filters come first: a selective one is scanned exactly over its matches (``use_exact``)."""
+    parts = state.ivf
+    if parts is None or p.exact:
+        return rows
+    n = len(state)
+    matches = n if rows is None else len(rows)
+    if p.nprobe is None and use_exact(matches, n, parts.target(k)):
+        return rows
+    allowed = None if rows is None else row_mask(rows, n)
+    return parts.candidates(query, k, p.nprobe, allowed)
 
 
 def _cut(results: list[Result], min_score: float | None) -> list[Result]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ._gc import paused_gc
 from .kernels import VectorKernel
+from .kernels.ivf import DEFAULT_THRESHOLD, IvfMath, Partitions, default_math, nlist_for
 from .keyword import KeywordIndex
 from .metadata import copy_stored
 from .metadata_table import MetadataTable
@@ -29,8 +30,18 @@ Tombstones = dict[str, tuple[int, int]]  # id -> (commit, time) of the delete th
 class IndexRows:
     """Rows + kernel + metadata table + (lazily built) BM25, changed only together."""
 
-    def __init__(self, kernel: VectorKernel, indexed: Sequence[str], bm25: tuple[float, float]) -> None:
+    def __init__(
+        self,
+        kernel: VectorKernel,
+        indexed: Sequence[str],
+        bm25: tuple[float, float],
+        ivf_threshold: int = DEFAULT_THRESHOLD,
+    ) -> None:
         self.kernel = kernel
+        # IVF partitions (pyapp.kernels.ivf): None below the threshold, or until a writer trains them
+        self.ivf: Partitions | None = None
+        self.ivf_threshold = ivf_threshold
+        self._ivf_math: IvfMath | None = None
         self.table = MetadataTable(indexed)
         self.rows: list[Row] = []
         self.row_of: dict[str, int] = {}
@@ -45,12 +56,17 @@ class IndexRows:
         return len(self.rows)
 
     # ------------------------------------------------------------------ loading and applying ops
-    def load(self, rows: list[Row], vectors: bytes | memoryview, tombstones: Any = None) -> None:
-        """Replace everything with a snapshot's rows, vector matrix and tombstones (``[[id, commit, time]]``)."""
+    def load(
+        self, rows: list[Row], vectors: bytes | memoryview, tombstones: Any = None, ivf: dict[str, Any] | None = None
+    ) -> None:
+        """Replace everything with a snapshot's rows, vector matrix, tombstones (``[[id, commit, time]]``) and
+        partitioning (if saved)."""
         self.tombstones = {t[0]: (t[1], t[2]) for t in tombstones or ()}
         newest = max((c for c, _ in self.tombstones.values()), default=0)
         with paused_gc(len(rows)):
             self.kernel.load(vectors, len(rows))
+            math_ = self.ivf_math() if ivf is not None else None
+            self.ivf = None if math_ is None else Partitions.restore(ivf, math_, self.kernel.dims, len(rows))
             self.rows = list(rows)
             # Row is a NamedTuple: itemgetter + map keep these 50k-item passes in C
             self.row_of = dict(zip(map(ROW_ID, rows), range(len(rows))))
@@ -73,7 +89,10 @@ class IndexRows:
         def flush() -> None:
             if pending_rows:
                 start = len(self.rows)
-                self.kernel.append(b"".join(pending_vectors), len(pending_rows))
+                block = b"".join(pending_vectors)
+                self.kernel.append(block, len(pending_rows))
+                if self.ivf is not None:
+                    self.ivf.add(start, block, len(pending_rows))
                 self.rows.extend(pending_rows)
                 self.row_of.update({row.id: start + offset for offset, row in enumerate(pending_rows)})
                 append_metadata = self.table.append
@@ -101,6 +120,8 @@ class IndexRows:
                     pending_ids.add(row.id)
                 else:
                     self.kernel.set_row(existing, op.vector)
+                    if self.ivf is not None:
+                        self.ivf.update(existing, op.vector)
                     self.table.set(existing, row.metadata)
                     self.texts += bool(row.text) - bool(self.rows[existing].text)
                     self.rows[existing] = row
@@ -118,6 +139,8 @@ class IndexRows:
         if row is None:
             return
         self.kernel.swap_remove(row)
+        if self.ivf is not None:
+            self.ivf.swap_remove(row)
         self.table.swap_remove(row)
         removed = self.rows[row]
         moved = self.rows.pop()
@@ -173,6 +196,34 @@ class IndexRows:
         """The tombstones as a snapshot stores them: ``[[id, commit, time], ...]``."""
         return [[item_id, commit, time] for item_id, (commit, time) in self.tombstones.items()]
 
-    def snapshot_parts(self) -> tuple[list[Row], Any]:
-        """What a snapshot holds: the rows and the vector matrix, row order."""
-        return list(self.rows), self.kernel.to_bytes()
+    def snapshot_parts(self) -> tuple[list[Row], Any, dict[str, Any] | None]:
+        """What a snapshot holds: the rows, the vector matrix (row order) and the partitioning state."""
+        return list(self.rows), self.kernel.to_bytes(), None if self.ivf is None else self.ivf.state()
+
+    # ------------------------------------------------------------------ partitions (IVF)
+    def ivf_math(self) -> IvfMath | None:
+        if self._ivf_math is None:
+            self._ivf_math = default_math()
+        return self._ivf_math
+
+    def ivf_due(self) -> str | None:
+        """Why the partitioning should change now: build (past the threshold), drop (below half of it, with
+        hysteresis so an index at the threshold does not flip), or retrain (``Partitions.drift``); else None."""
+        n = len(self.rows)
+        if self.ivf is None:
+            return "threshold" if n >= self.ivf_threshold and self.ivf_math() is not None else None
+        if n * 2 < self.ivf_threshold:
+            return "drop"
+        return self.ivf.drift()
+
+    def train_ivf(self, seed: int = 0) -> None:
+        """(Re)build the partitioning over every row now (k-means, then every row assigned)."""
+        math_ = self.ivf_math()
+        n = len(self.rows)
+        if math_ is None or n < self.ivf_threshold // 2 or n == 0:
+            self.ivf = None
+            return
+        with paused_gc(n):
+            parts = Partitions(math_.train(self.kernel, nlist_for(n), seed))
+            parts.add(0, self.kernel.to_bytes(), n)
+        self.ivf = parts

@@ -47,7 +47,7 @@ from ..errors import (
     StorageFull,
 )
 from ..stores.base import Changes, Op, Row, Snapshot, Store
-from ..stores.codec import decode_commit, decode_rows, encode_commit, encode_rows
+from ..stores.codec import decode_commit, decode_snapshot_rows, encode_commit, encode_rows
 from ._bridge import js_error_name, js_module, to_u8
 
 MODULE = "clinvec_idb"
@@ -235,14 +235,17 @@ class IndexedDBStore(Store):
                 f"index {self.location!r}: snapshot holds {len(vectors)} vector bytes, expected {n * dims * 4}"
             )
         rows: list[Row] = []
+        ivf = None
         for blob in _split(bytes(data.rows.to_bytes()), data.rowLens):
-            rows.extend(decode_rows(blob))
+            chunk, chunk_ivf = decode_snapshot_rows(blob)
+            rows.extend(chunk)
+            ivf = ivf or chunk_ivf  # the partitioning rides in the first chunk (write_snapshot)
         if len(rows) != n:
             raise CorruptIndex(f"index {self.location!r}: snapshot holds {len(rows)} rows, the state says {n}")
         log = self._decode_log(data)
         self._snapshot_bytes = len(vectors) + sum(int(x) for x in _lengths(data.rowLens))
         self._generation = int(state.get("generation", 0))
-        return Snapshot(manifest=manifest, rows=rows, vectors=vectors, log=log)
+        return Snapshot(manifest=manifest, rows=rows, vectors=vectors, log=log, ivf=ivf)
 
     def _decode_log(self, data: Any, skip_own: bool = False) -> list[list[Op]]:
         """Log records (``data.log``/``logLens``/``logKeys``) as commits; moves the position to the last key.
@@ -321,13 +324,15 @@ class IndexedDBStore(Store):
             self._own.add(key)
         self._announce()
 
-    async def write_snapshot(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes) -> None:
+    async def write_snapshot(
+        self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes, ivf: dict[str, Any] | None = None
+    ) -> None:
         self._require_writer()
         dims = int(manifest["dims"])
         if len(vectors) != len(rows) * dims * 4:
             raise ValueError(f"{len(rows)} rows need {len(rows) * dims * 4} vector bytes, got {len(vectors)}")
         step = self._chunk_rows
-        blobs = [encode_rows(rows[i : i + step]) for i in range(0, len(rows), step)]
+        blobs = [encode_rows(rows[i : i + step], ivf if i == 0 else None) for i in range(0, len(rows), step)]
         row_chunks = js.Array.new()
         for blob in blobs:
             row_chunks.push(to_u8(blob))

@@ -70,6 +70,7 @@ class Snapshot:
     rows: list[Row] = field(default_factory=list)
     vectors: bytes | memoryview = b""  # len(rows) * dims float32 values, row order
     log: list[list[Op]] = field(default_factory=list)
+    ivf: dict[str, Any] | None = None  # the partitioning saved with these rows (pyapp.kernels.ivf), if any
 
 
 @dataclass
@@ -131,8 +132,11 @@ class Store(ABC):
         """Append one commit; returns only once it survives a crash. All or nothing."""
 
     @abstractmethod
-    async def write_snapshot(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes) -> None:
-        """Replace snapshot and log with this state, atomically (compaction)."""
+    async def write_snapshot(
+        self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes, ivf: dict[str, Any] | None = None
+    ) -> None:
+        """Replace snapshot and log with this state, atomically (compaction). ``ivf``: the partitioning of
+        these rows (``pyapp.kernels.ivf``), stored with them and handed back as ``Snapshot.ivf``."""
 
     @property
     @abstractmethod

@@ -27,7 +27,9 @@ from ..errors import CorruptIndex
 from .base import Delete, Op, Put, Row
 
 COMMIT_VERSION = 2  # 2: ops carry their sync stamps (commit, time); version 1 records are still read
-ROWS_VERSION = 2  # 2: "commit" and "time" columns; version 1 rows read with zero stamps
+# Rows version 2: "commit" and "time" columns (version 1 rows read with zero stamps), and an optional ``ivf``
+# object (the partitioning of pyapp.kernels.ivf: centroids and row assignments, base64 binary inside the JSON).
+ROWS_VERSION = 2
 _READ_VERSIONS = (1, 2)
 # version byte, then the length of the JSON header; the vectors follow the header.
 _COMMIT_HEAD = struct.Struct("<BQ")
@@ -143,38 +145,53 @@ def commit_size(prefix: bytes | memoryview) -> int | None:
     return start + head_len + vector_bytes
 
 
-def encode_rows(rows: Sequence[Row]) -> bytes:
-    """Snapshot rows as one columnar JSON object: a single ``json.loads`` reads them back fast."""
-    return _dumps(
-        {
-            "version": ROWS_VERSION,
-            "id": [r.id for r in rows],
-            "metadata": [r.metadata for r in rows],
-            "text": [r.text for r in rows],
-            "seq": [r.seq for r in rows],
-            "commit": [r.commit for r in rows],
-            "time": [r.time for r in rows],
-        }
-    )
+def encode_rows(rows: Sequence[Row], ivf: dict[str, Any] | None = None) -> bytes:
+    """Snapshot rows as one columnar JSON object: a single ``json.loads`` reads them back fast.
+
+    ``ivf``: the index's partitioning state (JSON-able), stored beside the rows so centroids and assignments
+    are written and replaced atomically with the rows they describe; None writes no ``ivf`` key."""
+    obj: dict[str, Any] = {
+        "version": ROWS_VERSION,
+        "id": [r.id for r in rows],
+        "metadata": [r.metadata for r in rows],
+        "text": [r.text for r in rows],
+        "seq": [r.seq for r in rows],
+        "commit": [r.commit for r in rows],
+        "time": [r.time for r in rows],
+    }
+    if ivf is not None:
+        obj["ivf"] = ivf
+    return _dumps(obj)
 
 
 def decode_rows(data: bytes | memoryview) -> list[Row]:
-    """Inverse of ``encode_rows``; raises ``CorruptIndex`` on anything malformed."""
+    """Inverse of ``encode_rows`` (the rows only); raises ``CorruptIndex`` on anything malformed."""
+    return decode_snapshot_rows(data)[0]
+
+
+def decode_snapshot_rows(data: bytes | memoryview) -> tuple[list[Row], dict[str, Any] | None]:
+    """Inverse of ``encode_rows``: the rows and the ``ivf`` state (None in version 1 snapshots)."""
     with paused_gc():  # 50k rows allocate 50k+ dicts: collector passes would add a large share to the decode
         return _decode_rows(data)
 
 
-def _decode_rows(data: bytes | memoryview) -> list[Row]:
+def _decode_rows(data: bytes | memoryview) -> tuple[list[Row], dict[str, Any] | None]:
     obj = _loads(data, "snapshot rows")
     try:
         if obj["version"] not in _READ_VERSIONS:
             raise CorruptIndex(f"snapshot rows have unknown version {obj['version']!r}")
         ids, metadata, texts, seqs = obj["id"], obj["metadata"], obj["text"], obj["seq"]
         if obj["version"] == 1:
-            return _checked_rows(ids, metadata, texts, seqs)
-        return _checked_rows(ids, metadata, texts, seqs, obj["commit"], obj["time"])
-    except (TypeError, KeyError) as exc:
+            rows = _checked_rows(ids, metadata, texts, seqs)
+            ivf = None
+        else:
+            rows = _checked_rows(ids, metadata, texts, seqs, obj["commit"], obj["time"])
+            ivf = obj.get("ivf")
+    except (TypeError, KeyError, AttributeError) as exc:
         raise CorruptIndex(f"snapshot rows are malformed: {exc!r}") from exc
+    if ivf is not None and not isinstance(ivf, dict):
+        raise CorruptIndex("snapshot partitioning (ivf) is not an object")
+    return rows, ivf
 
 
 def _checked_rows(*columns: list[Any]) -> list[Row]:
@@ -183,4 +200,11 @@ def _checked_rows(*columns: list[Any]) -> list[Row]:
     return list(map(Row, *columns))
 
 
-__all__ = ["commit_size", "decode_commit", "decode_rows", "encode_commit", "encode_rows"]
+__all__ = [
+    "commit_size",
+    "decode_commit",
+    "decode_rows",
+    "decode_snapshot_rows",
+    "encode_commit",
+    "encode_rows",
+]

@@ -95,8 +95,13 @@ class FaultyStore(Store):
     async def commit(self, ops: Sequence[Op]) -> None:
         await self._call("commit", ops)
 
-    async def write_snapshot(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes) -> None:
-        await self._call("write_snapshot", manifest, rows, vectors)
+    async def write_snapshot(
+        self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes, ivf: dict[str, Any] | None = None
+    ) -> None:
+        if ivf is None:  # the plain call, as before: wrapped stores without partitioning support still work
+            await self._call("write_snapshot", manifest, rows, vectors)
+        else:
+            await self._call("write_snapshot", manifest, rows, vectors, ivf)
 
     async def close(self) -> None:
         await self._call("close")

@@ -60,7 +60,7 @@ from ..errors import (
     StorageFull,
 )
 from .base import Op, Row, Snapshot, Store
-from .codec import commit_size, decode_commit, decode_rows, encode_commit, encode_rows
+from .codec import commit_size, decode_commit, decode_snapshot_rows, encode_commit, encode_rows
 
 try:  # POSIX; Windows is not a target, but importing this module must still work there.
     import fcntl
@@ -391,7 +391,12 @@ class FileStore(Store):
         return {"file": name, "bytes": size, CHECKSUM: f"{crc:08x}"}
 
     def _install(
-        self, generation: int, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes | memoryview
+        self,
+        generation: int,
+        manifest: dict[str, Any],
+        rows: Sequence[Row],
+        vectors: bytes | memoryview,
+        ivf: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], int]:
         """Write a full generation beside the current one and atomically point ``manifest.json`` at it.
 
@@ -403,7 +408,7 @@ class FileStore(Store):
         renamed = False
         try:
             vec_info = self._write_file(vec_name, [vectors])
-            rows_info = self._write_file(rows_name, [encode_rows(rows)])
+            rows_info = self._write_file(rows_name, [encode_rows(rows, ivf)])
             rows_info["count"] = len(rows)
             log_fd = os.open(self._path(log_name), os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | _BINARY, 0o644)
             os.fsync(log_fd)
@@ -475,7 +480,7 @@ class FileStore(Store):
             digest = _Digest(vectors, _algorithm(vec_info))  # checksums on another core while the rows parse
             rows_data = _read_all(fds[1])
             self._verify(rows_data, _checksum(rows_data, _algorithm(rows_info)), rows_info)
-            rows = decode_rows(rows_data)
+            rows, ivf = decode_snapshot_rows(rows_data)
             log_data = _read_all(fds[2])
             commits, intact = parse_log(log_data, self._path(pointer["log"]))
             self._verify(vectors, digest.result(), vec_info)
@@ -487,7 +492,7 @@ class FileStore(Store):
             raise
         os.close(fds[0])
         os.close(fds[1])
-        snapshot = Snapshot(manifest=pointer["manifest"], rows=rows, vectors=vectors, log=commits)
+        snapshot = Snapshot(manifest=pointer["manifest"], rows=rows, vectors=vectors, log=commits, ivf=ivf)
         return snapshot, fds[2], intact, len(log_data)
 
     def _map(self, fd: int, info: dict[str, Any]) -> bytes | memoryview:
@@ -655,12 +660,18 @@ class FileStore(Store):
         self._log_size = start + len(record)
 
     @_os_errors
-    def write_snapshot_sync(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes | memoryview) -> None:
+    def write_snapshot_sync(
+        self,
+        manifest: dict[str, Any],
+        rows: Sequence[Row],
+        vectors: bytes | memoryview,
+        ivf: dict[str, Any] | None = None,
+    ) -> None:
         """Compaction: install the next generation, switch to its empty log, then delete the old one."""
         self._require_writer()
         old = self._pointer
         assert old is not None
-        pointer, log_fd = self._install(old["generation"] + 1, manifest, rows, vectors)
+        pointer, log_fd = self._install(old["generation"] + 1, manifest, rows, vectors, ivf)
         old_log, self._log_fd, self._pointer, self._log_size = self._log_fd, log_fd, pointer, 0
         self._log_dirty = False
         # The new generation is installed: from here on nothing may report failure. Old files that
@@ -728,8 +739,10 @@ class FileStore(Store):
     async def commit(self, ops: Sequence[Op]) -> None:
         self.commit_sync(ops)
 
-    async def write_snapshot(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes) -> None:
-        self.write_snapshot_sync(manifest, rows, vectors)
+    async def write_snapshot(
+        self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes, ivf: dict[str, Any] | None = None
+    ) -> None:
+        self.write_snapshot_sync(manifest, rows, vectors, ivf)
 
     async def close(self) -> None:
         self.close_sync()

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import CorruptIndex, IndexClosed, IndexExists, IndexLocked, IndexNotFound, ReadOnlyIndex, StorageError
 from .base import Changes, Op, Row, Snapshot, Store
-from .codec import decode_commit, decode_rows, encode_commit, encode_rows
+from .codec import decode_commit, decode_snapshot_rows, encode_commit, encode_rows
 
 _REGISTRY: dict[str, _Stored] = {}
 
@@ -45,9 +45,15 @@ class _Stored:
         self.lock: asyncio.Lock | None = None  # shared writers' commit lock
         self.replace(manifest, [], b"")
 
-    def replace(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes | memoryview) -> None:
+    def replace(
+        self,
+        manifest: dict[str, Any],
+        rows: Sequence[Row],
+        vectors: bytes | memoryview,
+        ivf: dict[str, Any] | None = None,
+    ) -> None:
         """Swap in a whole new snapshot with an empty log (every part encoded before anything changes)."""
-        encoded = (json.dumps(manifest, ensure_ascii=True).encode("ascii"), encode_rows(rows), bytes(vectors))
+        encoded = (json.dumps(manifest, ensure_ascii=True).encode("ascii"), encode_rows(rows, ivf), bytes(vectors))
         self.manifest, self.rows, self.vectors = encoded
         self.log = []
         self.generation += 1
@@ -94,14 +100,14 @@ class MemoryStore(Store):
             manifest = json.loads(stored.manifest)
         except ValueError as exc:
             raise CorruptIndex(f"index {self.location!r}: the manifest is not JSON ({exc})") from exc
-        rows = decode_rows(stored.rows)
+        rows, ivf = decode_snapshot_rows(stored.rows)
         log = []
         for i, record in enumerate(stored.log):
             try:
                 log.append(decode_commit(record))
             except CorruptIndex as exc:
                 raise CorruptIndex(f"index {self.location!r}: log record {i}: {exc}") from exc
-        return Snapshot(manifest=manifest, rows=rows, vectors=stored.vectors, log=log)
+        return Snapshot(manifest=manifest, rows=rows, vectors=stored.vectors, log=log, ivf=ivf)
 
     async def exists(self) -> bool:
         return self.location in _REGISTRY
@@ -175,14 +181,16 @@ class MemoryStore(Store):
     def position(self) -> Any:
         return [self._generation, self._seen] if self.shared_writers else None
 
-    async def write_snapshot(self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes) -> None:
+    async def write_snapshot(
+        self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes, ivf: dict[str, Any] | None = None
+    ) -> None:
         stored = self._require_writer()
         if self.shared_writers and self._behind(stored):
             raise StorageError(
                 f"index {self.location!r} changed in another writer since this one caught up; "
                 "rewriting the snapshot would lose that change (catch up under the commit lock first)"
             )
-        stored.replace(manifest, rows, vectors)
+        stored.replace(manifest, rows, vectors, ivf)
         self._generation, self._seen, self._own = stored.generation, 0, set()
         self._log_bytes = 0
         self._snapshot_bytes = len(stored.vectors) + len(stored.rows)

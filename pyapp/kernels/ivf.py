@@ -1,0 +1,356 @@
+"""Inverted-file (IVF) partitioning: which rows a query scans once an index is large.
+
+Why: an exact scan reads every row (memory-bandwidth bound: ~20 ms at 200k x 768). k-means centroids split the
+rows into ``nlist`` lists; a query ranks the centroids and scans only the rows of the nearest lists with the
+ordinary kernel (int8 shadow + float32 re-score on the server, the JS kernel in the browser), so the answer is
+exact *over the candidates* and the only loss is a true neighbour sitting in a list that was not probed
+(recall, measured in bench/ivf_bench.py).
+
+This module is the bookkeeping and the policy, in pure Python so both builds share it: row -> list assignment
+kept in step with every write (rows are dense and deletes swap the last row in, as in the kernels), when to
+train and retrain (a measured drift criterion), how many candidates a query scans, and the snapshot state.
+The arithmetic (training, nearest centroid, centroid ranking) sits behind ``Centroids`` with one
+implementation per runtime: ``ivf_numpy`` on the server, ``pyapp.browser.ivf_js`` in Pyodide without numpy.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any, Protocol
+
+from ..errors import CorruptIndex, InvalidInput, describe
+from .base import Buffer, VectorKernel
+
+STATE_VERSION = 1
+DEFAULT_THRESHOLD = (
+    64_000  # exact below: the int8 scan is ~6 ms at 50k x 768, and bench/run_core.sh (<= 50k) stays exact
+)
+MIN_CANDIDATES = 1024  # a query scans at least this many rows (all of them in a small index: exact answers)
+PER_K = 64  # ... and at least 64 candidates per requested hit
+# The automatic probe depth: the nearest lists until 0.8 x sqrt(nlist) lists' worth of rows is covered (8 % of the
+# rows at 100 lists, 5.3 % at 224, 3.8 % at 433: the finer the lists, the smaller the share a neighbour hides in).
+# Tuned in bench/ivf_bench.py for recall@10 >= 0.95: MiniLM ICD-10 titles at 100 lists, Gaussian mixtures at 224
+# and 433 lists (docs/BENCHMARKS.md).
+PROBE_SCALE = 0.8
+# Drift: retrain when the index has doubled or halved since training, when list sizes got uneven (the expected
+# rows per probed list grew by half), or when rows sit farther from their centroids (mean 1 - cosine up 25 %).
+GROWTH = 2.0
+IMBALANCE_GROWTH = 1.5
+RESIDUAL_GROWTH = 1.25
+
+
+def nlist_for(n: int) -> int:
+    """Lists for ``n`` rows: sqrt(n)/2 (200k -> 223, 1M -> 500). Fewer, longer lists than the textbook sqrt(n)
+    because every write pays one dot product per centroid, and insert throughput must stay within 2x."""
+    return max(min(n, 4), min(1024, round(math.sqrt(n) / 2)))
+
+
+def check_threshold(value: Any) -> int:
+    """``ivf_threshold``: a positive integer (rows from which the index is partitioned)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidInput(f"ivf_threshold must be a positive integer, got {describe(value)}")
+    return value
+
+
+def check_nprobe(value: Any) -> int | None:
+    """``nprobe``: None (automatic) or a positive integer of lists to scan."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidInput(f"nprobe must be a positive integer or None, got {describe(value)}")
+    return value
+
+
+def row_mask(rows: Sequence[int], n: int) -> bytes | bytearray:
+    """A byte per row, 1 where the row is in ``rows`` (a filter's matches): O(1) membership while probing."""
+    if hasattr(rows, "dtype"):  # numpy rows from the metadata table: one vectorised pass
+        import numpy as np
+
+        mask = np.zeros(n, dtype=np.uint8)
+        mask[np.asarray(rows)] = 1
+        return mask.tobytes()
+    out = bytearray(n)
+    for r in rows:
+        out[r] = 1
+    return out
+
+
+def use_exact(matches: int, rows: int, target: int) -> bool:
+    """A selective filter is answered by an exact scan of its matches: probing would need about
+    ``target * rows / matches`` rows to gather ``target`` matching candidates, more than the matches themselves."""
+    return matches * matches <= target * rows
+
+
+class Centroids(Protocol):
+    """The arithmetic of one set of unit centroids (numpy on the server, JS in the browser)."""
+
+    nlist: int
+
+    def nearest(self, data: Buffer, n: int) -> tuple[Sequence[int], Sequence[float]]:
+        """For ``n`` prepared rows: the nearest centroid of each and its cosine."""
+
+    def rank(self, query: Buffer) -> Sequence[int]:
+        """Every list, nearest centroid first, for a prepared query."""
+
+    def to_bytes(self) -> bytes:
+        """The centroid matrix, float32, list order."""
+
+
+class IvfMath(Protocol):
+    """Builds ``Centroids``: from stored bytes, or by k-means over a kernel's rows."""
+
+    def centroids(self, data: bytes, nlist: int, dims: int) -> Centroids: ...
+
+    def train(self, kernel: VectorKernel, nlist: int, seed: int) -> Centroids: ...
+
+
+def default_math() -> IvfMath | None:
+    """numpy when it loads, the JS kernel in Pyodide without numpy; None where neither can run."""
+    try:
+        from .ivf_numpy import NumpyIvfMath
+    except ImportError:
+        from .._platform import is_pyodide
+
+        if not is_pyodide():
+            return None
+        from ..browser.ivf_js import JsIvfMath
+
+        return JsIvfMath()
+    return NumpyIvfMath()
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What the partitioning looked like when trained: the baseline the drift criterion compares with."""
+
+    rows: int
+    imbalance: float
+    residual: float
+
+
+class Partitions:
+    """Row -> list assignment over ``Centroids``, kept in step with the kernel's dense rows."""
+
+    def __init__(self, centroids: Centroids, trained: Trained | None = None) -> None:
+        self.centroids = centroids
+        self.nlist = centroids.nlist
+        self.members: list[list[int]] = [[] for _ in range(self.nlist)]
+        self.assign: list[int] = []  # row -> list
+        self.pos: list[int] = []  # row -> its place in members[list]
+        self.score: list[float] = []  # row -> cosine to its centroid (drift)
+        self.score_sum = 0.0
+        self.trained = trained
+        self._frozen: dict[int, Any] = {}  # list -> frozen copy of its rows (numpy), dropped when the list changes
+
+    def __len__(self) -> int:
+        return len(self.assign)
+
+    # ------------------------------------------------------------------ keeping rows in step
+    def add(self, start: int, data: Buffer, n: int) -> None:
+        """Rows ``start .. start+n-1`` were appended with these prepared vectors."""
+        if n == 0:
+            return
+        if start != len(self.assign):
+            raise AssertionError(f"partitions hold {len(self.assign)} rows, rows appended at {start}")
+        lists, scores = self.centroids.nearest(data, n)
+        self._place(start, lists, scores)
+        if self.trained is None:
+            self.trained = self._measure()
+
+    def _place(self, start: int, lists: Sequence[int], scores: Sequence[float]) -> None:
+        members, assign, pos, score = self.members, self.assign, self.pos, self.score
+        if len(lists) > len(self._frozen):
+            self._frozen.clear()
+        else:
+            for lst in lists:
+                self._frozen.pop(lst, None)
+        for offset, (lst, s) in enumerate(zip(lists, scores)):
+            bucket = members[lst]
+            assign.append(lst)
+            pos.append(len(bucket))
+            bucket.append(start + offset)
+            score.append(s)
+        self.score_sum += math.fsum(scores)
+
+    def update(self, row: int, vector: Buffer) -> None:
+        """Row ``row`` got a new vector: move it to its nearest list."""
+        lists, scores = self.centroids.nearest(vector, 1)
+        self._detach(row)
+        lst = int(lists[0])
+        self._frozen.pop(lst, None)
+        self.assign[row] = lst
+        self.pos[row] = len(self.members[lst])
+        self.members[lst].append(row)
+        self.score_sum += float(scores[0]) - self.score[row]
+        self.score[row] = float(scores[0])
+
+    def _detach(self, row: int) -> None:
+        self._frozen.pop(self.assign[row], None)
+        bucket = self.members[self.assign[row]]
+        p = self.pos[row]
+        moved = bucket.pop()
+        if moved != row:
+            bucket[p] = moved
+            self.pos[moved] = p
+
+    def swap_remove(self, row: int) -> None:
+        """Row ``row`` is deleted and the last row takes its number (as ``VectorKernel.swap_remove``)."""
+        self._detach(row)
+        self.score_sum -= self.score[row]
+        last = len(self.assign) - 1
+        if row != last:
+            lst = self.assign[last]
+            self._frozen.pop(lst, None)
+            self.members[lst][self.pos[last]] = row
+            self.assign[row], self.pos[row], self.score[row] = lst, self.pos[last], self.score[last]
+        self.assign.pop()
+        self.pos.pop()
+        self.score.pop()
+
+    def verify(self, kernel: VectorKernel) -> None:
+        """Check every invariant against the kernel's rows (tests): each row in exactly one list, at the place
+        ``pos`` says, in the list of its nearest centroid, with the cosine ``score`` says. ``AssertionError``."""
+        n = kernel.size
+        assert len(self.assign) == len(self.pos) == len(self.score) == n, "partitions and rows differ in count"
+        assert sum(len(b) for b in self.members) == n, "lists hold a different number of rows"
+        for lst, bucket in enumerate(self.members):
+            for p, row in enumerate(bucket):
+                assert self.assign[row] == lst and self.pos[row] == p, f"row {row} is misplaced"
+        for lst, part in self._frozen.items():
+            assert list(part) == self.members[lst], f"the frozen copy of list {lst} is stale"
+        if n:
+            _, best = self.centroids.nearest(kernel.to_bytes(), n)
+            for row, (mine, top) in enumerate(zip(self.score, best)):
+                assert abs(mine - top) <= 1e-5, f"row {row} is not in its nearest list ({mine} < {top})"
+        assert abs(self.score_sum - math.fsum(self.score)) <= 1e-6 * max(1, n), "drift sum out of step"
+
+    # ------------------------------------------------------------------ drift
+    def _measure(self) -> Trained:
+        n = len(self.assign)
+        sizes = sum(len(b) ** 2 for b in self.members)
+        imbalance = self.nlist * sizes / (n * n) if n else 1.0  # 1.0 when every list holds n / nlist rows
+        return Trained(n, imbalance, 1.0 - self.score_sum / n if n else 0.0)
+
+    def drift(self) -> str | None:
+        """Why the partitioning should be retrained now (None: it is fine). Measured, not timed."""
+        base, now = self.trained, self._measure()
+        if base is None or now.rows == 0:
+            return None
+        if now.rows > base.rows * GROWTH or now.rows * GROWTH < base.rows:
+            return f"rows {base.rows} -> {now.rows}"
+        if now.imbalance > base.imbalance * IMBALANCE_GROWTH:
+            return f"list imbalance {base.imbalance:.2f} -> {now.imbalance:.2f}"
+        if now.residual > base.residual * RESIDUAL_GROWTH + 1e-6:
+            return f"mean distance to centroid {base.residual:.4f} -> {now.residual:.4f}"
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        now = self._measure()
+        sizes = [len(b) for b in self.members]
+        return {
+            "lists": self.nlist,
+            "rows": now.rows,
+            "largest_list": max(sizes, default=0),
+            "imbalance": round(now.imbalance, 3),
+            "mean_distance": round(now.residual, 5),
+            "trained_rows": None if self.trained is None else self.trained.rows,
+        }
+
+    # ------------------------------------------------------------------ probing
+    def candidates(self, query: Buffer, k: int, nprobe: int | None = None, allowed: Any = None) -> list[int]:
+        """Rows to scan for ``query``: the nearest lists' rows (only those set in ``allowed``, a ``row_mask``, when
+        filtered), ``nprobe`` lists or, automatically, until ``target(k)`` rows are gathered."""
+        order = self.centroids.rank(query)
+        members = self.members
+        if allowed is None:
+            if nprobe is not None:
+                return self._rows_of(order[:nprobe])
+            want, total, lists = self.target(k), 0, []
+            for lst in order:
+                lists.append(lst)
+                total += len(members[lst])
+                if total >= want:
+                    break
+            return self._rows_of(lists)
+        if nprobe is not None:
+            return [r for r in chain.from_iterable(members[lst] for lst in order[:nprobe]) if allowed[r]]
+        want = self.target(k)
+        out: list[int] = []
+        for lst in order:
+            out.extend([r for r in members[lst] if allowed[r]])
+            if len(out) >= want:
+                break
+        return out
+
+    def _rows_of(self, lists: Sequence[int]) -> Sequence[int]:
+        """The rows of these lists, through the runtime's frozen copies (numpy arrays) when it has them: a
+        query then concatenates a few arrays instead of converting thousands of Python ints."""
+        freeze = getattr(self.centroids, "freeze", None)
+        if freeze is None:
+            return list(chain.from_iterable(self.members[lst] for lst in lists))
+        frozen = self._frozen
+        parts = []
+        for lst in lists:
+            part = frozen.get(lst)
+            if part is None:
+                part = frozen[lst] = freeze(self.members[lst])
+            parts.append(part)
+        return self.centroids.join(parts)
+
+    def target(self, k: int) -> int:
+        """How many candidate rows the automatic probe gathers for top-``k``."""
+        rows = len(self.assign)
+        return max(MIN_CANDIDATES, PER_K * k, math.ceil(rows * PROBE_SCALE / math.sqrt(self.nlist)))
+
+    # ------------------------------------------------------------------ snapshot state
+    def state(self) -> dict[str, Any]:
+        """JSON-able state saved with the snapshot rows (binary parts base64: compact, fast in both builds)."""
+        t = self.trained
+        return {
+            "version": STATE_VERSION,
+            "nlist": self.nlist,
+            "centroids": base64.b64encode(self.centroids.to_bytes()).decode("ascii"),
+            "assign": base64.b64encode(array("i", self.assign).tobytes()).decode("ascii"),
+            "score": base64.b64encode(array("f", self.score).tobytes()).decode("ascii"),
+            "trained": None if t is None else [t.rows, t.imbalance, t.residual],
+        }
+
+    @classmethod
+    def restore(cls, state: dict[str, Any], math_: IvfMath, dims: int, rows: int) -> Partitions:
+        """Rebuild from ``state()`` for a snapshot of ``rows`` rows; ``CorruptIndex`` when it does not fit."""
+        try:
+            if state["version"] != STATE_VERSION:
+                raise CorruptIndex(f"snapshot partitioning has unknown version {state['version']!r}")
+            nlist = int(state["nlist"])
+            raw = base64.b64decode(state["centroids"], validate=True)
+            assign = array("i", base64.b64decode(state["assign"], validate=True))
+            score = array("f", base64.b64decode(state["score"], validate=True))
+            trained = None if state["trained"] is None else Trained(*state["trained"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptIndex(f"snapshot partitioning is malformed: {exc!r}") from exc
+        if len(raw) != nlist * dims * 4 or len(assign) != rows or len(score) != rows or nlist < 1:
+            raise CorruptIndex("snapshot partitioning does not match its rows")
+        if rows and not 0 <= min(assign) <= max(assign) < nlist:
+            raise CorruptIndex("snapshot partitioning names a list that does not exist")
+        parts = cls(math_.centroids(raw, nlist, dims), trained)
+        parts._place(0, assign.tolist(), score.tolist())
+        return parts
+
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "Centroids",
+    "IvfMath",
+    "Partitions",
+    "check_nprobe",
+    "check_threshold",
+    "default_math",
+    "nlist_for",
+    "row_mask",
+    "use_exact",
+]

@@ -1,0 +1,98 @@
+"""numpy arithmetic for IVF partitions: spherical k-means training, nearest centroid, centroid ranking.
+
+Why numpy here: training and assignment are matrix products (rows x centroids), the one place where BLAS's
+sgemm beats a scan; a bulk write assigns its rows in blocks so the temporary score matrix stays small.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Buffer, VectorKernel
+
+SAMPLE_PER_LIST = 32  # k-means trains on up to 32 rows per list (a uniform sample): enough for stable centroids
+ITERATIONS = 8
+BLOCK = 4096  # rows assigned per matrix product
+
+
+class NumpyCentroids:
+    """A unit centroid matrix (nlist x dims, float32)."""
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        self.nlist = self.matrix.shape[0]
+
+    def nearest(self, data: Buffer, n: int) -> tuple[list[int], list[float]]:
+        rows = np.frombuffer(data, dtype="<f4").reshape(n, -1)
+        lists, scores = nearest(rows, self.matrix)
+        return lists.tolist(), scores.astype(np.float64).tolist()
+
+    def rank(self, query: Buffer) -> list[int]:
+        scores = np.einsum("ij,j->i", self.matrix, np.frombuffer(query, dtype="<f4"))
+        return np.argsort(-scores, kind="stable").tolist()
+
+    def to_bytes(self) -> bytes:
+        return self.matrix.astype("<f4").tobytes()
+
+    @staticmethod
+    def freeze(rows: list[int]) -> np.ndarray:
+        """One list's rows as an int64 array, kept by ``Partitions`` until the list changes."""
+        return np.array(rows, dtype=np.int64)
+
+    @staticmethod
+    def join(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def nearest(rows: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid (largest cosine) of every row and that cosine, in blocks of ``BLOCK`` rows."""
+    n = rows.shape[0]
+    lists = np.empty(n, dtype=np.int64)
+    scores = np.empty(n, dtype=np.float32)
+    t = centroids.T
+    for start in range(0, n, BLOCK):
+        block = rows[start : start + BLOCK] @ t
+        best = block.argmax(axis=1)
+        lists[start : start + block.shape[0]] = best
+        scores[start : start + block.shape[0]] = block[np.arange(block.shape[0]), best]
+    return lists, scores
+
+
+def kmeans(rows: np.ndarray, nlist: int, seed: int, iterations: int = ITERATIONS) -> np.ndarray:
+    """Spherical k-means (cosine) over unit ``rows``: random distinct rows to start, empty lists re-seeded with
+    the rows farthest from their centroid. Deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    n = rows.shape[0]
+    centroids = rows[np.sort(rng.choice(n, nlist, replace=False))].astype(np.float32)
+    for _ in range(iterations):
+        lists, scores = nearest(rows, centroids)
+        counts = np.bincount(lists, minlength=nlist)
+        order = np.argsort(lists, kind="stable")
+        used = np.flatnonzero(counts)
+        starts = np.concatenate(([0], np.cumsum(counts[used])[:-1]))
+        sums = np.zeros_like(centroids)
+        sums[used] = np.add.reduceat(rows[order], starts, axis=0)
+        empty = np.flatnonzero(counts == 0)
+        if empty.size:
+            sums[empty] = rows[np.argsort(scores, kind="stable")[: empty.size]]
+        norms = np.linalg.norm(sums, axis=1)
+        norms[norms == 0] = 1.0
+        centroids = (sums / norms[:, None]).astype(np.float32)
+    return centroids
+
+
+class NumpyIvfMath:
+    """``IvfMath`` with numpy (server, and Pyodide when numpy loads)."""
+
+    def centroids(self, data: bytes, nlist: int, dims: int) -> NumpyCentroids:
+        return NumpyCentroids(np.frombuffer(data, dtype="<f4").reshape(nlist, dims).copy())
+
+    def train(self, kernel: VectorKernel, nlist: int, seed: int) -> NumpyCentroids:
+        n = kernel.size
+        rng = np.random.default_rng(seed)
+        m = min(n, SAMPLE_PER_LIST * nlist)
+        if m < n:
+            sample = np.frombuffer(kernel.get_rows(np.sort(rng.choice(n, m, replace=False))), dtype="<f4")
+        else:
+            sample = np.frombuffer(kernel.to_bytes(), dtype="<f4")
+        return NumpyCentroids(kmeans(sample.reshape(m, kernel.dims), nlist, seed))
