@@ -16,10 +16,11 @@ fall out of use are recycled through a free list, so nothing is ever rebuilt in 
 
 from __future__ import annotations
 
+import itertools
 import math
 from array import array
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import InvalidInput, InvalidMetadata, describe
 from .filters import (
@@ -48,6 +49,7 @@ MISSING_CODE = -1  # the path is absent in this row
 COMPLEX_CODE = -2  # list/object value (or an int float64 cannot hold): evaluated per row
 
 _NAN = math.nan
+_COLUMN_UIDS = itertools.count(1)
 
 
 def _load_numpy(use_numpy: bool | None) -> Any:
@@ -87,6 +89,8 @@ class _Column:
         self.free: list[int] = []
         self.complex: set[int] = set()  # rows with COMPLEX_CODE
         self.n = 0
+        self.uid = next(_COLUMN_UIDS)  # names this column in a kernel's copy of the codes
+        self.version = 0  # bumped by every change, so a copy of the codes elsewhere (a JS kernel) knows it is stale
         self.codes: Any
         self.num: Any = None
         self._reset_storage(0)
@@ -157,6 +161,7 @@ class _Column:
     def append(self, metadata: dict[str, Any]) -> None:
         code, x = self._encode(metadata)
         row = self.n
+        self.version += 1
         if self.np is None:
             self.codes.append(code)
         else:
@@ -169,6 +174,7 @@ class _Column:
 
     def set(self, row: int, metadata: dict[str, Any]) -> None:
         code, x = self._encode(metadata)  # intern the new value first so an unchanged value keeps its code
+        self.version += 1
         self._release(int(self.codes[row]))
         self.codes[row] = code
         if self.np is not None:
@@ -180,6 +186,7 @@ class _Column:
 
     def swap_remove(self, row: int) -> None:
         last = self.n - 1
+        self.version += 1
         self._release(int(self.codes[row]))
         self.complex.discard(row)
         if row != last:
@@ -194,6 +201,7 @@ class _Column:
         self.n = last
 
     def load(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.version += 1
         self.code_of.clear()
         self.values.clear()
         self.refs.clear()
@@ -316,6 +324,16 @@ class _Column:
                 out.append(i)
         return out
 
+    def lut(self, cond: Cond) -> bytes | None:
+        """One byte per code (1: rows holding it match ``cond``), then MISSING's, then COMPLEX's; None when
+        a row holds a list/object (those need the per-row test). The same per-code test as ``filter_rows``."""
+        if self.complex:
+            return None
+        test = cond.test
+        out = bytearray(refs > 0 and bool(test(v)) for v, refs in zip(self.values, self.refs, strict=True))
+        out += bytes((bool(test(MISSING)), 0))
+        return bytes(out)
+
 
 def _is_cheap(node: Node, columns: dict[str, _Column]) -> bool:
     """True when the node is answered from columns alone (no per-row predicate over every row)."""
@@ -355,6 +373,19 @@ def _scan(node: FieldNode, metas: Sequence[dict[str, Any]]) -> list[int]:
     return [j for j, m in enumerate(metas) if fn(m)]
 
 
+class ColumnLut(NamedTuple):
+    """One column and which of its codes match (``_Column.lut``): the rows where ``lut[code]`` is 1.
+
+    ``codes()`` gives the code column as int32 bytes; ``column.version`` says when a copy of it went stale."""
+
+    column: _Column
+    lut: bytes
+
+    def codes(self) -> bytes:
+        col = self.column
+        return bytes(memoryview(col.codes)[: col.n].cast("B"))
+
+
 MAX_AUTO_COLUMNS = 16
 """At most this many non-declared fields are made columnar automatically (about 12 bytes a row each)."""
 
@@ -383,8 +414,9 @@ class MetadataTable:
         self._auto: list[str] = []
 
     def _auto_column(self, path: str) -> _Column:
-        """Make a field filtered on over the whole table columnar from now on (numpy mode only): the first
-        filter on it pays one scan, every later one is vectorised. Bounded by ``MAX_AUTO_COLUMNS``."""
+        """Make a field filtered on over the whole table columnar from now on (numpy mode, or for a kernel
+        that selects rows itself: ``column_luts``): the first filter on it pays one scan, every later one is
+        vectorised. Bounded by ``MAX_AUTO_COLUMNS``."""
         col = _Column(path, self._np)
         col.load(self._rows)
         self._columns[path] = col
@@ -483,6 +515,30 @@ class MetadataTable:
         if np is not None:
             return np.flatnonzero(self._np_eval(root, None)).astype(np.int64, copy=False)
         return self._py_eval(root, range(n))
+
+    def column_luts(self, flt: Filter) -> list[ColumnLut] | None:
+        """The filter as per-column match tables that must all hold, or None when it is not that shape.
+
+        Why: a vector kernel that keeps its own copy of the code columns (the browser's JS kernel) then selects
+        the matching rows itself, vectorised, with no per-row crossing of the Python/JS bridge. Only a field
+        condition, or an ``$and`` of them, on fields whose rows are all scalars qualifies; a field filtered on
+        that is not columnar yet becomes an automatic column (as ``select`` does with numpy)."""
+        root = flt.root
+        nodes = root.children if isinstance(root, AndNode) else (root,)
+        out: list[ColumnLut] = []
+        for node in nodes:
+            if not isinstance(node, FieldNode):
+                return None
+            col = self._columns.get(node.path)
+            if col is None:
+                if len(self._auto) >= MAX_AUTO_COLUMNS:
+                    return None
+                col = self._auto_column(node.path)
+            lut = col.lut(node.cond)
+            if lut is None:
+                return None
+            out.append(ColumnLut(col, lut))
+        return out or None
 
     def count(self, flt: Filter | dict[str, Any] | None) -> int:
         """Number of rows matching ``flt`` (all rows when None)."""

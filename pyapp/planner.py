@@ -136,7 +136,7 @@ async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: Query
             raw = await embedder.embed_raw([p.vector_text or p.text])
         prepared = kernel.prepare(raw, 1)
 
-    rows = None if p.filter is None else state.table.select(p.filter)
+    rows = None if p.filter is None else select_rows(state, p.filter)
     if rows is not None and len(rows) == 0:
         return []
     records, row_of = state.rows, state.row_of
@@ -201,6 +201,18 @@ def _scan_rows(state: IndexRows, query: Any, k: int, rows: Sequence[int] | None,
         return rows
     allowed = None if rows is None else row_mask(rows, n)
     return parts.candidates(query, k, p.nprobe, allowed)
+
+
+def select_rows(state: IndexRows, flt: Filter) -> Sequence[int]:
+    """The filter's rows, ascending: picked by the kernel from its own copy of the code columns when it keeps one
+    (the browser's JS kernel: no per-row bridge crossing, no pure-Python scan), else by the metadata table."""
+    if state.kernel.keeps_code_columns:
+        luts = state.table.column_luts(flt)
+        if luts is not None:
+            rows = state.kernel.select_where(luts)
+            if rows is not None:
+                return rows
+    return state.table.select(flt)
 
 
 def _cut(results: list[Result], min_score: float | None) -> list[Result]:

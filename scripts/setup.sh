@@ -27,6 +27,9 @@ bash scripts/model.sh
 # npm: the browser runtime (pinned by web/package-lock.json) and the vectra peer for migration tests.
 # --omit=optional: pdfjs-dist's optional @napi-rs/canvas (a native canvas for Node) is not needed by the page.
 (cd web && npm ci --no-audit --no-fund --loglevel=error --omit=optional)
+# bench/browser_peers.py's peers (Orama, MeMemo, vectra) and esbuild, pinned by bench/peers/package-lock.json
+# (esbuild's platform binary is an optional dependency: not omitted here).
+(cd bench/peers && npm ci --no-audit --no-fund --loglevel=error)
 vectra_dir="${VECTRA_DIR:-$HOME/.cache/clinvec-peers/vectra}"
 if [ ! -d "$vectra_dir/node_modules/vectra" ]; then
   mkdir -p "$vectra_dir"

@@ -339,3 +339,61 @@ export class Matrix {
     return new Float64Array(this.scoresOf(f32(u8), rows));
   }
 }
+
+// ---------------------------------------------------------------- filtered queries: code columns beside the matrix
+//
+// Why: a metadata filter evaluated in Pyodide's pure Python costs a dict lookup per row, more than the vector scan
+// it narrows. The metadata table's dictionary-encoded columns (one int32 code per row, pyapp/metadata_table.py)
+// are copied here once per change; a query then sends one match byte per *distinct* value and the rows are picked
+// by one loop over the codes, so no row crosses the bridge.
+
+/** Copies of code columns, by column uid, with the version they were copied at. */
+export class CodeColumns {
+  constructor() {
+    this.cols = new Map();
+  }
+
+  /** The version held for column `uid` (-1 when none). */
+  version(uid) {
+    const c = this.cols.get(uid);
+    return c ? c.version : -1;
+  }
+
+  /** Keep a copy of column `uid`'s codes (`u8`: little-endian int32 bytes) at `version`. */
+  put(uid, version, u8) {
+    const codes = new Int32Array(u8.buffer.slice(u8.byteOffset, u8.byteOffset + (u8.byteLength & ~3)));
+    this.cols.set(uid, { version, codes });
+  }
+}
+
+/**
+ * Ascending rows of a matrix of `size` rows where, for every i, `luts[i][code]` is 1 for the row's code in column
+ * `uids[i]` (the last two bytes of a lut answer a missing field, code -1, and a list/object, code -2).
+ * Throws a RangeError when a column copy does not have `size` rows (the caller falls back).
+ */
+export function selectRows(columns, size, uids, luts) {
+  let rows = null;
+  let m = size;
+  for (let c = 0; c < uids.length; c++) {
+    const col = columns.cols.get(uids[c]);
+    if (!col || col.codes.length !== size) throw new RangeError(`code column ${uids[c]} is missing or stale`);
+    const codes = col.codes, lut = luts[c], miss = lut[lut.length - 2], complex = lut[lut.length - 1];
+    const at = (code) => (code >= 0 ? lut[code] : code === -1 ? miss : complex);
+    const out = new Int32Array(m);
+    let k = 0;
+    if (rows === null) {
+      for (let r = 0; r < size; r++) {
+        const code = codes[r];
+        if ((code >= 0 ? lut[code] : at(code)) === 1) out[k++] = r;
+      }
+    } else {
+      for (let i = 0; i < m; i++) {
+        const r = rows[i], code = codes[r];
+        if ((code >= 0 ? lut[code] : at(code)) === 1) out[k++] = r;
+      }
+    }
+    rows = out.subarray(0, k);
+    m = k;
+  }
+  return rows === null ? new Int32Array(0) : rows.slice();
+}

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import js  # type: ignore[import-not-found]
 from pyodide.ffi import JsException  # type: ignore[import-not-found]
 
 from ..errors import InvalidVector
 from ..kernels.base import Buffer, VectorKernel, pack_rows, reject_booleans
-from ._bridge import js_module, to_i32, to_u8
+from ._bridge import js_module, share_u8, shared_u8, to_i32, to_u8
 
 MODULE = "clinvec_kernel"
 
@@ -25,8 +26,50 @@ def _nbytes(data: Buffer) -> int:
     return memoryview(data).nbytes
 
 
+def _join_float32(vectors: Sequence[object], dims: int) -> bytes | None:
+    """The vectors joined at C speed when every one is a float32 buffer of ``dims`` values, else None."""
+    if not isinstance(vectors, list) or not vectors:
+        return None
+    for v in vectors:
+        kind = type(v)
+        if kind is memoryview:
+            if v.format != "f" or v.ndim != 1 or len(v) != dims or not v.c_contiguous:  # type: ignore[attr-defined]
+                return None
+        elif kind is array:
+            if v.typecode != "f" or len(v) != dims:  # type: ignore[attr-defined]
+                return None
+        else:
+            return None
+    return b"".join(vectors)  # type: ignore[arg-type]
+
+
+class JsRows(Sequence[int]):
+    """Ascending row numbers held by JS (an ``Int32Array``): handed back to the kernel without a copy, read in
+    Python (one buffer copy) only when a keyword leg needs them."""
+
+    def __init__(self, rows: Any) -> None:
+        self.js = rows
+        self._py: array | None = None
+
+    def _list(self) -> array:
+        if self._py is None:
+            self._py = array("i", self.js.to_bytes())
+        return self._py
+
+    def __len__(self) -> int:
+        return int(self.js.length)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._list()[i]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._list())
+
+
 class JsKernel(VectorKernel):
     """A growable float32 matrix held by JS; cosine top-k computed in JS."""
+
+    keeps_code_columns = True
 
     def __init__(self, dims: int) -> None:
         if not isinstance(dims, int) or isinstance(dims, bool) or dims < 1:
@@ -34,6 +77,8 @@ class JsKernel(VectorKernel):
         self.dims = dims
         self._mod: Any = js_module(MODULE)
         self._m: Any = self._mod.Matrix.new(dims)
+        self._columns: Any = None  # CodeColumns, made on the first filtered query
+        self._mirror: tuple[Buffer, Any] | None = None  # (Python buffer, JS copy) equal to the matrix, see load
 
     @property
     def size(self) -> int:
@@ -54,7 +99,13 @@ class JsKernel(VectorKernel):
         return row
 
     def pack(self, vectors: Sequence[object]) -> bytes:
-        """Lists of numbers -> float32 bytes at C level (``pack_rows``); booleans found by ``suspectRows`` in JS."""
+        """Lists of numbers -> float32 bytes at C level (``pack_rows``); booleans found by ``suspectRows`` in JS.
+
+        Vectors that already are float32 buffers (a ``Float32Array``'s bytes as ``memoryview``/``array('f')``)
+        are joined as they are: no per-element work in Python, and no boolean can hide in them."""
+        joined = _join_float32(vectors, self.dims)
+        if joined is not None:
+            return joined
         packed = pack_rows(vectors, self.dims).tobytes()
         if packed:
             suspects = self._mod.suspectRows(to_u8(packed), len(packed) // (self.dims * 4), self.dims)
@@ -73,22 +124,30 @@ class JsKernel(VectorKernel):
             if not all(math.isfinite(x) for x in row):
                 raise InvalidVector(f"vector {bad} contains NaN or infinity")
             raise InvalidVector(f"vector {bad} is all zeros: it has no direction to compare")
-        return bytes(u8.to_bytes())
+        out = u8.to_bytes()
+        share_u8(out, u8)  # a bulk insert loads these next: the kernel and the store reuse the JS copy
+        return out
 
     def load(self, data: Buffer, n: int) -> None:
         self._check(data, n)
-        self._m.load(to_u8(data), n)
+        u8 = shared_u8(data)
+        self._m.load(u8, n)
+        # The matrix now equals ``data``: the snapshot written next (a bulk first load) reuses both copies.
+        self._mirror = (data, u8) if n else None
 
     def append(self, data: Buffer, n: int) -> None:
         self._check(data, n)
+        self._mirror = None
         if n:
-            self._m.append(to_u8(data), n)
+            self._m.append(shared_u8(data), n)
 
     def set_row(self, row: int, data: Buffer) -> None:
         self._check(data, 1)
+        self._mirror = None
         self._m.setRow(self._row(row), to_u8(data))
 
     def swap_remove(self, row: int) -> None:
+        self._mirror = None
         self._m.swapRemove(self._row(row))
 
     def get_row(self, row: int) -> bytes:
@@ -102,18 +161,44 @@ class JsKernel(VectorKernel):
         except JsException as exc:
             raise IndexError(str(exc)) from None
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self) -> Buffer:
+        if self._mirror is not None:  # loaded from a buffer Python still holds: no copy back (used once)
+            data, u8 = self._mirror
+            self._mirror = None
+            share_u8(data, u8)
+            return data
         return bytes(self._m.toBytes().to_bytes())
 
     def _rows_arg(self, rows: Sequence[int] | None) -> Any:
-        return None if rows is None else to_i32(rows)
+        if rows is None:
+            return None
+        return rows.js if isinstance(rows, JsRows) else to_i32(rows)
+
+    def select_where(self, luts: Sequence[Any]) -> JsRows | None:
+        """The filter's rows picked in JS from copies of the code columns (``CodeColumns``), re-sent only after
+        a column changed; the rows stay a JS ``Int32Array`` that ``topk`` scans as is. None: let the table do it."""
+        cols = self._columns
+        if cols is None:
+            cols = self._columns = self._mod.CodeColumns.new()
+        uids = js.Array.new()
+        tables = js.Array.new()
+        for entry in luts:
+            col = entry.column
+            if int(cols.version(col.uid)) != col.version:
+                cols.put(col.uid, col.version, to_u8(entry.codes()))
+            uids.push(col.uid)
+            tables.push(to_u8(entry.lut))
+        try:
+            return JsRows(self._mod.selectRows(cols, self.size, uids, tables))
+        except JsException:  # a column copy out of step with the matrix: the table's own select answers
+            return None
 
     def topk(self, query: Buffer, k: int, rows: Sequence[int] | None = None) -> list[tuple[int, float]]:
         self._check(query, 1)
         if k <= 0 or (rows is not None and len(rows) == 0):
             return []
         try:
-            flat = array("d", self._m.topk(to_u8(query), int(k), self._rows_arg(rows)).to_bytes())
+            flat = array("d", self._m.topk(shared_u8(query), int(k), self._rows_arg(rows)).to_bytes())
         except (JsException, OverflowError) as exc:
             raise IndexError(str(exc)) from None
         return [(int(flat[i]), flat[i + 1]) for i in range(0, len(flat), 2)]

@@ -62,6 +62,7 @@ class VectorKernel(ABC):
     """A growable float32 matrix of L2-normalised rows plus cosine top-k over it."""
 
     dims: int
+    keeps_code_columns = False  # True: ``select_where`` answers filters (see there)
 
     def pack(self, vectors: Sequence[Any]) -> Buffer:
         """Turn user vectors (lists of numbers, arrays) into float32 bytes, checking every length and value.
@@ -123,6 +124,15 @@ class VectorKernel(ABC):
         Returns ``(row, score)`` pairs, best first, and also every row tied with the k-th score, so
         the caller can break ties by insertion order exactly. ``k >= candidates`` returns all of them.
         """
+
+    def select_where(self, luts: Sequence[Any]) -> Sequence[int] | None:
+        """Ascending rows where every column match table of ``MetadataTable.column_luts`` holds, selected by the
+        kernel itself; None (the default) when it keeps no copy of the code columns and the table selects.
+
+        Why: the browser's JS kernel would otherwise get the filter's rows from a pure-Python scan; with the codes
+        on its side of the bridge the filter is one vectorised loop next to the vectors it narrows.
+        """
+        return None
 
     @abstractmethod
     def scores(self, query: Buffer, rows: Sequence[int]) -> list[float]:

@@ -1,0 +1,1 @@
+export { HNSW } from "mememo";
