@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from .._platform import is_pyodide
 from ..errors import DimensionMismatch, InvalidInput, InvalidVector, describe
 from . import linalg, optim
 
@@ -24,7 +25,7 @@ DEFAULT_L2 = 1e-3
 DEFAULT_MAX_ITER = 500
 DEFAULT_TOL = 1e-7
 IDENTITY_KEYS = ("model", "revision", "variant")
-BACKENDS = ("auto", "numpy", "python")
+BACKENDS = ("auto", "numpy", "js", "python")
 Label = str | int
 
 
@@ -74,8 +75,32 @@ def _pick_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise InvalidInput(f"backend must be one of {', '.join(BACKENDS)}, got {describe(backend)}")
     if backend == "auto":
-        return "numpy" if linalg.numpy_available() else "python"
+        if linalg.numpy_available():
+            return "numpy"
+        return "js" if _js_ops_available() else "python"
+    if backend == "js" and not _js_ops_available():
+        raise InvalidInput("backend 'js' needs the page (Pyodide with label_ops.mjs registered)")
     return backend
+
+
+def _js_ops_available() -> bool:
+    """In the page without numpy, the objective runs in JS (``pyapp.browser.js_label_ops``): pure Python is too
+    slow there. Imported only inside Pyodide, so the core never touches ``js`` on CPython."""
+    if not is_pyodide():
+        return False
+    from ..browser import js_label_ops
+
+    return js_label_ops.available()
+
+
+def _ops_class(chosen: str) -> Any:
+    if chosen == "numpy":
+        return linalg.NumpyOps
+    if chosen == "js":
+        from ..browser.js_label_ops import JsOps
+
+        return JsOps
+    return linalg.PyOps
 
 
 def _public_identity(identity: Any) -> dict[str, Any] | None:
@@ -130,7 +155,7 @@ class LabelModel:
         """Fit on ``vectors`` (rows) and their ``labels`` (strings or integers, at least 2 distinct values).
 
         ``l2``: the weight penalty on the mean loss (larger: smoother, less sure). ``backend``: ``numpy``,
-        ``python`` (no numpy: the page) or ``auto``. ``embedder``: the identity of the model that made the
+        ``js`` (the page: objective in JS), ``python`` (pure Python anywhere) or ``auto``. ``embedder``: the identity of the model that made the
         vectors, recorded so vectors from another model are refused later."""
         if isinstance(l2, bool) or not isinstance(l2, int | float) or not (math.isfinite(l2) and l2 > 0):
             raise InvalidInput(f"l2 must be a positive number, got {describe(l2)}")
@@ -150,8 +175,7 @@ class LabelModel:
             raise InvalidInput(f"labels need at least 2 distinct values to learn from; got {describe(names)}")
         position = {name: i for i, name in enumerate(names)}
         targets = [position[v] for v in checked]
-        ops_class = linalg.NumpyOps if chosen == "numpy" else linalg.PyOps
-        ops = ops_class(rows, targets, len(names), float(l2))
+        ops = _ops_class(chosen)(rows, targets, len(names), float(l2))
         dims, k = len(rows[0]), len(names)
         solution = optim.minimize(ops, k * (dims + 1), max_iter, float(tol))
         theta = ops.to_list(solution.theta)
