@@ -155,8 +155,8 @@ class LabelModel:
         """Fit on ``vectors`` (rows) and their ``labels`` (strings or integers, at least 2 distinct values).
 
         ``l2``: the weight penalty on the mean loss (larger: smoother, less sure). ``backend``: ``numpy``,
-        ``js`` (the page: objective in JS), ``python`` (pure Python anywhere) or ``auto``. ``embedder``: the identity of the model that made the
-        vectors, recorded so vectors from another model are refused later."""
+        ``js`` (the page: objective in JS), ``python`` (pure Python anywhere) or ``auto``. ``embedder``: the
+        identity of the model that made the vectors, recorded so vectors from another model are refused later."""
         if isinstance(l2, bool) or not isinstance(l2, int | float) or not (math.isfinite(l2) and l2 > 0):
             raise InvalidInput(f"l2 must be a positive number, got {describe(l2)}")
         if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:

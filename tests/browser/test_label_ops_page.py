@@ -55,8 +55,12 @@ def test_js_backend_fits_500_by_384_well_under_a_second(app: Any) -> None:
 
 def test_python_backend_still_available_in_the_page(app: Any) -> None:
     rows, labels, queries = data(20, 8, 2, seed=3)
-    got = app.run(FIT.replace("fit(rows, labels)", "fit(rows, labels, backend='python')"), rows=rows,
-                  labels=labels, queries=queries)
+    got = app.run(
+        FIT.replace("fit(rows, labels)", "fit(rows, labels, backend='python')"),
+        rows=rows,
+        labels=labels,
+        queries=queries,
+    )
     assert got["backend"] == "python"
     want = LabelModel.fit(rows, labels, backend="numpy")
     np.testing.assert_allclose(got["proba"], want.predict_proba(queries), atol=1e-6, rtol=0)
