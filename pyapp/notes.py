@@ -65,14 +65,14 @@ def slug(path: str) -> str:
 
 # ---------------------------------------------------------------------- pure input rules
 def clean_metadata(raw: Any) -> dict[str, Any]:
-    """What the add form sends, made storable: ward/author as trimmed strings (at most 200 characters),
-    year as an integer; empty or absent fields are left out, unknown fields are dropped."""
+    """What the add form sends, made storable: ward/author/kind (the note's type) as trimmed strings (at most 200
+    characters), year as an integer; empty or absent fields are left out, unknown fields are dropped."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise InvalidInput(f"note metadata must be an object, got {type(raw).__name__}")
     meta: dict[str, Any] = {}
-    for key in ("ward", "author"):
+    for key in ("ward", "author", "kind"):
         value = _as_text(raw.get(key), key, numbers=True).strip()
         if value:
             meta[key] = value[:MAX_FIELD]
@@ -185,6 +185,7 @@ class NotesService:
         self.embedder = embedder
         self.notice = notice
         self.docs = DocumentIndex(index)
+        self._kinds: Any = None  # KindSuggester, made on the first suggest_kind
 
     @classmethod
     async def open(cls, location: str | Store, embedder: Embedder, notice: str | None = None) -> NotesService:
@@ -293,6 +294,20 @@ class NotesService:
         limit = bounded_int(limit, "limit", 10, MAX_LIMIT)
         docs = await self.docs.list_documents(limit, newest_first=True)
         return [{"id": d.uri, "text": d.preview, "metadata": d.metadata, "chunks": d.chunks} for d in docs]
+
+    async def suggest_kind(self, text: Any) -> dict[str, Any]:
+        """A type (metadata ``kind``) for a draft note, learnt from the types given to the stored notes
+        (``pyapp.labels.suggest``: the fitted model is kept until the notes change)."""
+        from .labels.suggest import KindSuggester
+
+        if self._kinds is None:
+            self._kinds = KindSuggester(self.index)
+        await self.index.refresh()
+        return await self._kinds.suggest(text)
+
+    async def kinds(self) -> list[str]:
+        """The distinct note types given so far (the add form's Type suggestions), sorted case-insensitively."""
+        return sorted((str(v) for v in await self.index.distinct("kind") if v != ""), key=str.casefold)
 
     async def wards(self) -> list[str]:
         """The distinct non-empty ward names for the filter select, sorted case-insensitively.
