@@ -194,12 +194,13 @@ async def test_add_cleans_metadata_and_stores_the_text_exactly(notes: NotesServi
     out = await notes.add(
         {
             "text": text,
-            "metadata": {"ward": "  Cardiology ", "year": " 2023 ", "author": "", "kind": "dropped", "x": [1]},
+            "metadata": {"ward": "  Cardiology ", "year": " 2023 ", "author": "", "kind": " letter ", "x": [1]},
         }
     )
     assert out["items"] == 1 and out["note_count"] == 1 and out["chunks"] == 1 and isinstance(out["ms"], float)
     note = await notes.get(out["id"])
-    assert note == {"id": out["id"], "text": text, "metadata": {"ward": "Cardiology", "year": 2023}, "chunks": 1}
+    meta = {"ward": "Cardiology", "year": 2023, "kind": "letter"}
+    assert note == {"id": out["id"], "text": text, "metadata": meta, "chunks": 1}
     (chunk,) = await notes.index.list()
     assert chunk.metadata["_doc"]["uri"] == out["id"] and chunk.metadata["ward"] == "Cardiology"
 
