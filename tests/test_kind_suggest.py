@@ -59,7 +59,7 @@ async def test_needs_two_kinds_with_two_notes_each(notes: NotesService) -> None:
 async def test_suggestion_equals_label_model_on_the_same_vectors(notes: NotesService) -> None:
     await add_all(notes, NOTES)
     out = await notes.suggest_kind(DRAFT)
-    assert out["ready"] and out["needs"] is None and out["refit"] is True
+    assert out["ready"] and out["needs"] is None and out["refit"] is True and out["backend"] == "numpy"
     data = (await note_vectors(notes.index, "kind")).labelled()
     model = LabelModel.fit(data.vectors, data.labels, backend="numpy")
     probs = model.predict_proba([await text_vector(notes.index, DRAFT)])[0]

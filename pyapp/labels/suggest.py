@@ -71,7 +71,7 @@ class KindSuggester:
 
     async def suggest(self, text: Any, top: int = TOP) -> dict[str, Any]:
         """``{"ready", "kinds", "needs"}``, and when ready ``{"label", "probability", "alternatives": [{"label",
-        "probability"}] (best first, ``top`` of them), "examples", "refit", "ms"}`` for the draft ``text``."""
+        "probability"}] (best first, ``top`` of them), "examples", "backend", "refit", "ms"}`` for the draft."""
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput("type the note's text first, then ask for a type")
         started = time.perf_counter()
@@ -87,6 +87,7 @@ class KindSuggester:
             **alternatives[0],
             "alternatives": alternatives,
             "examples": model.info["examples"],
+            "backend": model.info["backend"],
             "refit": refit,
             "ms": (time.perf_counter() - started) * 1000,
         }

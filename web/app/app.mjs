@@ -10,6 +10,7 @@ import { mountSync } from "./sync.mjs";
 import { mountImport } from "./import.mjs";
 import { mountFillMask } from "./fillmask.mjs";
 import { mountClassify } from "./classify.mjs";
+import { mountSuggest } from "./suggest.mjs";
 import { watchTabs } from "./tabs.mjs";
 import { h, call } from "./dom.mjs";
 import { modelChoice, choiceView } from "./models.mjs";
@@ -181,6 +182,7 @@ class NotesApp {
     mountBackup(document.querySelector("#app aside"), this); // backup download and restore (backup.mjs)
     mountImport(document.querySelector("#app aside"), this); // files in: picker, folder, drop (import.mjs)
     mountSync(document.querySelector("#app aside"), this); // "Sync with server": push, pull, log (sync.mjs)
+    mountSuggest(this); // the add form's Type field and "Suggest type" (suggest.mjs)
     this.showModel();
     // Side panels and the first listing at once: each mount appends its panel before its first await (order
     // kept), and the worker answers the calls in turn, so only the round trips overlap (warm boot: ~0.1 s).
@@ -346,7 +348,8 @@ class NotesApp {
       await this.guarded(async () => {
         $("add-message").textContent = "Splitting into passages and embedding…";
         const note = {
-          text, metadata: { ward: $("note-ward").value, year: $("note-year").value, author: $("note-author").value },
+          text, metadata: { ward: $("note-ward").value, year: $("note-year").value, author: $("note-author").value,
+            kind: $("note-kind") ? $("note-kind").value : "" },
         };
         let out;
         try {

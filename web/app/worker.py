@@ -262,6 +262,22 @@ async def app_list(options_json: str) -> str:
         return _fail(exc)
 
 
+async def app_suggest_kind(request_json: str) -> str:
+    """``{"text"}`` -> a type for the draft (``NotesService.suggest_kind``), or what it still needs."""
+    try:
+        return json.dumps(await _service().suggest_kind(json.loads(request_json).get("text")))
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+
+
+async def app_kinds() -> str:
+    """``{"kinds": [...]}``: the note types given so far, for the add form's Type list."""
+    try:
+        return json.dumps({"kinds": await _service().kinds()})
+    except Exception as exc:  # noqa: BLE001
+        return _fail(exc)
+
+
 async def app_stats() -> str:
     """What the stats panel shows: items, kernel, storage (persisted, usage), embedder."""
     try:
@@ -657,4 +673,6 @@ __export__ = [
     "app_sync",
     "app_classify_info",
     "app_classify",
+    "app_suggest_kind",
+    "app_kinds",
 ]
