@@ -1,9 +1,11 @@
-// The heavy half of fitting a label model in the page: softmax cross-entropy + L2 over every training row.
+// The arithmetic of fitting a label model in the page: softmax cross-entropy + L2 over every training row, and
+// the small vector steps of L-BFGS (pyapp/labels/optim.py).
 //
 // Why JS: the pure-Python objective costs seconds per evaluation for a few hundred 384-d rows, and L-BFGS needs
-// dozens. Python (pyapp/browser/js_label_ops.py) sends the rows here once, then each evaluation is one call:
-// theta in (float64 bytes), [loss, gradient...] out (a Float64Array). Arithmetic is float64 throughout, in the
-// same order of operations as NumpyOps (pyapp/labels/linalg.py), so both backends reach the same model.
+// dozens. Python (pyapp/browser/js_label_ops.py) sends the rows here once; parameter vectors then live here as
+// Float64Arrays that Python only holds handles to, so each evaluation or vector step is one call and nothing is
+// copied per element. Arithmetic is float64 throughout, in the same order of operations as NumpyOps
+// (pyapp/labels/linalg.py), so both backends reach the same model.
 
 const f64 = (u8) => new Float64Array(u8.buffer.slice(u8.byteOffset, u8.byteOffset + u8.byteLength));
 
@@ -18,10 +20,10 @@ export class LabelOps {
     this.resid = new Float64Array(n * k);
   }
 
-  /** theta: float64 bytes (k*d weights, then k biases) -> Float64Array [loss, grad (k*d + k)]. */
-  lossGrad(thetaBytes) {
+  /** theta: Float64Array (k*d weights, then k biases) -> the gradient (a new Float64Array); the loss is left
+   * in `this.loss` (one call per evaluation, no tuple to convert). */
+  lossGrad(theta) {
     const { x, y, n, d, k, l2, z, resid } = this;
-    const theta = f64(thetaBytes);
     if (theta.length !== k * (d + 1)) throw new RangeError(`theta has ${theta.length} values, want ${k * (d + 1)}`);
     let loss = 0;
     for (let i = 0; i < n; i++) {
@@ -40,8 +42,7 @@ export class LabelOps {
       for (let c = 0; c < k; c++) resid[i * k + c] = Math.exp(z[c] - top) / sum;
       resid[i * k + y[i]] -= 1;
     }
-    const out = new Float64Array(1 + k * (d + 1));
-    const g = out.subarray(1);
+    const g = new Float64Array(k * (d + 1));
     for (let i = 0; i < n; i++) {
       const off = i * d;
       for (let c = 0; c < k; c++) {
@@ -58,7 +59,31 @@ export class LabelOps {
       penalty += theta[t] * theta[t];
     }
     for (let c = 0; c < k; c++) g[k * d + c] /= n;
-    out[0] = loss / n + 0.5 * l2 * penalty;
-    return out;
+    this.loss = loss / n + 0.5 * l2 * penalty;
+    return g;
   }
+}
+
+// ---------------------------------------------------------------- L-BFGS vector steps (new arrays, inputs kept)
+export const zeros = (size) => new Float64Array(size);
+export function dot(a, b) {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+/** y + alpha * x */
+export function axpy(alpha, x, y) {
+  const out = new Float64Array(y.length);
+  for (let i = 0; i < y.length; i++) out[i] = y[i] + alpha * x[i];
+  return out;
+}
+export function scale(alpha, x) {
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = alpha * x[i];
+  return out;
+}
+export function maxAbs(x) {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]));
+  return m;
 }
