@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
+from array import array
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 from .._platform import is_pyodide
@@ -52,22 +55,26 @@ def _unit_rows(vectors: Any, dims: int | None = None) -> list[list[float]]:
         if isinstance(vector, str | bytes) or not hasattr(vector, "__len__"):
             raise InvalidVector(f"vector {i} is not a sequence of numbers: {describe(vector)}")
         try:
-            row = [float(v) for v in (vector.tolist() if hasattr(vector, "tolist") else vector)]
+            values = vector.tolist() if hasattr(vector, "tolist") else vector
+            try:  # plain numbers convert at C level (the page normalises hundreds of 384-d rows per fit)
+                row = array("d", values).tolist()
+            except TypeError:  # anything else goes through float(), as it always did
+                row = [float(v) for v in values]
         except (TypeError, ValueError):
             raise InvalidVector(f"vector {i} holds something that is not a number") from None
-        if any(isinstance(v, bool) for v in vector):
+        if bool in set(map(type, vector)):  # one C-level pass; bool cannot be subclassed
             raise InvalidVector(f"vector {i} holds a boolean")
         want = dims if dims is not None else (len(rows[0]) if rows else len(row))
         if len(row) != want:
             raise DimensionMismatch(f"vector {i} has {len(row)} values; expected {want}")
         if want == 0:
             raise InvalidVector("vectors must not be empty")
-        norm = math.sqrt(math.fsum(v * v for v in row))
+        norm = math.sqrt(math.fsum(map(operator.mul, row, row)))
         if not math.isfinite(norm):
             raise InvalidVector(f"vector {i} holds NaN or infinity (or overflows)")
         if norm == 0.0:
             raise InvalidVector(f"vector {i} is all zeros")
-        rows.append([v / norm for v in row])
+        rows.append(list(map(operator.truediv, row, repeat(norm))))
     return rows
 
 
