@@ -20,6 +20,7 @@ export function mountSuggest(app) {
   form.insertBefore(h("div", { class: "row" }, kind, ask), form.querySelector("#note-add"));
   form.insertBefore(list, form.querySelector("#note-add"));
   form.insertBefore(answer, form.querySelector("#note-add"));
+  kind.disabled = Boolean(app.info && app.info.read_only); // like the other add fields (suggesting only reads)
 
   const choice = (item, best) => h("button", {
     type: "button", class: best ? "kind-choice best" : "kind-choice",
