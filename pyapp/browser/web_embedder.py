@@ -337,6 +337,33 @@ async def _verify(mod: Any, manifest: dict[str, Any], name: str, data: Any, bund
     return bundle.check_sha256(manifest, name, str(await mod.sha256Hex(data)), bundle_url)
 
 
+async def open_graph(
+    mod: Any, manifest: dict[str, Any], bundle_url: str, model_file: str, output: str, report: Any, ort_url: str | None
+) -> tuple[Any, str]:
+    """Download ``model_file`` with progress, check its sha256 and open an onnxruntime-web session that must
+    have ``output``: the step the fill-mask and classifier graphs share. Returns ``(session, sha256)``."""
+    on_bytes = create_proxy(lambda done, total: report("download", int(done), int(total)))
+    try:
+        data = await _fetch(mod, _join(bundle_url, model_file), on_bytes)
+    finally:
+        on_bytes.destroy()
+    size = int(data.byteLength)
+    report("verify", 0, size)
+    sha256 = await _verify(mod, manifest, model_file, data, bundle_url)
+    report("verify", size, size)
+    report("session", 0, 1)
+    await mod.initOrt(ort_url or _default_ort_url(mod), 0)
+    try:
+        session = await mod.createSession(data)
+    except JsException as exc:
+        raise ModelBundleError(f"onnxruntime-web could not load {_join(bundle_url, model_file)}: {exc}") from None
+    names = json.loads(str(mod.sessionNames(session)))
+    if output not in names["outputs"]:
+        raise ModelBundleError(f"{model_file} has no output {output!r}: export it again")
+    report("session", 1, 1)
+    return session, sha256
+
+
 __all__ = [
     "BACKENDS",
     "DEFAULT_VARIANT",

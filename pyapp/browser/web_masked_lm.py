@@ -8,19 +8,18 @@ onnxruntime-web session machinery as the embedder's graph. Only the logits come 
 
 from __future__ import annotations
 
-import json
 from array import array
 from collections.abc import Callable
 from typing import Any
 
-from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import to_js  # type: ignore[import-not-found]
 
 from ..embed import bundle
 from ..embed.masked_lm import FillMask, Prediction
 from ..errors import InvalidInput, ModelBundleError
 from ..tokenizer import WordPieceTokenizer
 from ._bridge import js_module
-from .web_embedder import MODULE, _default_ort_url, _fetch, _join, _verify
+from .web_embedder import MODULE, _fetch, _join, _verify, open_graph
 
 DEFAULT_VARIANT = "fp32"  # as the server and the CLI: a 30k-way softmax is where int8 hurts most
 
@@ -72,25 +71,9 @@ class WebMaskedLM(FillMask):
             tokenizer = WordPieceTokenizer.from_manifest(manifest, bytes(vocab.to_bytes()).decode("utf-8"))
         variant = "int8" if quantized else "fp32"
         model_file = bundle.mlm_file(manifest, variant, bundle_url)
-        on_bytes = create_proxy(lambda done, total: report("download", int(done), int(total)))
-        try:
-            data = await _fetch(mod, _join(bundle_url, model_file), on_bytes)
-        finally:
-            on_bytes.destroy()
-        size = int(data.byteLength)
-        report("verify", 0, size)
-        sha256 = await _verify(mod, manifest, model_file, data, bundle_url)
-        report("verify", size, size)
-        report("session", 0, 1)
-        await mod.initOrt(ort_url or _default_ort_url(mod), 0)
-        try:
-            session = await mod.createSession(data)
-        except JsException as exc:
-            raise ModelBundleError(f"onnxruntime-web could not load {_join(bundle_url, model_file)}: {exc}") from None
-        names = json.loads(str(mod.sessionNames(session)))
-        if bundle.mlm_output(manifest) not in names["outputs"]:
-            raise ModelBundleError(f"{model_file} has no output {bundle.mlm_output(manifest)!r}: export it again")
-        report("session", 1, 1)
+        session, sha256 = await open_graph(
+            mod, manifest, bundle_url, model_file, bundle.mlm_output(manifest), report, ort_url
+        )
         return cls(bundle_url, manifest, tokenizer, session, variant, sha256)
 
     @property

@@ -9,12 +9,11 @@ onnxruntime-web session machinery as the embedder's graph; only the logits come 
 
 from __future__ import annotations
 
-import json
 from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import to_js  # type: ignore[import-not-found]
 
 from ..embed import bundle
 from ..embed.base import length_batches
@@ -22,7 +21,7 @@ from ..embed.text_classifier import Classify, Prediction
 from ..errors import InvalidInput, ModelBundleError
 from ..tokenizer import WordPieceTokenizer
 from ._bridge import js_module
-from .web_embedder import MODULE, BundleHTTPError, BundleNotFound, _default_ort_url, _fetch, _join, _verify
+from .web_embedder import MODULE, BundleHTTPError, BundleNotFound, _fetch, _join, _verify, open_graph
 
 LoadProgress = Callable[[str, int, int], None]  # (phase, done, total): manifest, vocab, download, verify, session
 
@@ -78,25 +77,7 @@ class WebTextClassifier(Classify):
         tokenizer = WordPieceTokenizer.from_manifest(manifest, bytes(vocab.to_bytes()).decode("utf-8"))
         report("vocab", 1, 1)
         model_file = bundle.variant_file(manifest, variant)
-        on_bytes = create_proxy(lambda done, total: report("download", int(done), int(total)))
-        try:
-            data = await _fetch(mod, _join(bundle_url, model_file), on_bytes)
-        finally:
-            on_bytes.destroy()
-        size = int(data.byteLength)
-        report("verify", 0, size)
-        sha256 = await _verify(mod, manifest, model_file, data, bundle_url)
-        report("verify", size, size)
-        report("session", 0, 1)
-        await mod.initOrt(ort_url or _default_ort_url(mod), 0)
-        try:
-            session = await mod.createSession(data)
-        except JsException as exc:
-            raise ModelBundleError(f"onnxruntime-web could not load {_join(bundle_url, model_file)}: {exc}") from None
-        names = json.loads(str(mod.sessionNames(session)))
-        if manifest["output"] not in names["outputs"]:
-            raise ModelBundleError(f"{model_file} has no output {manifest['output']!r}: export it again")
-        report("session", 1, 1)
+        session, sha256 = await open_graph(mod, manifest, bundle_url, model_file, manifest["output"], report, ort_url)
         return cls(bundle_url, manifest, tokenizer, session, variant, sha256)
 
     @property
