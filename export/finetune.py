@@ -13,39 +13,30 @@ from __future__ import annotations
 
 import random
 import shutil
-import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyapp.embed.bundle import TASK_CLASSIFY, sha256_file
 
+from .bundle_folder import Log, check_replaceable, log_to_stderr, staged_bundle
 from .errors import ExportError, HubUnreachable, ValidationFailed
 from .finetune_data import Examples
-from .manifest import write_manifest
+from .manifest import graph_opset, write_manifest
 from .models import ModelSpec, fetch
-from .pipeline import VOCAB_FILE, _check_replaceable, _swap_into_place
 from .thresholds import (
     MAX_FP32_CLASSIFIER_PROB_DIFF,
     MAX_INT8_CLASSIFIER_PROB_DIFF,
     MIN_INT8_CLASSIFIER_AGREEMENT,
 )
-from .tokenizer_settings import SPECIAL_TOKENS, TokenizerSettings, decide
+from .tokenizer_settings import VOCAB_FILE, TokenizerSettings, decide
 
 FP32_FILE = "classifier.onnx"
 INT8_FILE = "classifier_int8.onnx"
 LOGITS = "logits"
 VALIDATION_TRAIN_TEXTS = 64  # training texts added to the fixed clinical sentences when validating the export
-
-Log = Callable[[str], None]
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -71,11 +62,11 @@ def finetune_bundle(
     train_file: Path | None = None,
     model_id: str | None = None,
     keep_checkpoint: Path | None = None,
-    log: Log = _stderr,
+    log: Log = log_to_stderr,
 ) -> dict[str, Any]:
     """Fine-tune ``spec`` on ``examples`` and write the classifier bundle to ``out_dir``; return its manifest."""
     out_dir = Path(out_dir).resolve()
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir)
     if keep_checkpoint is not None and Path(keep_checkpoint).exists() and any(Path(keep_checkpoint).iterdir()):
         raise ExportError(f"--keep-checkpoint {keep_checkpoint} exists and is not empty")
     started = time.perf_counter()
@@ -90,10 +81,7 @@ def finetune_bundle(
     settings = decide(folder, spec, None, options.max_length)
     for note in settings.notes:
         log(f"note: {note}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
-    try:
+    with staged_bundle(out_dir) as staging:
         with tempfile.TemporaryDirectory(prefix="clinvec-finetune-") as work:
             checkpoint = Path(work) / "hf"
             training = train(folder, settings, examples, options, checkpoint, log)
@@ -120,10 +108,6 @@ def finetune_bundle(
                 **body,
             },
         )
-        _swap_into_place(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log(f"wrote {out_dir} in {time.perf_counter() - started:.1f} s")
     return manifest
 
@@ -272,7 +256,7 @@ def export_classifier(
     graph = onnx.load(str(bundle / FP32_FILE), load_external_data=False)
     if LOGITS not in [o.name for o in graph.graph.output]:
         raise ExportError(f"the exported graph has no {LOGITS!r} output: {[o.name for o in graph.graph.output]}")
-    opset = next(op.version for op in graph.opset_import if op.domain in ("", "ai.onnx"))
+    opset = graph_opset(graph)
     del graph
     quantize_int8(bundle / FP32_FILE, bundle / INT8_FILE)
     log(f"ONNX export and int8 quantisation: {time.perf_counter() - tick:.1f} s")
@@ -311,23 +295,13 @@ def export_classifier(
     parity = _runtime_parity(bundle / VOCAB_FILE, settings, texts, batch.rows)
     if parity is False:
         log("warning: pyapp.tokenizer gives other ids than the reference BERT tokenizer on the validation texts")
-    ids = settings.special_token_ids()
     return {
         "architecture": "bert",
         "dims": int(ref.shape[1]),
         "labels": examples.classes,
         "max_seq_length": settings.max_seq_length,
         "max_position_embeddings": settings.max_position_embeddings,
-        "tokenizer": "bert-wordpiece",
-        "do_lower_case": settings.do_lower_case,
-        "vocab_file": VOCAB_FILE,
-        "vocab_size": len(settings.vocab),
-        "special_tokens": {name: {"token": tok, "id": ids[name]} for name, tok in SPECIAL_TOKENS.items()},
-        "inputs": {
-            "names": ["input_ids", "attention_mask", "token_type_ids"],
-            "dtype": "int64",
-            "shape": ["batch_size", "sequence_length"],
-        },
+        **settings.manifest_fields(),
         "output": LOGITS,
         "probabilities": "softmax",
         "opset": opset,

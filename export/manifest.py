@@ -30,6 +30,11 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
+def graph_opset(graph: Any) -> int:
+    """The default-domain opset of an ``onnx.ModelProto``, recorded so a runtime can say what it needs."""
+    return int(next(op.version for op in graph.opset_import if op.domain in ("", "ai.onnx")))
+
+
 def write_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Add file hashes, tool versions and the time, then write ``manifest.json`` last (its presence = complete)."""
     files = sorted(p.name for p in bundle_dir.iterdir() if p.is_file() and p.name != MANIFEST)

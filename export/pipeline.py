@@ -6,32 +6,21 @@ the manifest was written, so a failed or interrupted export never leaves a half-
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import ExportError
-from .manifest import MANIFEST, is_bundle, write_manifest
+from .bundle_folder import Log, check_replaceable, log_to_stderr, staged_bundle
+from .manifest import graph_opset, write_manifest
 from .models import ModelSpec, fetch
 from .thresholds import MIN_FP32_COSINE, MIN_INT8_COSINE
-from .tokenizer_settings import SPECIAL_TOKENS, TokenizerSettings, decide
+from .tokenizer_settings import VOCAB_FILE, TokenizerSettings, decide
 from .validate import SENTENCES
 
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
-VOCAB_FILE = "vocab.txt"
-
-Log = Callable[[str], None]
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def export_bundle(
@@ -43,11 +32,11 @@ def export_bundle(
     max_seq_length: int | None = None,
     min_fp32_cosine: float = MIN_FP32_COSINE,
     min_int8_cosine: float = MIN_INT8_COSINE,
-    log: Log = _stderr,
+    log: Log = log_to_stderr,
 ) -> dict[str, Any]:
     """Export ``spec`` into ``out_dir`` (replacing an older bundle there) and return the manifest."""
     out_dir = Path(out_dir).resolve()
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir)
     started = time.perf_counter()
     folder, resolved = fetch(spec)
     settings = decide(folder, spec, do_lower_case, max_seq_length)
@@ -62,10 +51,7 @@ def export_bundle(
         f"(do_lower_case={settings.do_lower_case}, max_seq_length={settings.max_seq_length})"
     )
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    with staged_bundle(out_dir) as staging:
         with tempfile.TemporaryDirectory(prefix="clinvec-export-") as work:
             body = _build(folder, staging, Path(work), settings, with_mlm, min_fp32_cosine, min_int8_cosine, log)
         manifest = write_manifest(
@@ -77,10 +63,6 @@ def export_bundle(
                 **body,
             },
         )
-        _swap_into_place(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log(f"wrote {out_dir} in {time.perf_counter() - started:.1f} s")
     return manifest
 
@@ -105,7 +87,7 @@ def _build(
     tick = time.perf_counter()
     main_export(str(folder), work / "raw", task="feature-extraction", library_name="transformers", do_validation=False)
     graph = append_mean_pooling(onnx.load(str(work / "raw" / FP32_FILE)))
-    opset = next(op.version for op in graph.opset_import if op.domain in ("", "ai.onnx"))
+    opset = graph_opset(graph)
     dims = int(graph.graph.output[0].type.tensor_type.shape.dim[1].dim_value)
     onnx.save(graph, str(bundle / FP32_FILE))
     del graph
@@ -142,16 +124,7 @@ def _build(
         "max_position_embeddings": settings.max_position_embeddings,
         "pooling": "mean",
         "normalized": True,
-        "tokenizer": "bert-wordpiece",
-        "do_lower_case": settings.do_lower_case,
-        "vocab_file": VOCAB_FILE,
-        "vocab_size": len(settings.vocab),
-        "special_tokens": {name: {"token": tok, "id": ids[name]} for name, tok in SPECIAL_TOKENS.items()},
-        "inputs": {
-            "names": ["input_ids", "attention_mask", "token_type_ids"],
-            "dtype": "int64",
-            "shape": ["batch_size", "sequence_length"],
-        },
+        **settings.manifest_fields(),
         "output": EMBEDDING_OUTPUT,
         "opset": opset,
         "variants": {
@@ -180,29 +153,3 @@ def _build(
             f"[{time.perf_counter() - tick:.1f} s]"
         )
     return body
-
-
-def _check_replaceable(out_dir: Path) -> None:
-    """Only an empty folder or an earlier bundle may be replaced: never delete a user's unrelated folder."""
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise ExportError(f"--out {out_dir} exists and is not a folder")
-    if any(out_dir.iterdir()) and not is_bundle(out_dir):
-        raise ExportError(f"--out {out_dir} is not empty and holds no bundle {MANIFEST}; refusing to replace it")
-
-
-def _swap_into_place(staging: Path, out_dir: Path) -> None:
-    """Rename the finished bundle into place; the old one is removed only after the new one is there."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        out_dir.rename(old)
-    try:
-        staging.rename(out_dir)
-    except BaseException:
-        if old is not None:
-            old.rename(out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ExportError
 from .models import ModelSpec, read_json
 
+VOCAB_FILE = "vocab.txt"
 SPECIAL_TOKENS = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 # Share of ordinary vocabulary entries with an upper-case letter above which a vocab counts as cased:
 # bert-base-cased has tens of percent, uncased vocabs have (almost) none.
@@ -36,6 +38,23 @@ class TokenizerSettings:
         if missing:
             raise ExportError(f"vocab.txt lacks the special tokens {missing}: not a BERT WordPiece vocabulary")
         return {name: index[tok] for name, tok in SPECIAL_TOKENS.items()}
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """The manifest's tokenizer and graph-input fields, the same in every bundle kind (the runtimes read
+        them with one parser)."""
+        ids = self.special_token_ids()
+        return {
+            "tokenizer": "bert-wordpiece",
+            "do_lower_case": self.do_lower_case,
+            "vocab_file": VOCAB_FILE,
+            "vocab_size": len(self.vocab),
+            "special_tokens": {name: {"token": tok, "id": ids[name]} for name, tok in SPECIAL_TOKENS.items()},
+            "inputs": {
+                "names": ["input_ids", "attention_mask", "token_type_ids"],
+                "dtype": "int64",
+                "shape": ["batch_size", "sequence_length"],
+            },
+        }
 
 
 def read_vocab(path: Path) -> list[str]:
