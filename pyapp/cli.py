@@ -33,6 +33,12 @@ def _print_json(value: Any) -> None:
         print(json.dumps(value, ensure_ascii=True))
 
 
+def _not_found(what: str, id: str) -> int:
+    """Say on stderr that the item or document asked for does not exist; return the exit code scripts test."""
+    print(f"clinvec: no {what} with id {id!r}", file=sys.stderr)
+    return EXIT_MISSING
+
+
 def _load_embedder(args: argparse.Namespace) -> Any:
     """The embedder named on the command line (``--model DIR``/``--hashing``), or None."""
     from .embed.resolve import resolve_embedder
@@ -160,8 +166,7 @@ async def cmd_get(args: argparse.Namespace) -> int:
     async with opened(args, read_only=True) as index:
         item = await index.get(args.id)
     if item is None:
-        print(f"clinvec: no item with id {args.id!r}", file=sys.stderr)
-        return EXIT_MISSING
+        return _not_found("item", args.id)
     _print_json(item.to_dict())
     return EXIT_OK
 
@@ -271,6 +276,18 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hashing", type=int, metavar="DIMS", help="use the dependency-free hashing embedder")
 
 
+def _index_command(
+    sub: argparse._SubParsersAction, name: str, help: str, run: Any, *, takes_id: bool = False
+) -> argparse.ArgumentParser:
+    """A subcommand ``NAME INDEX [ID]`` that runs ``run``: the shape most commands (and ``docs``'s) share."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    p.add_argument("index")
+    if takes_id:
+        p.add_argument("id")
+    p.set_defaults(run=run)
+    return p
+
+
 def _export_arguments(p: argparse.ArgumentParser, choices: list[str]) -> None:
     p.add_argument("index")
     p.add_argument("path")
@@ -297,15 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no notices on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("create", help="create an empty index")
-    p.add_argument("index")
+    p = _index_command(sub, "create", "create an empty index", cmd_create)
     p.add_argument("--dims", type=int)
     p.add_argument("--indexed", nargs="*", help="metadata fields to keep columnar (fast filters)")
     _add_model_options(p)
-    p.set_defaults(run=cmd_create)
 
-    p = sub.add_parser("add", help="add one item (--vector/--text) or many (--file JSONL/CSV)")
-    p.add_argument("index")
+    p = _index_command(sub, "add", "add one item (--vector/--text) or many (--file JSONL/CSV)", cmd_add)
     p.add_argument("--file")
     p.add_argument("--format", choices=["jsonl", "csv"])
     p.add_argument("--vector", help="JSON array or a file holding one")
@@ -315,10 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upsert", action="store_true")
     p.add_argument("--progress", action="store_true", help="draw progress bars even when not on a terminal")
     _add_model_options(p)
-    p.set_defaults(run=cmd_add)
 
-    p = sub.add_parser("query", help="search by vector and/or text")
-    p.add_argument("index")
+    p = _index_command(sub, "query", "search by vector and/or text", cmd_query)
     p.add_argument("--vector", help="JSON array or a file holding one")
     p.add_argument("--text")
     p.add_argument("--top-k", type=int, default=10)
@@ -327,30 +339,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float)
     p.add_argument("--with-vector", action="store_true")
     _add_model_options(p)
-    p.set_defaults(run=cmd_query)
 
-    p = sub.add_parser("get", help="print one item")
-    p.add_argument("index")
-    p.add_argument("id")
-    p.set_defaults(run=cmd_get)
+    _index_command(sub, "get", "print one item", cmd_get, takes_id=True)
 
-    p = sub.add_parser("list", help="list items in insertion order")
-    p.add_argument("index")
+    p = _index_command(sub, "list", "list items in insertion order", cmd_list)
     p.add_argument("--filter")
     p.add_argument("--limit", type=int)
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--with-vector", action="store_true")
-    p.set_defaults(run=cmd_list)
 
-    p = sub.add_parser("delete", help="delete items by id or by --where filter")
-    p.add_argument("index")
+    p = _index_command(sub, "delete", "delete items by id or by --where filter", cmd_delete)
     p.add_argument("ids", nargs="*")
     p.add_argument("--where", help="JSON filter")
-    p.set_defaults(run=cmd_delete)
 
-    p = sub.add_parser("stats", help="counts and storage facts")
-    p.add_argument("index")
-    p.set_defaults(run=cmd_stats)
+    _index_command(sub, "stats", "counts and storage facts", cmd_stats)
 
     p = sub.add_parser("export", help="write every item to JSONL, CSV or a .clinvec bundle")
     _export_arguments(p, choices=["jsonl", "csv", "bundle"])
@@ -366,9 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="int8 vectors with per-row scales (a quarter of the bytes)")
     _import_arguments(bundle_sub.add_parser("import", help="restore a bundle (all or nothing)"), choices=["bundle"])
 
-    p = sub.add_parser("compact", help="fold the write-ahead log into a new snapshot")
-    p.add_argument("index")
-    p.set_defaults(run=cmd_compact)
+    _index_command(sub, "compact", "fold the write-ahead log into a new snapshot", cmd_compact)
 
     p = sub.add_parser("ingest", help="index .txt/.md/.pdf/.jsonl/.csv files and folders as documents")
     p.add_argument("index", help="the index folder (created when missing)")

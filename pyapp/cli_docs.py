@@ -13,7 +13,16 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from .cli import EXIT_MISSING, EXIT_OK, _add_model_options, _filter_arg, _load_embedder, _metadata_arg, _print_json
+from .cli import (
+    EXIT_OK,
+    _add_model_options,
+    _filter_arg,
+    _index_command,
+    _load_embedder,
+    _metadata_arg,
+    _not_found,
+    _print_json,
+)
 from .cli import opened as opened_index
 from .documents import DOC_INDEXED, DocumentIndex
 from .errors import IndexNotFound, InvalidInput
@@ -85,8 +94,7 @@ async def cmd_get(args: argparse.Namespace) -> int:
     async with opened(args, read_only=True, embed=False) as docs:
         document = await docs.get_document(args.id)
     if document is None:
-        print(f"clinvec: no document with id {args.id!r}", file=sys.stderr)
-        return EXIT_MISSING
+        return _not_found("document", args.id)
     if args.json:
         _print_json({"id": document.uri, "text": document.text, "metadata": document.metadata})
     else:  # the text byte for byte: no newline added, none translated
@@ -101,8 +109,7 @@ async def cmd_delete(args: argparse.Namespace) -> int:
         deleted = await docs.delete_document(args.id)
     _print_json({"deleted": deleted})
     if not deleted:
-        print(f"clinvec: no document with id {args.id!r}", file=sys.stderr)
-        return EXIT_MISSING
+        return _not_found("document", args.id)
     return EXIT_OK
 
 
@@ -126,8 +133,9 @@ def add_docs_commands(sub: argparse._SubParsersAction) -> None:
     docs = sub.add_parser("docs", help="long notes as documents: chunked, searched per document, read back exactly")
     dsub = docs.add_subparsers(dest="docs_command", required=True)
 
-    p = dsub.add_parser("add", help="add or replace a document (creates the index when --model/--hashing is given)")
-    p.add_argument("index")
+    p = _index_command(
+        dsub, "add", "add or replace a document (creates the index when --model/--hashing is given)", cmd_add
+    )
     p.add_argument("--id", required=True, help="the document's id (replaces the document with this id)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--file", help="a UTF-8 text file, stored exactly as written")
@@ -135,28 +143,16 @@ def add_docs_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metadata", help="JSON object")
     p.add_argument("--progress", action="store_true", help="draw the progress bar even when not on a terminal")
     _add_model_options(p)
-    p.set_defaults(run=cmd_add)
 
-    p = dsub.add_parser("query", help="one JSON line per document: id, score, passage, span, highlights")
-    p.add_argument("index")
+    p = _index_command(dsub, "query", "one JSON line per document: id, score, passage, span, highlights", cmd_query)
     p.add_argument("text")
     p.add_argument("--mode", default="hybrid", choices=list(MODES))
     p.add_argument("--top-k", type=_positive, default=10)
     p.add_argument("--filter", help='JSON filter on the documents\' metadata, e.g. \'{"ward": "ICU"}\'')
     _add_model_options(p)
-    p.set_defaults(run=cmd_query)
 
-    p = dsub.add_parser("get", help="print a document's full text, exactly as stored")
-    p.add_argument("index")
-    p.add_argument("id")
+    p = _index_command(dsub, "get", "print a document's full text, exactly as stored", cmd_get, takes_id=True)
     p.add_argument("--json", action="store_true", help="print {id, text, metadata} as one JSON line instead")
-    p.set_defaults(run=cmd_get)
 
-    p = dsub.add_parser("delete", help="delete a document (all its chunks, one commit)")
-    p.add_argument("index")
-    p.add_argument("id")
-    p.set_defaults(run=cmd_delete)
-
-    p = dsub.add_parser("list", help="one JSON line per document: id, chunks, metadata")
-    p.add_argument("index")
-    p.set_defaults(run=cmd_list)
+    _index_command(dsub, "delete", "delete a document (all its chunks, one commit)", cmd_delete, takes_id=True)
+    _index_command(dsub, "list", "one JSON line per document: id, chunks, metadata", cmd_list)
