@@ -92,6 +92,22 @@ def _element_equal(x: Any) -> Test:
     return lambda e: json_equal(e, x)
 
 
+def _any_element(ok: Test) -> Test:
+    """A test that a value is a list with an element passing ``ok``: MongoDB's matching into arrays, shared by
+    ``$eq``, the comparisons and ``$contains`` (the callers check ``v.__class__ is list`` first where a scalar
+    is the common case, so that case pays no extra call)."""
+
+    def test(v: Any) -> bool:
+        if v.__class__ is not list:
+            return False
+        for e in v:
+            if ok(e):
+                return True
+        return False
+
+    return test
+
+
 # --------------------------------------------------------------------------- field conditions
 
 
@@ -119,15 +135,10 @@ class EqCond(Cond):
 
         else:
             eq = _element_equal(x)
+            in_list = _any_element(eq)
 
             def test(v: Any) -> bool:
-                if eq(v):
-                    return True
-                if v.__class__ is list:
-                    for e in v:
-                        if eq(e):
-                            return True
-                return False
+                return eq(v) or (v.__class__ is list and in_list(v))
 
         self.test = test
 
@@ -200,13 +211,10 @@ class CmpCond(Cond):
                 t = e.__class__
                 return (t is int or t is float) and fn(e, x)
 
+        in_list = _any_element(ok)
+
         def test(v: Any) -> bool:
-            if v.__class__ is list:
-                for e in v:
-                    if ok(e):
-                        return True
-                return False
-            return ok(v)
+            return in_list(v) if v.__class__ is list else ok(v)
 
         self.test = test
 
@@ -233,17 +241,7 @@ class ContainsCond(Cond):
 
     def __init__(self, value: Any) -> None:
         self.value = value
-        eq = _element_equal(value)
-
-        def test(v: Any) -> bool:
-            if v.__class__ is not list:
-                return False
-            for e in v:
-                if eq(e):
-                    return True
-            return False
-
-        self.test = test
+        self.test = _any_element(_element_equal(value))
 
     def __repr__(self) -> str:
         return f"ContainsCond({self.value!r})"
@@ -322,11 +320,18 @@ class FieldNode(Node):
         return f"FieldNode({self.path!r}, {self.cond!r})"
 
 
-class AndNode(Node):
-    """``$and`` and the implicit AND across a filter's keys."""
+class _Combine(Node):
+    """A node over several child filters (``$and``, ``$or``): one place for the children and their repr."""
 
     def __init__(self, children: Sequence[Node]) -> None:
         self.children = list(children)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.children!r})"
+
+
+class AndNode(_Combine):
+    """``$and`` and the implicit AND across a filter's keys."""
 
     def matcher(self) -> Matcher:
         fns = [c.matcher() for c in self.children]
@@ -342,15 +347,9 @@ class AndNode(Node):
 
         return fn
 
-    def __repr__(self) -> str:
-        return f"AndNode({self.children!r})"
 
-
-class OrNode(Node):
+class OrNode(_Combine):
     """``$or``: any child matches."""
-
-    def __init__(self, children: Sequence[Node]) -> None:
-        self.children = list(children)
 
     def matcher(self) -> Matcher:
         fns = [c.matcher() for c in self.children]
@@ -362,9 +361,6 @@ class OrNode(Node):
             return False
 
         return fn
-
-    def __repr__(self) -> str:
-        return f"OrNode({self.children!r})"
 
 
 class NotNode(Node):
