@@ -27,35 +27,10 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from pyapp.security_headers import SECURITY_HEADERS
+
 WEB = Path(__file__).resolve().parent / "web"
 IDLE_TIMEOUT = 30.0  # seconds a connection may stay silent (or stall a write) before it is closed
-
-# 'wasm-unsafe-eval': compiling WebAssembly (Pyodide, onnxruntime-web). blob: workers: PyScript starts
-# its worker from a Blob URL. Nothing else: no inline script, no eval, no other origin.
-CSP = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self' 'wasm-unsafe-eval'",
-        "worker-src 'self' blob:",
-        "connect-src 'self'",
-        "img-src 'self' data:",
-        "style-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
-
-SECURITY_HEADERS = {
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Embedder-Policy": "require-corp",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 
 MIME = {
     ".html": "text/html; charset=utf-8",

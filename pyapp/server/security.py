@@ -15,30 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidInput
 from ..remote.wire import dumps_fast
+from ..security_headers import SECURITY_HEADERS
 
-# The same headers serve.py sends with the page (tests/test_server.py keeps them equal): one origin, one policy.
-SECURITY_HEADERS = {
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Embedder-Policy": "require-corp",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Content-Security-Policy": "; ".join(
-        [
-            "default-src 'self'",
-            "script-src 'self' 'wasm-unsafe-eval'",
-            "worker-src 'self' blob:",
-            "connect-src 'self'",
-            "img-src 'self' data:",
-            "style-src 'self'",
-            "font-src 'self'",
-            "object-src 'none'",
-            "base-uri 'none'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-        ]
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 _RAW_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 _NO_STORE = (b"cache-control", b"no-store")
 PUBLIC_PATHS = frozenset({"/openapi.json", "/health"})  # answerable without a token: no index data in them
