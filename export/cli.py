@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import ExportError
-from .extra import missing_extra_error, require_extra
+from .command import quiet_libraries, run_command
+from .extra import require_extra
 from .models import MODELS_DIR, resolve_spec
 from .thresholds import MIN_FP32_COSINE, MIN_INT8_COSINE
 
@@ -57,47 +56,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return finetune_main(argv[1:])
     args = build_parser().parse_args(argv)
-    try:
+
+    def work() -> None:
         require_extra(WHAT)
         spec = resolve_spec(args.model, args.revision, args.model_id)
         out = args.out if args.out is not None else MODELS_DIR / spec.out_name
-        _quiet_libraries()
-        try:
-            from .pipeline import export_bundle
+        quiet_libraries()
+        from .pipeline import export_bundle
 
-            export_bundle(
-                spec,
-                out,
-                with_mlm=args.with_mlm,
-                do_lower_case=args.do_lower_case,
-                max_seq_length=args.max_seq_length,
-                min_fp32_cosine=args.min_fp32_cosine,
-                min_int8_cosine=args.min_int8_cosine,
-            )
-            from .listing import update_model_list
+        export_bundle(
+            spec,
+            out,
+            with_mlm=args.with_mlm,
+            do_lower_case=args.do_lower_case,
+            max_seq_length=args.max_seq_length,
+            min_fp32_cosine=args.min_fp32_cosine,
+            min_int8_cosine=args.min_int8_cosine,
+        )
+        from .listing import update_model_list
 
-            update_model_list(out)
-        except ModuleNotFoundError as exc:  # a module of the extra that find_spec saw but could not import
-            missing = missing_extra_error(exc, WHAT)
-            if missing is None:
-                raise
-            raise missing from None
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
-        return 130
-    return 0
+        update_model_list(out)
 
-
-def _quiet_libraries() -> None:
-    """Silence deprecation chatter from the export stack; real failures still raise."""
-    import os
-
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message=".*registered as constants in the trace.*")  # torch TracerWarning
+    return run_command(WHAT, work)

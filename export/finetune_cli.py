@@ -7,12 +7,11 @@ so a wrong field name or a missing extra is reported in a second, before torch l
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import ExportError
-from .extra import missing_extra_error, require_extra
+from .command import quiet_libraries, run_command
+from .extra import require_extra
 from .finetune_data import read_examples
 from .models import resolve_spec
 
@@ -64,43 +63,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """0 on success, 1 when validation fails, 2 for unusable arguments, data or an unreachable hub."""
     args = build_parser().parse_args(argv)
-    try:
+
+    def work() -> None:
         examples = read_examples(args.train, args.text_field, args.label_field)
         require_extra(WHAT)
         spec = resolve_spec(args.base, None, None)
-        from .cli import _quiet_libraries
+        quiet_libraries()
+        from .finetune import TrainOptions, finetune_bundle
 
-        _quiet_libraries()
-        try:
-            from .finetune import TrainOptions, finetune_bundle
+        options = TrainOptions(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+            max_length=args.max_length,
+            threads=args.threads,
+            train_embeddings=args.train_embeddings,
+        )
+        finetune_bundle(
+            spec,
+            examples,
+            args.out,
+            options,
+            train_file=args.train,
+            model_id=args.model_id,
+            keep_checkpoint=args.keep_checkpoint,
+        )
 
-            options = TrainOptions(
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                learning_rate=args.learning_rate,
-                seed=args.seed,
-                max_length=args.max_length,
-                threads=args.threads,
-                train_embeddings=args.train_embeddings,
-            )
-            finetune_bundle(
-                spec,
-                examples,
-                args.out,
-                options,
-                train_file=args.train,
-                model_id=args.model_id,
-                keep_checkpoint=args.keep_checkpoint,
-            )
-        except ModuleNotFoundError as exc:
-            missing = missing_extra_error(exc, WHAT)
-            if missing is None:
-                raise
-            raise missing from None
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
-        return 130
-    return 0
+    return run_command(WHAT, work)
