@@ -6,9 +6,16 @@
 // first use, with a progress bar. Text reaches the DOM only through text nodes.
 
 import { h, call } from "./dom.mjs";
+import { percent, runWithGraphProgress } from "./model_panel.mjs";
 
 const FOLDER_RE = /^models\/[A-Za-z0-9._-]+\/?$/;
-const percent = (p) => (p >= 0.001 ? `${(100 * p).toFixed(1)} %` : "< 0.1 %");
+const WORDS = {
+  prefix: "clinvec-classify",
+  download: "Downloading the classifier",
+  verify: "Verifying the classifier (sha256)…",
+  session: "Starting the classifier…",
+  busy: "Classifying…",
+};
 
 function panel() {
   return h("section", { id: "classify-panel", "aria-labelledby": "classify-title", "data-testid": "classify",
@@ -55,39 +62,14 @@ export async function mountClassify(container, app) {
     event.preventDefault();
     const text = $("classify-text").value;
     if (!text.trim()) return;
-    const bar = $("classify-progress");
-    const name = `clinvec-classify-${crypto.randomUUID()}`;
-    const channel = new BroadcastChannel(name);
-    channel.onmessage = (e) => {
-      const msg = JSON.parse(e.data);
-      if (msg.phase === "download" && msg.total > 0) {
-        bar.hidden = false;
-        bar.value = Math.round((100 * msg.done) / msg.total);
-        $("classify-status").textContent =
-          `Downloading the classifier: ${(msg.done / 1048576).toFixed(1)} / ${(msg.total / 1048576).toFixed(1)} MB`;
-      } else if (msg.phase === "verify" || msg.phase === "session") {
-        $("classify-status").textContent = msg.phase === "verify" ? "Verifying the classifier (sha256)…"
-          : "Starting the classifier…";
-      }
-    };
-    try {
-      await app.guarded(async () => {
-        $("classify-status").textContent = "Classifying…";
-        try {
-          const out = await call(app.api.app_classify, JSON.stringify({ texts: [text] }), name);
-          const best = out.predictions[0];
-          $("classify-results").replaceChildren(...results(best, out.labels));
-          $("classify-status").textContent =
-            `${String(best.label)} (${percent(best.probability)} sure); ${info.model} (${out.variant}), ` +
-            `${Math.round(out.ms)} ms`;
-        } catch (err) {
-          $("classify-results").replaceChildren();
-          $("classify-status").textContent = String((err && err.message) || err);
-        }
-      });
-    } finally {
-      channel.close();
-      bar.hidden = true;
-    }
+    const parts = { bar: $("classify-progress"), status: $("classify-status"), results: $("classify-results") };
+    await runWithGraphProgress(app, parts, WORDS, async (name) => {
+      const out = await call(app.api.app_classify, JSON.stringify({ texts: [text] }), name);
+      const best = out.predictions[0];
+      parts.results.replaceChildren(...results(best, out.labels));
+      parts.status.textContent =
+        `${String(best.label)} (${percent(best.probability)} sure); ${info.model} (${out.variant}), ` +
+        `${Math.round(out.ms)} ms`;
+    });
   });
 }

@@ -6,10 +6,16 @@
 // downloaded and verified on first use, with a progress bar. Text reaches the DOM only through text nodes.
 
 import { h, call } from "./dom.mjs";
+import { percent, runWithGraphProgress } from "./model_panel.mjs";
 
 const MASK = "[MASK]";
-
-const percent = (p) => (p >= 0.001 ? `${(100 * p).toFixed(1)} %` : "< 0.1 %");
+const WORDS = {
+  prefix: "clinvec-fill-mask",
+  download: "Downloading the fill-mask model",
+  verify: "Verifying the model (sha256)…",
+  session: "Starting the fill-mask model…",
+  busy: "Thinking…",
+};
 
 function panel() {
   return h("section", { id: "fill-mask-panel", "aria-labelledby": "fill-mask-title", "data-testid": "fill-mask",
@@ -54,36 +60,11 @@ export async function mountFillMask(container, app) {
       $("fill-mask-results").replaceChildren();
       return;
     }
-    const bar = $("fill-mask-progress");
-    const name = `clinvec-fill-mask-${crypto.randomUUID()}`;
-    const channel = new BroadcastChannel(name);
-    channel.onmessage = (e) => {
-      const msg = JSON.parse(e.data);
-      if (msg.phase === "download" && msg.total > 0) {
-        bar.hidden = false;
-        bar.value = Math.round((100 * msg.done) / msg.total);
-        $("fill-mask-status").textContent =
-          `Downloading the fill-mask model: ${(msg.done / 1048576).toFixed(1)} / ${(msg.total / 1048576).toFixed(1)} MB`;
-      } else if (msg.phase === "verify" || msg.phase === "session") {
-        $("fill-mask-status").textContent = msg.phase === "verify" ? "Verifying the model (sha256)…"
-          : "Starting the fill-mask model…";
-      }
-    };
-    try {
-      await app.guarded(async () => {
-        $("fill-mask-status").textContent = "Thinking…";
-        try {
-          const out = await call(app.api.app_fill_mask, JSON.stringify({ text, top_k: 5 }), name);
-          $("fill-mask-results").replaceChildren(...results(out.masks));
-          $("fill-mask-status").textContent = `${info.model} (${out.variant}), ${Math.round(out.ms)} ms`;
-        } catch (err) {
-          $("fill-mask-results").replaceChildren();
-          $("fill-mask-status").textContent = String((err && err.message) || err);
-        }
-      });
-    } finally {
-      channel.close();
-      bar.hidden = true;
-    }
+    const parts = { bar: $("fill-mask-progress"), status: $("fill-mask-status"), results: $("fill-mask-results") };
+    await runWithGraphProgress(app, parts, WORDS, async (name) => {
+      const out = await call(app.api.app_fill_mask, JSON.stringify({ text, top_k: 5 }), name);
+      parts.results.replaceChildren(...results(out.masks));
+      parts.status.textContent = `${info.model} (${out.variant}), ${Math.round(out.ms)} ms`;
+    });
   });
 }
