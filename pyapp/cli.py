@@ -39,6 +39,19 @@ def _not_found(what: str, id: str) -> int:
     return EXIT_MISSING
 
 
+def _runtime_missing() -> int | None:
+    """For the commands that run a model graph: ``EXIT_ERROR`` after one line naming the missing ``server``
+    extra (numpy, onnxruntime), or None when the runtime imports."""
+    from .embed.onnx import require_runtime
+
+    try:
+        require_runtime()
+    except ImportError as exc:
+        print(f"clinvec: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return None
+
+
 def _load_embedder(args: argparse.Namespace) -> Any:
     """The embedder named on the command line (``--model DIR``/``--hashing``), or None."""
     from .embed.resolve import resolve_embedder

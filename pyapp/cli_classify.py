@@ -10,18 +10,13 @@ import argparse
 import asyncio
 import sys
 
-from .cli import EXIT_ERROR, EXIT_OK, _print_json
+from .cli import EXIT_ERROR, EXIT_OK, _print_json, _runtime_missing
 
 
 async def cmd_classify(args: argparse.Namespace) -> int:
     """Print ``{"text", "label", "probability"}`` (plus ``probabilities`` with ``--all``) per text, in order."""
-    from .embed.onnx import require_runtime
-
-    try:
-        require_runtime()
-    except ImportError as exc:
-        print(f"clinvec: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    if (code := _runtime_missing()) is not None:
+        return code
     from .embed.text_classifier import TextClassifier
 
     texts = list(args.text)

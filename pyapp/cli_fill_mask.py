@@ -7,20 +7,14 @@ self-contained; the work is ``pyapp.embed.masked_lm.MaskedLM``, the same code th
 from __future__ import annotations
 
 import argparse
-import sys
 
-from .cli import EXIT_ERROR, EXIT_OK, _print_json
+from .cli import EXIT_OK, _print_json, _runtime_missing
 
 
 async def cmd_fill_mask(args: argparse.Namespace) -> int:
     """Print ``{"mask": n, "variant", "predictions": [{"token", "probability"}...]}`` per mask, left to right."""
-    from .embed.onnx import require_runtime
-
-    try:
-        require_runtime()
-    except ImportError as exc:
-        print(f"clinvec: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    if (code := _runtime_missing()) is not None:
+        return code
     from .embed.masked_lm import MaskedLM
 
     model = MaskedLM(args.model, quantized=args.int8)
