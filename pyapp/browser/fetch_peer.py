@@ -14,6 +14,7 @@ from pyodide.ffi import JsException, to_js  # type: ignore[import-not-found]
 from ..remote import wire
 from ..sync.answers import MEDIA_TYPE, bundle_url, raise_for
 from ..sync.engine import Peer, ServerUnreachable, SyncProgress
+from ..sync.resume import ResumablePull
 from ._bridge import to_u8
 
 RETRIES = 3
@@ -47,34 +48,23 @@ class FetchPeer(Peer):
 
     async def pull(self, since: int | None, progress: SyncProgress | None = None) -> bytes:
         url = self._url if since is None else f"{self._url}?since={since}"
-        got = bytearray()
-        etag: str | None = None
-        total = 0
+        pull = ResumablePull(progress)
         for attempt in range(self.retries + 1):
-            headers = dict(self._headers)
-            if got and etag:
-                headers.update({"Range": f"bytes={len(got)}-", "If-Range": etag})
+            headers = pull.headers(self._headers)
             try:
                 answer = await js.fetch(url, _options("GET", headers))
                 status = int(answer.status)
                 if status >= 400:
                     raise_for(status, (await answer.arrayBuffer()).to_bytes())
-                if status == 206:
+                if pull.begin(status, _header(answer, "etag"), _header(answer, "content-length")):
                     self.resumed += 1
-                else:
-                    got.clear()
-                etag = _header(answer, "etag")
-                length = _header(answer, "content-length")
-                total = len(got) + int(length) if length else total
                 reader = answer.body.getReader()
                 while True:
                     chunk = await reader.read()
                     if chunk.done:
                         break
-                    got.extend(chunk.value.to_bytes())
-                    if progress is not None:
-                        progress("pull", len(got), max(total, len(got)))
-                return bytes(got)
+                    pull.add(chunk.value.to_bytes())
+                return bytes(pull.got)
             except JsException as exc:
                 if attempt == self.retries:
                     raise ServerUnreachable(

@@ -13,6 +13,7 @@ from ..errors import ClinvecError
 from ..remote import wire
 from .answers import MEDIA_TYPE, bundle_url, raise_for
 from .engine import Peer, ServerUnreachable, SyncProgress
+from .resume import ResumablePull
 
 RETRIES = 3  # attempts after the first for one pull, each resuming where the last one stopped
 
@@ -41,29 +42,18 @@ class HttpPeer(Peer):
 
     async def pull(self, since: int | None, progress: SyncProgress | None = None) -> bytes:
         params = {} if since is None else {"since": str(since)}
-        got = bytearray()
-        etag: str | None = None
-        total = 0
+        pull = ResumablePull(progress)
         for attempt in range(self.retries + 1):
-            headers = dict(self._headers)
-            if got and etag:
-                headers.update({"Range": f"bytes={len(got)}-", "If-Range": etag})
+            headers = pull.headers(self._headers)
             try:
                 async with self._client.stream("GET", self._url, params=params, headers=headers) as answer:
                     if answer.status_code >= 400:
                         raise_for(answer.status_code, await answer.aread())
-                    if answer.status_code == 206:
+                    if pull.begin(answer.status_code, answer.headers.get("etag"), answer.headers.get("content-length")):
                         self.resumed += 1
-                    else:  # a whole bundle (first try, or the server no longer has the one we began)
-                        got.clear()
-                    etag = answer.headers.get("etag")
-                    length = answer.headers.get("content-length")
-                    total = len(got) + int(length) if length else total
                     async for chunk in answer.aiter_bytes():
-                        got.extend(chunk)
-                        if progress is not None:
-                            progress("pull", len(got), max(total, len(got)))
-                return bytes(got)
+                        pull.add(chunk)
+                return bytes(pull.got)
             except self._httpx.HTTPError as exc:
                 if attempt == self.retries:
                     raise ServerUnreachable(
