@@ -99,6 +99,25 @@ async def drive(
     headers = {"Content-Type": "application/json"}
     stop = time.perf_counter() + seconds
 
+    def next_request(rng: random.Random, number: int, k: int) -> tuple[str, str, bytes, str | None]:
+        """Client ``number``'s request ``k``: an insert (a share ``insert_share``) or one of the queries;
+        ``(kind, path, body, new id)``. Both client kinds draw their requests here, so they send the same load."""
+        if insert_share and rng.random() < insert_share:
+            new_id = f"load-{number}-{k}"
+            vector = [rng.uniform(-1, 1) for _ in range(dims)]
+            body = json.dumps({"vector": vector, "id": new_id, "metadata": {"ward": "ED"}}).encode()
+            return "insert", "/indexes/load/items", body, new_id
+        return "query", "/indexes/load/query", bodies[k % len(bodies)], None
+
+    def record(kind: str, seconds: float, new_id: str | None, ok: bool, failure: str | None) -> None:
+        """One answered (or failed) request: its latency, its kind, the id it inserted or why it failed."""
+        latencies.append(seconds)
+        counts[kind] += 1
+        if ok and kind == "insert":
+            inserted.append(str(new_id))
+        elif not ok and failure is not None:
+            errors.append(failure)
+
     async def raw_client(number: int) -> None:
         rng = random.Random(number)
         conn = RawConnection(url)
@@ -106,13 +125,7 @@ async def drive(
         try:
             while time.perf_counter() < stop:
                 k += clients
-                if insert_share and rng.random() < insert_share:
-                    new_id = f"load-{number}-{k}"
-                    vector = [rng.uniform(-1, 1) for _ in range(dims)]
-                    body = json.dumps({"vector": vector, "id": new_id, "metadata": {"ward": "ED"}}).encode()
-                    path, kind = "/indexes/load/items", "insert"
-                else:
-                    body, path, kind = bodies[k % len(bodies)], "/indexes/load/query", "query"
+                kind, path, body, new_id = next_request(rng, number, k)
                 start = time.perf_counter()
                 try:
                     status, data = await conn.post(path, body)
@@ -121,12 +134,8 @@ async def drive(
                     status, data, ok = 0, b"", False
                     errors.append(f"{type(exc).__name__}: {exc}")
                     conn = RawConnection(url)
-                latencies.append(time.perf_counter() - start)
-                counts[kind] += 1
-                if ok and kind == "insert":
-                    inserted.append(new_id)
-                elif not ok and status:
-                    errors.append(f"{status}: {data[:200]!r}")
+                seconds = time.perf_counter() - start
+                record(kind, seconds, new_id, ok, f"{status}: {data[:200]!r}" if status else None)
         finally:
             await conn.close()
 
@@ -139,13 +148,7 @@ async def drive(
             k = number
             while time.perf_counter() < stop:
                 k += clients
-                if insert_share and rng.random() < insert_share:
-                    new_id = f"load-{number}-{k}"
-                    vector = [rng.uniform(-1, 1) for _ in range(dims)]
-                    body = json.dumps({"vector": vector, "id": new_id, "metadata": {"ward": "ED"}}).encode()
-                    path, kind = "/indexes/load/items", "insert"
-                else:
-                    body, path, kind = bodies[k % len(bodies)], "/indexes/load/query", "query"
+                kind, path, body, new_id = next_request(rng, number, k)
                 start = time.perf_counter()
                 try:
                     answer = await http.post(path, content=body, headers=headers)
@@ -155,12 +158,9 @@ async def drive(
                 except httpx.HTTPError as exc:
                     ok, answer = False, None
                     errors.append(f"{type(exc).__name__}: {exc}")
-                latencies.append(time.perf_counter() - start)
-                counts[kind] += 1
-                if ok and kind == "insert":
-                    inserted.append(new_id)
-                elif not ok and answer is not None:
-                    errors.append(f"{answer.status_code}: {answer.text[:200]}")
+                seconds = time.perf_counter() - start
+                failure = f"{answer.status_code}: {answer.text[:200]}" if answer is not None else None
+                record(kind, seconds, new_id, ok, failure)
 
     began = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
