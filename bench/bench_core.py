@@ -226,22 +226,13 @@ def _child(a: argparse.Namespace, phase: str, folder: str) -> dict[str, Any]:
     return json.loads(line)
 
 
+def _workload_args(a: argparse.Namespace) -> list[str]:
+    """The workload both engines run (size, dims, queries, top-k, seed): one spelling for both command lines."""
+    return [str(a.n), "--dim", str(a.dim), "--queries", str(a.queries), "--topk", str(a.topk), "--seed", str(a.seed)]
+
+
 def _common_args(a: argparse.Namespace) -> list[str]:
-    args = [
-        str(a.n),
-        "--dim",
-        str(a.dim),
-        "--queries",
-        str(a.queries),
-        "--topk",
-        str(a.topk),
-        "--seed",
-        str(a.seed),
-        "--upserts",
-        str(a.upserts),
-        "--vectors",
-        a.vectors,
-    ]
+    args = [*_workload_args(a), "--upserts", str(a.upserts), "--vectors", a.vectors]
     return args + (["--indexed"] if a.indexed else [])
 
 
@@ -316,21 +307,7 @@ def vectra_dir() -> Path:
 def run_vectra(a: argparse.Namespace, codec: str, timeout: float) -> dict[str, Any]:
     """``node bench.mjs N --codec C`` with the same workload parameters; its one JSON line."""
     bench = shared_dir() / "peers" / "vectra" / "bench.mjs"
-    cmd = [
-        "node",
-        str(bench),
-        str(a.n),
-        "--dim",
-        str(a.dim),
-        "--queries",
-        str(a.queries),
-        "--topk",
-        str(a.topk),
-        "--seed",
-        str(a.seed),
-        "--codec",
-        codec,
-    ]
+    cmd = ["node", str(bench), *_workload_args(a), "--codec", codec]
     env = {**os.environ, "VECTRA_DIR": str(vectra_dir())}
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
