@@ -12,24 +12,28 @@ import io
 import random
 import sys
 import time
+from typing import Any
 
 from pyapp import LocalIndex, bundle
 
 
-async def main(n: int, dims: int) -> None:
+def notes(n: int, dims: int) -> list[dict[str, Any]]:
+    """``n`` short notes with Gaussian vectors (seed 1): the items this bench and ``sync_bench.py`` move."""
     rnd = random.Random(1)
+    return [
+        {
+            "id": f"n{i}",
+            "vector": [rnd.gauss(0, 1) for _ in range(dims)],
+            "metadata": {"ward": "ICU", "year": 2020 + i % 5},
+            "text": f"Patient {i}: dyspnoea on exertion, no chest pain, SpO2 94% on air, plan CT angiogram.",
+        }
+        for i in range(n)
+    ]
+
+
+async def main(n: int, dims: int) -> None:
     index = await LocalIndex.create("memory://bench", dims=dims, indexed=["ward"])
-    await index.insert_many(
-        [
-            {
-                "id": f"n{i}",
-                "vector": [rnd.gauss(0, 1) for _ in range(dims)],
-                "metadata": {"ward": "ICU", "year": 2020 + i % 5},
-                "text": f"Patient {i}: dyspnoea on exertion, no chest pain, SpO2 94% on air, plan CT angiogram.",
-            }
-            for i in range(n)
-        ]
-    )
+    await index.insert_many(notes(n, dims))
     buf = io.BytesIO()
     started = time.perf_counter()
     await bundle.write(index, buf)

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from api_server import api_server  # noqa: E402
+from bundle_bench import notes  # noqa: E402 - the same items as the bundle bench
 
 from pyapp import LocalIndex, RemoteIndex  # noqa: E402
 from pyapp.sync import sync  # noqa: E402
@@ -33,19 +34,8 @@ from pyapp.sync.http import HttpPeer  # noqa: E402
 
 
 async def fill(root: Path, n: int, dims: int) -> None:
-    rnd = random.Random(1)
     index = await LocalIndex.create(str(root / "bench"), dims=dims, indexed=["ward"])
-    await index.insert_many(
-        [
-            {
-                "id": f"n{i}",
-                "vector": [rnd.gauss(0, 1) for _ in range(dims)],
-                "metadata": {"ward": "ICU", "year": 2020 + i % 5},
-                "text": f"Patient {i}: dyspnoea on exertion, no chest pain, SpO2 94% on air, plan CT angiogram.",
-            }
-            for i in range(n)
-        ]
-    )
+    await index.insert_many(notes(n, dims))
     await index.close()
 
 
