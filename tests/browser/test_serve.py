@@ -14,6 +14,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,8 +42,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     (root / "escape.txt").symlink_to(base / "secret.txt")
     (root / "escape-dir").symlink_to(base)
     (root / "inner-link.txt").symlink_to(root / "sub" / "page.txt")
-    server = serve.make_server("127.0.0.1", 0, root=root, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    yield from _serving(serve.make_server("127.0.0.1", 0, root=root, quiet=True))
+
+
+def _serving(server: Any, poll_interval: float = 0.5) -> Iterator[tuple[str, int]]:
+    """Run ``server`` on a daemon thread for a fixture; yield its (host, port); shut it down afterwards."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True)
     thread.start()
     try:
         yield server.server_address[0], server.server_address[1]
@@ -168,14 +173,7 @@ def raw_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, in
     root.mkdir()
     (root / "index.html").write_text("<!doctype html><title>t</title>")
     (root / "big.bin").write_bytes(os.urandom(1024) * (BIG // 1024))
-    server = serve.make_server("127.0.0.1", 0, root=root, quiet=True, timeout=IDLE_TIMEOUT)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[0], server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from _serving(serve.make_server("127.0.0.1", 0, root=root, quiet=True, timeout=IDLE_TIMEOUT), 0.05)
 
 
 def _connect(site: tuple[str, int]) -> socket.socket:
