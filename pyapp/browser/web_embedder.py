@@ -120,32 +120,15 @@ class WebEmbedder(Embedder):
         report = progress or (lambda phase, done, total: None)
 
         report("manifest", 0, 1)
-        manifest_url = _join(bundle_url, "manifest.json")
-        try:
-            manifest_bytes = await _fetch(mod, manifest_url, None)
-        except BundleHTTPError as exc:
-            if exc.status == 404:
-                raise BundleNotFound(f"no model bundle at {bundle_url} ({manifest_url} answered HTTP 404)") from None
-            raise
-        manifest = bundle.parse_manifest(bytes(manifest_bytes.to_bytes()), manifest_url)
+        manifest = await fetch_manifest(mod, bundle_url, "model", bundle.TASK_EMBED)
         model_file = bundle.variant_file(manifest, variant)
         report("manifest", 1, 1)
 
         report("vocab", 0, 1)
-        vocab_bytes = await _fetch(mod, _join(bundle_url, manifest["vocab_file"]), None)
-        await _verify(mod, manifest, manifest["vocab_file"], vocab_bytes, bundle_url)
-        tokenizer = WordPieceTokenizer.from_manifest(manifest, bytes(vocab_bytes.to_bytes()).decode("utf-8"))
+        tokenizer = await fetch_tokenizer(mod, manifest, bundle_url)
         report("vocab", 1, 1)
 
-        on_bytes = create_proxy(lambda done, total: report("download", int(done), int(total)))
-        try:
-            model_bytes = await _fetch(mod, _join(bundle_url, model_file), on_bytes)
-        finally:
-            on_bytes.destroy()
-        size = int(model_bytes.byteLength)
-        report("verify", 0, size)
-        sha256 = await _verify(mod, manifest, model_file, model_bytes, bundle_url)
-        report("verify", size, size)
+        model_bytes, sha256 = await _download(mod, manifest, bundle_url, model_file, report)
 
         report("session", 0, 1)
         base = ort_url or _default_ort_url(mod)
@@ -337,11 +320,31 @@ async def _verify(mod: Any, manifest: dict[str, Any], name: str, data: Any, bund
     return bundle.check_sha256(manifest, name, str(await mod.sha256Hex(data)), bundle_url)
 
 
-async def open_graph(
-    mod: Any, manifest: dict[str, Any], bundle_url: str, model_file: str, output: str, report: Any, ort_url: str | None
+async def fetch_manifest(mod: Any, bundle_url: str, what: str, task: str | None) -> dict[str, Any]:
+    """The checked ``manifest.json`` of the ``what`` bundle (for ``task``) at ``bundle_url``; ``BundleNotFound``
+    when it answers 404 (no bundle there: the page may work around that, unlike a damaged one)."""
+    url = _join(bundle_url, "manifest.json")
+    try:
+        data = await _fetch(mod, url, None)
+    except BundleHTTPError as exc:
+        if exc.status == 404:
+            raise BundleNotFound(f"no {what} bundle at {bundle_url} ({url} answered HTTP 404)") from None
+        raise
+    return bundle.parse_manifest(bytes(data.to_bytes()), url, task=task)
+
+
+async def fetch_tokenizer(mod: Any, manifest: dict[str, Any], bundle_url: str) -> WordPieceTokenizer:
+    """Fetch the bundle's vocabulary, check its size and sha256, and build the tokenizer the manifest names:
+    the step every graph of a bundle (embedder, fill-mask, classifier) needs."""
+    vocab = await _fetch(mod, _join(bundle_url, manifest["vocab_file"]), None)
+    await _verify(mod, manifest, manifest["vocab_file"], vocab, bundle_url)
+    return WordPieceTokenizer.from_manifest(manifest, bytes(vocab.to_bytes()).decode("utf-8"))
+
+
+async def _download(
+    mod: Any, manifest: dict[str, Any], bundle_url: str, model_file: str, report: Any
 ) -> tuple[Any, str]:
-    """Download ``model_file`` with progress, check its sha256 and open an onnxruntime-web session that must
-    have ``output``: the step the fill-mask and classifier graphs share. Returns ``(session, sha256)``."""
+    """Download ``model_file`` with progress and check its size and sha256; returns ``(bytes, sha256)``."""
     on_bytes = create_proxy(lambda done, total: report("download", int(done), int(total)))
     try:
         data = await _fetch(mod, _join(bundle_url, model_file), on_bytes)
@@ -351,6 +354,15 @@ async def open_graph(
     report("verify", 0, size)
     sha256 = await _verify(mod, manifest, model_file, data, bundle_url)
     report("verify", size, size)
+    return data, sha256
+
+
+async def open_graph(
+    mod: Any, manifest: dict[str, Any], bundle_url: str, model_file: str, output: str, report: Any, ort_url: str | None
+) -> tuple[Any, str]:
+    """Download ``model_file`` with progress, check its sha256 and open an onnxruntime-web session that must
+    have ``output``: the step the fill-mask and classifier graphs share. Returns ``(session, sha256)``."""
+    data, sha256 = await _download(mod, manifest, bundle_url, model_file, report)
     report("session", 0, 1)
     await mod.initOrt(ort_url or _default_ort_url(mod), 0)
     try:

@@ -9,7 +9,6 @@ onnxruntime-web session machinery as the embedder's graph. Only the logits come 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable
 from typing import Any
 
 from pyodide.ffi import to_js  # type: ignore[import-not-found]
@@ -19,27 +18,23 @@ from ..embed.masked_lm import FillMask, Prediction
 from ..errors import InvalidInput, ModelBundleError
 from ..tokenizer import WordPieceTokenizer
 from ._bridge import js_module
-from .web_embedder import MODULE, _fetch, _join, _verify, open_graph
+from .web_embedder import MODULE, LoadProgress, _fetch, _join, fetch_tokenizer, open_graph
+from .web_graph import WebGraph, variant_for
 
 DEFAULT_VARIANT = "fp32"  # as the server and the CLI: a 30k-way softmax is where int8 hurts most
 
-LoadProgress = Callable[[str, int, int], None]  # (phase, done, total): manifest, vocab, download, verify, session
 
-
-class WebMaskedLM(FillMask):
+class WebMaskedLM(WebGraph, FillMask):
     """Fill-mask on onnxruntime-web: ``await (await WebMaskedLM.load(url)).predict("... [MASK] ...")``."""
 
     def __init__(
         self, bundle_url: str, manifest: dict[str, Any], tokenizer: Any, session: Any, variant: str, sha256: str
     ) -> None:
         """Use ``await WebMaskedLM.load(...)``; this only stores what ``load`` fetched and checked."""
-        self.bundle_url = bundle_url
+        self._attach(bundle_url, session, sha256)
         self._setup(manifest, tokenizer, variant)
-        self._session = session
-        self._sha256 = sha256
         self._output = bundle.mlm_output(manifest)
         self._vocab_size = int(manifest.get("vocab_size") or 0)
-        self._mod: Any = js_module(MODULE)
 
     @classmethod
     async def load(
@@ -57,8 +52,7 @@ class WebMaskedLM(FillMask):
         downloads); else they are fetched and checked here. ``ModelBundleError`` when the bundle has no
         fill-mask graph or a file fails its checks.
         """
-        if not isinstance(quantized, bool):
-            raise InvalidInput(f"quantized must be True or False, got {quantized!r}")
+        variant = variant_for(quantized)
         mod = js_module(MODULE)
         report = progress or (lambda phase, done, total: None)
         if manifest is None or tokenizer is None:
@@ -66,20 +60,12 @@ class WebMaskedLM(FillMask):
             manifest_url = _join(bundle_url, "manifest.json")
             manifest = bundle.parse_manifest(bytes((await _fetch(mod, manifest_url, None)).to_bytes()), manifest_url)
             report("vocab", 0, 1)
-            vocab = await _fetch(mod, _join(bundle_url, manifest["vocab_file"]), None)
-            await _verify(mod, manifest, manifest["vocab_file"], vocab, bundle_url)
-            tokenizer = WordPieceTokenizer.from_manifest(manifest, bytes(vocab.to_bytes()).decode("utf-8"))
-        variant = "int8" if quantized else "fp32"
+            tokenizer = await fetch_tokenizer(mod, manifest, bundle_url)
         model_file = bundle.mlm_file(manifest, variant, bundle_url)
         session, sha256 = await open_graph(
             mod, manifest, bundle_url, model_file, bundle.mlm_output(manifest), report, ort_url
         )
         return cls(bundle_url, manifest, tokenizer, session, variant, sha256)
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        """Equal to ``MaskedLM.identity`` for the same bundle file, except ``bundle`` (a URL here)."""
-        return bundle.identity(self.manifest, self.variant, self._sha256, self.bundle_url)
 
     async def predict(self, text: str, top_k: int = 5) -> list[list[Prediction]]:
         """One list per ``[MASK]`` (left to right) of ``(token, probability)``, most likely first."""
@@ -103,12 +89,6 @@ class WebMaskedLM(FillMask):
         return self.rank(ids, positions, [logits[p * vocab : (p + 1) * vocab] for p in positions], top_k)
 
     predict_async = predict  # the server's awaitable name, for code written against both
-
-    async def close(self) -> None:
-        """Free the session's wasm memory (unusable afterwards)."""
-        session, self._session = self._session, None
-        if session is not None:
-            await self._mod.release(session)
 
 
 __all__ = ["DEFAULT_VARIANT", "WebMaskedLM"]

@@ -10,7 +10,7 @@ onnxruntime-web session machinery as the embedder's graph; only the logits come 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pyodide.ffi import to_js  # type: ignore[import-not-found]
@@ -19,14 +19,13 @@ from ..embed import bundle
 from ..embed.base import length_batches
 from ..embed.text_classifier import Classify, Prediction
 from ..errors import InvalidInput, ModelBundleError
-from ..tokenizer import WordPieceTokenizer
+from . import web_embedder
 from ._bridge import js_module
-from .web_embedder import MODULE, BundleHTTPError, BundleNotFound, _fetch, _join, _verify, open_graph
+from .web_embedder import MODULE, LoadProgress, fetch_tokenizer, open_graph
+from .web_graph import WebGraph, variant_for
 
-LoadProgress = Callable[[str, int, int], None]  # (phase, done, total): manifest, vocab, download, verify, session
 
-
-class WebTextClassifier(Classify):
+class WebTextClassifier(WebGraph, Classify):
     """Text classification on onnxruntime-web: ``await (await WebTextClassifier.load(url)).predict([...])``."""
 
     def __init__(
@@ -40,12 +39,9 @@ class WebTextClassifier(Classify):
         batch_size: int = 8,
     ) -> None:
         """Use ``await WebTextClassifier.load(...)``; this only stores what ``load`` fetched and checked."""
-        self.bundle_url = bundle_url
+        self._attach(bundle_url, session, sha256)
         self._setup(manifest, tokenizer, variant, bundle_url)
-        self._session = session
-        self._sha256 = sha256
         self.batch_size = batch_size
-        self._mod: Any = js_module(MODULE)
 
     @classmethod
     async def load(
@@ -62,28 +58,19 @@ class WebTextClassifier(Classify):
         ``BundleNotFound`` when nothing is served there; ``ModelBundleError`` for a bundle of another task
         (an embedder), a missing variant, or a file that fails its checks.
         """
-        if not isinstance(quantized, bool):
-            raise InvalidInput(f"quantized must be True or False, got {quantized!r}")
+        variant = variant_for(quantized)
         mod = js_module(MODULE)
         report = progress or (lambda phase, done, total: None)
         if manifest is None:
             manifest = await fetch_manifest(bundle_url)
-        variant = "int8" if quantized else "fp32"
         if variant not in (manifest.get("variants") or {}):
             raise ModelBundleError(f"{bundle_url} has no {variant} classifier graph (its int8 graph did not validate)")
         report("vocab", 0, 1)
-        vocab = await _fetch(mod, _join(bundle_url, manifest["vocab_file"]), None)
-        await _verify(mod, manifest, manifest["vocab_file"], vocab, bundle_url)
-        tokenizer = WordPieceTokenizer.from_manifest(manifest, bytes(vocab.to_bytes()).decode("utf-8"))
+        tokenizer = await fetch_tokenizer(mod, manifest, bundle_url)
         report("vocab", 1, 1)
         model_file = bundle.variant_file(manifest, variant)
         session, sha256 = await open_graph(mod, manifest, bundle_url, model_file, manifest["output"], report, ort_url)
         return cls(bundle_url, manifest, tokenizer, session, variant, sha256)
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        """Equal to ``TextClassifier.identity`` for the same bundle file, except ``bundle`` (a URL here)."""
-        return bundle.identity(self.manifest, self.variant, self._sha256, self.bundle_url)
 
     async def predict_proba(self, texts: Sequence[str]) -> list[list[float]]:
         """Each text's probability for every label, in the order of ``labels``."""
@@ -119,12 +106,6 @@ class WebTextClassifier(Classify):
 
     predict_async = predict  # the server's awaitable name, for code written against both
 
-    async def close(self) -> None:
-        """Free the session's wasm memory (unusable afterwards)."""
-        session, self._session = self._session, None
-        if session is not None:
-            await self._mod.release(session)
-
 
 async def fetch_manifest(bundle_url: str) -> dict[str, Any]:
     """The checked manifest of the classifier bundle at ``bundle_url``; ``BundleNotFound`` when none is served.
@@ -132,15 +113,7 @@ async def fetch_manifest(bundle_url: str) -> dict[str, Any]:
     Why separate from ``load``: the page asks first whether a classifier exists (to show its panel at all)
     and downloads the graph only when the user classifies something.
     """
-    mod = js_module(MODULE)
-    url = _join(bundle_url, "manifest.json")
-    try:
-        data = await _fetch(mod, url, None)
-    except BundleHTTPError as exc:
-        if exc.status == 404:
-            raise BundleNotFound(f"no classifier bundle at {bundle_url} ({url} answered HTTP 404)") from None
-        raise
-    return bundle.parse_manifest(bytes(data.to_bytes()), url, task=bundle.TASK_CLASSIFY)
+    return await web_embedder.fetch_manifest(js_module(MODULE), bundle_url, "classifier", bundle.TASK_CLASSIFY)
 
 
 __all__ = ["WebTextClassifier", "fetch_manifest"]
