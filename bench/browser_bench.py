@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +40,8 @@ LAUNCH_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+from serve_process import ServePy  # noqa: E402 - serve.py on a free port, as the browser tests start it
 
 SETUP = """
 import js, random, statistics
@@ -310,13 +311,8 @@ def main() -> int:
     import web_build
 
     web_build.build() if web_build.needs_build() else web_build.refresh_app()
-    server = subprocess.Popen(
-        [sys.executable, str(ROOT / "serve.py"), "--no-build", "--port", "0", "--quiet"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None
-    url = server.stdout.readline().strip().rsplit(" at ", 1)[1]
+    server = ServePy()
+    url = server.url
     params = {"rows": args.rows, "dims": args.dims, "name": f"bench-{args.rows}x{args.dims}"}
     report: dict[str, Any] = {"rows": args.rows, "dims": args.dims, "chromium": None}
     try:
@@ -369,8 +365,7 @@ def main() -> int:
             report["embedding"] = bench_embedding(page, args.model)
             context.close()
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
     return _emit(report, args.out)
 
 

@@ -60,15 +60,12 @@ def browser(repeat: int) -> list[dict[str, Any]]:
 
     if web_build.needs_build():
         web_build.build()
-    serve = subprocess.Popen(
-        [sys.executable, str(ROOT / "serve.py"), "--no-build", "--host", "127.0.0.1", "--port", "0", "--quiet"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    sys.path.insert(0, str(ROOT / "tests" / "browser"))
+    from serve_process import ServePy  # serve.py on a free port, as the browser tests start it
+
+    serve = ServePy()
     try:
-        assert serve.stdout is not None
-        url = serve.stdout.readline().strip().rsplit(" at ", 1)[1]
+        url = serve.url
         driver = ROOT / "tests" / "browser" / "webgpu_driver.py"
         out = subprocess.run(
             [sys.executable, str(driver), url, "--repeat", str(repeat)], capture_output=True, text=True, timeout=1800
@@ -77,8 +74,7 @@ def browser(repeat: int) -> list[dict[str, Any]]:
             raise RuntimeError(out.stderr[-2000:])
         forced = json.loads(out.stdout)["forced"]
     finally:
-        serve.terminate()
-        serve.wait(timeout=10)
+        serve.stop()
     runtime = forced.get("runtime") or {}
     name = "onnxruntime-web webgpu (SwiftShader, software)" if runtime.get("backend") == "webgpu" else "not webgpu"
     return [

@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,13 +22,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def wait_until_up(url: str, proc: subprocess.Popen[Any], timeout: float = 60.0) -> None:
+    """Poll ``url/health`` until it answers 200; the server's stderr (bytes or text pipe) if it exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"the server exited with {proc.returncode}: {proc.stderr.read().decode() if proc.stderr else ''}"
-            )
+            err = proc.stderr.read() if proc.stderr else ""
+            err = err.decode() if isinstance(err, bytes) else err
+            raise RuntimeError(f"the server exited with {proc.returncode}: {err}")
         try:
             with urllib.request.urlopen(url + "/health", timeout=2) as answer:
                 if answer.status == 200:

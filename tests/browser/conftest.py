@@ -9,7 +9,6 @@ Never ``playwright install``: the browser is ``/usr/bin/chromium`` (``apt-get in
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 from browser_helpers import AppPage
+from serve_process import ServePy
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CLINVEC_CHROMIUM", "/usr/bin/chromium")
@@ -33,22 +33,6 @@ LAUNCH_ARGS = [
 ]
 
 
-def _start_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "serve.py"), "--no-build", "--host", "127.0.0.1", "--port", "0", "--quiet"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if " at http://" not in line:
-        proc.kill()
-        raise RuntimeError(f"serve.py did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
-    return proc, line.strip().rsplit(" at ", 1)[1]
-
-
 @pytest.fixture(scope="session")
 def web_url() -> Iterator[str]:
     """Build ``web/vendor`` if missing (else repack pyapp only), serve it on a free loopback port."""
@@ -59,15 +43,11 @@ def web_url() -> Iterator[str]:
         web_build.build()
     else:
         web_build.refresh_app()
-    proc, url = _start_server()
+    server = ServePy()
     try:
-        yield url
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop()
 
 
 @pytest.fixture(scope="session")

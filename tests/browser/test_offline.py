@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from browser_helpers import BOOT_TIMEOUT_MS, AppPage
+from serve_process import ServePy
 
 ROOT = Path(__file__).resolve().parents[2]
 PRECACHE = ROOT / "web" / "vendor" / "precache.json"
@@ -27,38 +27,10 @@ if str(ROOT) not in sys.path:
 import web_build  # noqa: E402 - after making the repository root importable
 
 
-class OwnServer:
-    """``serve.py`` on a free loopback port, stoppable mid-test."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "serve.py"), "--no-build", "--host", "127.0.0.1", "--port", "0", "--quiet"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if " at http://" not in line:
-            self.stop()
-            raise RuntimeError(f"serve.py did not start: {line}")
-        self.url = line.strip().rsplit(" at ", 1)[1]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
 @pytest.fixture()
-def own_server(web_url: str) -> Iterator[OwnServer]:
+def own_server(web_url: str) -> Iterator[ServePy]:
     """Depends on ``web_url`` only for its build step (which writes ``vendor/precache.json``)."""
-    server = OwnServer()
+    server = ServePy()
     try:
         yield server
     finally:
@@ -79,7 +51,7 @@ def _sw_served(page: Any) -> dict[str, bool]:
 
 @pytest.mark.browser
 def test_offline_reload_boots_from_the_service_worker_with_data_intact(
-    browser_context: Any, own_server: OwnServer, request_log: list[str]
+    browser_context: Any, own_server: ServePy, request_log: list[str]
 ) -> None:
     listed = json.loads(PRECACHE.read_text())["files"]
     assert any(p.endswith("pyodide-lock.json") for p in listed) and any(p.endswith(".wasm") for p in listed)

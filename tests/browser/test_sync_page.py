@@ -14,8 +14,6 @@ import hashlib
 import io
 import json
 import random
-import subprocess
-import sys
 import time
 import uuid
 from array import array
@@ -26,6 +24,7 @@ from typing import Any
 
 import pytest
 from browser_helpers import BOOT_TIMEOUT_MS, AppPage
+from serve_process import ServePy
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -73,31 +72,11 @@ def unit(rng: random.Random) -> list[float]:
 def api_url(web_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """``serve.py --api ROOT`` on a free port (``web_url`` first: it builds web/vendor)."""
     root = tmp_path_factory.mktemp("sync-api")
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "serve.py"), "--no-build", "--quiet", "--port", "0", "--api", str(root)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if " at http://" not in line:
-        proc.kill()
-        raise RuntimeError(f"serve.py --api did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
-    url = line.split(" at ", 1)[1].split("/ ", 1)[0]
-    sys.path.insert(0, str(ROOT / "tests"))
-    from api_server import wait_until_up
-
-    wait_until_up(url + "/api", proc)  # the port is announced before uvicorn listens
+    server = ServePy("--api", str(root))
     try:
-        yield url, root
+        yield server.url.rstrip("/"), root
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop()
 
 
 async def _server_index(root: Path, identity: dict[str, Any]) -> None:

@@ -100,29 +100,14 @@ def api_contract_page(web_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     pytest.importorskip("uvicorn", reason="the server extra: pip install -e '.[server]'")
     if not Path(_browser.CHROMIUM).exists():
         pytest.skip(f"{_browser.CHROMIUM} missing: apt-get install -y chromium")
-    import subprocess
+    from serve_process import ServePy
 
-    root = _browser.ROOT
-    api_root = tmp_path_factory.mktemp("page-api-root")
-    proc = subprocess.Popen(
-        [sys.executable, str(root / "serve.py"), "--no-build", "--quiet", "--port", "0", "--api", str(api_root)],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if " at http://" not in line:
-        proc.kill()
-        raise RuntimeError(f"serve.py --api did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
-    url = line.split(" at ", 1)[1].split()[0]
+    server = ServePy("--api", str(tmp_path_factory.mktemp("page-api-root")))
     page = None
     try:
-        page = ThreadedPage(url, tmp_path_factory.mktemp("api-contract-chromium-profile"))
+        page = ThreadedPage(server.url, tmp_path_factory.mktemp("api-contract-chromium-profile"))
         yield page
     finally:
         if page is not None:
             page.close()
-        proc.terminate()
-        proc.wait(timeout=15)
+        server.stop()
