@@ -30,17 +30,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
+from chromium import CHROMIUM, LAUNCH_ARGS  # noqa: E402 - the browser tests' Chromium and flags
 from serve_process import ServePy  # noqa: E402 - serve.py on a free port, as the browser tests start it
 
 SETUP = """

@@ -8,7 +8,6 @@ Never ``playwright install``: the browser is ``/usr/bin/chromium`` (``apt-get in
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -17,20 +16,10 @@ from typing import Any
 
 import pytest
 from browser_helpers import AppPage
+from chromium import CHROMIUM, LAUNCH_ARGS
 from serve_process import ServePy
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CLINVEC_CHROMIUM", "/usr/bin/chromium")
-# Flags that avoid hangs on a closed network (see shared/notes/browser-runtime.md).
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 @pytest.fixture(scope="session")
