@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 BOOT_TIMEOUT_MS = 180_000
+OFFLINE_TIMEOUT_MS = 120_000  # the service worker caching the whole build after boot
 
 
 class BrowserPythonError(AssertionError):
@@ -28,19 +29,28 @@ class AppPage:
         page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
         page.on("pageerror", lambda exc: self.console.append(f"pageerror: {exc}"))
 
-    def boot(self, reload: bool = False) -> float:
-        """Load (or reload) the page and wait for ``data-state`` to leave "loading"; returns seconds."""
+    def boot(self, reload: bool = False, query: str = "test") -> float:
+        """Load (or reload) the page and wait for ``data-state`` to leave "loading"; returns seconds.
+
+        ``query``: ``test`` exposes the Python hook; ``test=sw`` also registers the service worker."""
         started = time.perf_counter()
         if reload:
             self.page.reload()
         else:
-            self.page.goto(self.base_url + "?test")
+            self.page.goto(self.base_url + "?" + query)
         self.page.wait_for_selector('html:not([data-state="loading"])', state="attached", timeout=BOOT_TIMEOUT_MS)
         state = self.page.get_attribute("html", "data-state")
         if state != "ready":
             error = self.page.text_content("#error")
             raise AssertionError(f"page state {state!r}: {error}\n" + "\n".join(self.console))
         return time.perf_counter() - started
+
+    def boot_offline(self) -> float:
+        """Boot with the service worker (``?test=sw``) and wait until it has cached the whole build
+        (``data-offline="ready"``); returns the seconds to ``ready``, before that wait."""
+        online_s = self.boot(query="test=sw")
+        self.page.wait_for_selector('html[data-offline="ready"]', state="attached", timeout=OFFLINE_TIMEOUT_MS)
+        return online_s
 
     def run(self, code: str, **params: Any) -> Any:
         """Run ``code`` in the page's Python worker (top-level await allowed) and return its ``result``.

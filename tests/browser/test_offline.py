@@ -27,6 +27,15 @@ if str(ROOT) not in sys.path:
 import web_build  # noqa: E402 - after making the repository root importable
 
 
+def _forget_requests_to(url: str, request_log: list[str], since: int) -> None:
+    """Drop the requests to ``url``'s origin logged since ``since``: a test's own server (checked by the test)
+    would look foreign to the session-wide network test, which expects the shared ``web_url`` only."""
+    mine = urlsplit(url)[:2]
+    others = [u for u in request_log[since:] if urlsplit(u.removeprefix("blob:"))[:2] != mine]
+    del request_log[since:]
+    request_log.extend(others)
+
+
 @pytest.fixture()
 def own_server(web_url: str) -> Iterator[ServePy]:
     """Depends on ``web_url`` only for its build step (which writes ``vendor/precache.json``)."""
@@ -60,12 +69,7 @@ def test_offline_reload_boots_from_the_service_worker_with_data_intact(
     app = AppPage(browser_context.new_page(), own_server.url)
     mine = urlsplit(own_server.url)[:2]
     try:
-        started = time.perf_counter()
-        app.page.goto(own_server.url + "?test=sw")  # ?test exposes the Python hook, =sw registers the worker
-        app.page.wait_for_selector('html:not([data-state="loading"])', state="attached", timeout=BOOT_TIMEOUT_MS)
-        assert app.page.get_attribute("html", "data-state") == "ready", app.page.text_content("#error")
-        online_s = time.perf_counter() - started
-        app.page.wait_for_selector('html[data-offline="ready"]', state="attached", timeout=120_000)
+        online_s = app.boot_offline()
         version = json.loads(PRECACHE.read_text())["version"]
         cached = app.page.evaluate(
             """async (name) => {
@@ -123,10 +127,7 @@ await idx.close()
         print(f"\nboot online {online_s:.1f} s, offline from the service worker {offline_s:.1f} s")
     finally:
         app.close()
-        # This origin's requests (checked above) would look foreign to the shared-origin network test.
-        others = [u for u in request_log[logged_before:] if urlsplit(u.removeprefix("blob:"))[:2] != mine]
-        del request_log[logged_before:]
-        request_log.extend(others)
+        _forget_requests_to(own_server.url, request_log, logged_before)
 
 
 def test_precache_list_names_every_asset_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -229,122 +230,115 @@ class CopyServer:
         self.server.server_close()
 
 
-@pytest.mark.browser
-def test_a_new_version_waits_for_the_users_reload_and_never_mixes(
-    browser_context: Any, web_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request_log: list[str]
-) -> None:
-    """A rebuilt app installs beside the running one; the open page keeps its version's files and keeps
-    working until the user presses the banner's Reload, which switches to the new version as a whole."""
+@pytest.fixture()
+def copy_site(
+    browser_context: Any, web_url: str, tmp_path: Path, request_log: list[str]
+) -> Iterator[tuple[CopyServer, AppPage]]:
+    """A copy of the build on a server (and origin) of its own, a page booted there with the service worker
+    and the whole build cached; afterwards the page is closed, the server stopped and its requests forgotten.
+    Depends on ``web_url`` only for its build step."""
     logged_before = len(request_log)
     server = CopyServer(tmp_path)
     app = AppPage(browser_context.new_page(), server.url)
-    page = app.page
     try:
-        page.goto(server.url + "?test=sw")
-        page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
-        page.wait_for_selector('html[data-offline="ready"]', state="attached", timeout=120_000)
-        old_css = (server.web / "app" / "app.css").read_text()
-        page.evaluate("() => { window.sameDocument = true; }")
-
-        server.replace("app/app.css", old_css + "\n/* version-2 marker */\n")
-        new_version = server.rebuild_list(monkeypatch)
-        page.evaluate("async () => (await navigator.serviceWorker.getRegistration()).update()")
-        page.wait_for_selector('html[data-update="ready"]', state="attached", timeout=120_000)
-        assert page.is_visible("#update") and "new version" in page.text_content("#update-text")
-        assert page.get_attribute("html", "data-update") == "ready"
-
-        # Still the old version, whole: its CSS (from its own cache, though the server has the new one),
-        # and the app keeps answering.
-        css = page.evaluate("async () => (await fetch('app/app.css')).text()")
-        assert "version-2 marker" not in css
-        assert page.evaluate("() => window.sameDocument") is True
-        assert app.run("result = 1 + 1") == 2
-        names = page.evaluate("() => caches.keys()")
-        assert f"clinvec-v-{new_version}" in names and len([n for n in names if n.startswith("clinvec-v-")]) == 2
-
-        page.focus("#update-reload")
-        with page.expect_navigation(timeout=BOOT_TIMEOUT_MS):  # not the old page's own "ready"
-            page.keyboard.press("Enter")  # the banner's button, by keyboard
-        page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
-        assert page.evaluate("() => window.sameDocument") is None  # it reloaded
-        css = page.evaluate("async () => (await fetch('app/app.css')).text()")
-        assert "version-2 marker" in css
-        assert page.is_hidden("#update")
-        for _ in range(40):  # the old version's cache goes once no page uses it
-            names = page.evaluate("() => caches.keys()")
-            if [n for n in names if n.startswith("clinvec-v-")] == [f"clinvec-v-{new_version}"]:
-                break
-            page.reload()
-            page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
-        assert [n for n in names if n.startswith("clinvec-v-")] == [f"clinvec-v-{new_version}"]
+        app.boot_offline()
+        yield server, app
     finally:
         app.close()
         server.stop()
-        mine = urlsplit(server.url)[:2]
-        others = [u for u in request_log[logged_before:] if urlsplit(u.removeprefix("blob:"))[:2] != mine]
-        del request_log[logged_before:]
-        request_log.extend(others)
+        _forget_requests_to(server.url, request_log, logged_before)
+
+
+@pytest.mark.browser
+def test_a_new_version_waits_for_the_users_reload_and_never_mixes(
+    copy_site: tuple[CopyServer, AppPage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuilt app installs beside the running one; the open page keeps its version's files and keeps
+    working until the user presses the banner's Reload, which switches to the new version as a whole."""
+    server, app = copy_site
+    page = app.page
+    old_css = (server.web / "app" / "app.css").read_text()
+    page.evaluate("() => { window.sameDocument = true; }")
+
+    server.replace("app/app.css", old_css + "\n/* version-2 marker */\n")
+    new_version = server.rebuild_list(monkeypatch)
+    page.evaluate("async () => (await navigator.serviceWorker.getRegistration()).update()")
+    page.wait_for_selector('html[data-update="ready"]', state="attached", timeout=120_000)
+    assert page.is_visible("#update") and "new version" in page.text_content("#update-text")
+    assert page.get_attribute("html", "data-update") == "ready"
+
+    # Still the old version, whole: its CSS (from its own cache, though the server has the new one),
+    # and the app keeps answering.
+    css = page.evaluate("async () => (await fetch('app/app.css')).text()")
+    assert "version-2 marker" not in css
+    assert page.evaluate("() => window.sameDocument") is True
+    assert app.run("result = 1 + 1") == 2
+    names = page.evaluate("() => caches.keys()")
+    assert f"clinvec-v-{new_version}" in names and len([n for n in names if n.startswith("clinvec-v-")]) == 2
+
+    page.focus("#update-reload")
+    with page.expect_navigation(timeout=BOOT_TIMEOUT_MS):  # not the old page's own "ready"
+        page.keyboard.press("Enter")  # the banner's button, by keyboard
+    page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
+    assert page.evaluate("() => window.sameDocument") is None  # it reloaded
+    css = page.evaluate("async () => (await fetch('app/app.css')).text()")
+    assert "version-2 marker" in css
+    assert page.is_hidden("#update")
+    for _ in range(40):  # the old version's cache goes once no page uses it
+        names = page.evaluate("() => caches.keys()")
+        if [n for n in names if n.startswith("clinvec-v-")] == [f"clinvec-v-{new_version}"]:
+            break
+        page.reload()
+        page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
+    assert [n for n in names if n.startswith("clinvec-v-")] == [f"clinvec-v-{new_version}"]
 
 
 @pytest.mark.browser
 def test_the_users_reload_switches_to_a_waiting_version_whole(
-    browser_context: Any, web_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request_log: list[str]
+    copy_site: tuple[CopyServer, AppPage], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a new version waiting, a plain reload (no banner) activates it and the page comes back as that
     version whole: its page and its stylesheet, never the old page with new files or the reverse; the old
     version's cache goes once no page uses it."""
-    logged_before = len(request_log)
-    server = CopyServer(tmp_path)
-    app = AppPage(browser_context.new_page(), server.url)
+    server, app = copy_site
     page = app.page
-    try:
-        page.goto(server.url + "?test=sw")
-        page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
-        page.wait_for_selector('html[data-offline="ready"]', state="attached", timeout=120_000)
-        assert page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--build')") == ""
-        # A new origin: nothing in Cache Storage yet, so Python came from the snapshot the build shipped.
-        if json.loads((server.web / "vendor" / "build.json").read_text()).get("snapshot"):
-            assert page.evaluate("() => window.clinvecBoot.phases.worker.snapshot_source") == "build"
+    assert page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--build')") == ""
+    # A new origin: nothing in Cache Storage yet, so Python came from the snapshot the build shipped.
+    if json.loads((server.web / "vendor" / "build.json").read_text()).get("snapshot"):
+        assert page.evaluate("() => window.clinvecBoot.phases.worker.snapshot_source") == "build"
 
-        # Version B: a marker in the page itself and one in its stylesheet.
-        html = (server.web / "index.html").read_text()
-        server.replace("index.html", html.replace("<head>", '<head>\n  <meta name="clinvec-build" content="B">', 1))
-        server.replace("app/app.css", (server.web / "app" / "app.css").read_text() + '\n:root { --build: "B"; }\n')
-        new_version = server.rebuild_list(monkeypatch)
-        page.evaluate("async () => (await navigator.serviceWorker.getRegistration()).update()")
-        page.wait_for_selector('html[data-update="ready"]', state="attached", timeout=120_000)
+    # Version B: a marker in the page itself and one in its stylesheet.
+    html = (server.web / "index.html").read_text()
+    server.replace("index.html", html.replace("<head>", '<head>\n  <meta name="clinvec-build" content="B">', 1))
+    server.replace("app/app.css", (server.web / "app" / "app.css").read_text() + '\n:root { --build: "B"; }\n')
+    new_version = server.rebuild_list(monkeypatch)
+    page.evaluate("async () => (await navigator.serviceWorker.getRegistration()).update()")
+    page.wait_for_selector('html[data-update="ready"]', state="attached", timeout=120_000)
 
-        # Pages loaded from now on: only hand-over pages (empty, "Refresh: 0") before version B's own.
-        pages: list[str | None] = []
-        page.on(
-            "response",
-            lambda res: res.request.resource_type == "document" and pages.append(res.headers.get("refresh")),
-        )
-        page.reload()  # the user's reload, not the banner's button
-        page.wait_for_selector('meta[name="clinvec-build"][content="B"]', state="attached", timeout=BOOT_TIMEOUT_MS)
+    # Pages loaded from now on: only hand-over pages (empty, "Refresh: 0") before version B's own.
+    pages: list[str | None] = []
+    page.on(
+        "response",
+        lambda res: res.request.resource_type == "document" and pages.append(res.headers.get("refresh")),
+    )
+    page.reload()  # the user's reload, not the banner's button
+    page.wait_for_selector('meta[name="clinvec-build"][content="B"]', state="attached", timeout=BOOT_TIMEOUT_MS)
+    page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
+    assert page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--build')") == '"B"'
+    version = page.evaluate("""() => new Promise((resolve) => {
+        const channel = new MessageChannel();
+        channel.port1.onmessage = ({ data }) => resolve(data);
+        navigator.serviceWorker.controller.postMessage({ type: "VERSION" }, [channel.port2]);
+    })""")
+    assert version == new_version
+    assert pages[-1] is None and set(pages[:-1]) == {"0"}  # the old page never loaded again
+    assert page.is_hidden("#update") and page.get_attribute("html", "data-update") is None
+    assert app.run("result = 2 + 3") == 5
+    names: list[str] = []
+    for _ in range(20):  # the old version's cache goes once no page uses it
+        names = [n for n in page.evaluate("() => caches.keys()") if n.startswith("clinvec-v-")]
+        if names == [f"clinvec-v-{new_version}"]:
+            break
+        page.reload()
         page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
-        assert page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--build')") == '"B"'
-        version = page.evaluate("""() => new Promise((resolve) => {
-            const channel = new MessageChannel();
-            channel.port1.onmessage = ({ data }) => resolve(data);
-            navigator.serviceWorker.controller.postMessage({ type: "VERSION" }, [channel.port2]);
-        })""")
-        assert version == new_version
-        assert pages[-1] is None and set(pages[:-1]) == {"0"}  # the old page never loaded again
-        assert page.is_hidden("#update") and page.get_attribute("html", "data-update") is None
-        assert app.run("result = 2 + 3") == 5
-        names: list[str] = []
-        for _ in range(20):  # the old version's cache goes once no page uses it
-            names = [n for n in page.evaluate("() => caches.keys()") if n.startswith("clinvec-v-")]
-            if names == [f"clinvec-v-{new_version}"]:
-                break
-            page.reload()
-            page.wait_for_selector('html[data-state="ready"]', state="attached", timeout=BOOT_TIMEOUT_MS)
-        assert names == [f"clinvec-v-{new_version}"]
-    finally:
-        app.close()
-        server.stop()
-        mine = urlsplit(server.url)[:2]
-        others = [u for u in request_log[logged_before:] if urlsplit(u.removeprefix("blob:"))[:2] != mine]
-        del request_log[logged_before:]
-        request_log.extend(others)
+    assert names == [f"clinvec-v-{new_version}"]
