@@ -212,9 +212,11 @@ export async function commit(db, record) {
  * rewrite would silently drop that tab's commit. `checkJson` null: no check.
  */
 export async function writeSnapshot(db, manifestJson, stateJson, vectors, chunkBytes, rowChunks, checkJson) {
+  const t0 = performance.now();
   const tx = db.transaction(STORES, "readwrite", { durability: "strict" });
   const finished = done(tx, "writing the snapshot");
   const write = () => {
+    const q0 = performance.now();
     const chunks = tx.objectStore("chunks");
     const rows = tx.objectStore("rows");
     chunks.clear();
@@ -227,6 +229,7 @@ export async function writeSnapshot(db, manifestJson, stateJson, vectors, chunkB
     const meta = tx.objectStore("meta");
     meta.put(manifestJson, "manifest");
     meta.put(stateJson, "state");
+    marks.idb_queue = performance.now() - q0;
   };
   const check = checkJson ? JSON.parse(checkJson) : null;
   if (!check) {
@@ -257,7 +260,15 @@ export async function writeSnapshot(db, manifestJson, stateJson, vectors, chunkB
     }
     throw err;
   }
+  marks.idb_total = performance.now() - t0;
   return true;
+}
+
+const marks = {};
+/** Phases of the last writeSnapshot in ms (idb_queue: issuing the puts, values cloned; idb_total), for
+ * bench/browser_insert_profile.py. */
+export function lastMarks() {
+  return JSON.stringify(marks);
 }
 
 /** Delete the whole database; waits for other connections to close (they close on versionchange). */
