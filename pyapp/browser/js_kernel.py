@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 from typing import Any
 
 import js  # type: ignore[import-not-found]
@@ -26,10 +27,22 @@ def _nbytes(data: Buffer) -> int:
     return memoryview(data).nbytes
 
 
+_FORMAT, _NDIM, _CONTIGUOUS = attrgetter("format"), attrgetter("ndim"), attrgetter("c_contiguous")
+
+
 def _join_float32(vectors: Sequence[object], dims: int) -> bytes | None:
     """The vectors joined at C speed when every one is a float32 buffer of ``dims`` values, else None."""
     if not isinstance(vectors, list) or not vectors:
         return None
+    kinds = set(map(type, vectors))
+    if kinds == {memoryview}:  # the bulk case, checked column-wise in C (ndim before len: a 0-d view has none)
+        ok = (
+            set(map(_FORMAT, vectors)) == {"f"}
+            and set(map(_NDIM, vectors)) == {1}
+            and set(map(len, vectors)) == {dims}
+            and all(map(_CONTIGUOUS, vectors))
+        )
+        return b"".join(vectors) if ok else None
     for v in vectors:
         kind = type(v)
         if kind is memoryview:
