@@ -13,7 +13,8 @@ buffers) and ``prepare`` (the copy into JS, normalising there, the copy back); `
 catch-up); ``rows_load`` (kernel, metadata table, id map); ``encode_rows`` (the snapshot's row records);
 ``idb`` (the snapshot transaction: chunk copies, structured clone, commit), split by the store's own marks into
 ``idb_queue`` (issuing the requests, cloning the values) and ``idb_commit`` (waiting for ``complete``);
-``storage_info`` (the quota/usage estimate after the snapshot); ``gc`` (a full collection right after, which
+``vector_blobs`` (cutting the vectors into the snapshot's Blobs, before the transaction); ``storage_info`` (the
+quota/usage estimate after the snapshot); ``gc`` (a full collection right after, which
 the run's garbage would cost the page later).
 """
 
@@ -75,6 +76,28 @@ wrap(idb_store, "encode_rows", "encode_rows")
 wrap(idb_store.IndexedDBStore, "_refresh_storage", "storage_info")
 wrap(idb_store.IndexedDBStore, "catch_up", "catch_up")
 wrap(commits.Committer, "_bulk_load", "bulk_load")
+wrap(commits.Committer, "_repartition", "repartition")
+wrap(rows_mod.IndexRows, "snapshot_parts", "snapshot_parts")
+wrap(idb_store.IndexedDBStore, "write_snapshot", "write_snapshot")
+_idb_mod = idb_store.js_module(idb_store.MODULE)
+if hasattr(_idb_mod, "vectorBlobs") and not hasattr(idb_store, "_profiled_blobs"):
+    class _TimedModule:
+        def __init__(self, mod):
+            self._mod = mod
+        def __getattr__(self, attr):
+            value = getattr(self._mod, attr)
+            if attr != "vectorBlobs":
+                return value
+            def blobs(*a):
+                t0 = js.performance.now()
+                try:
+                    return value(*a)
+                finally:
+                    spent["vector_blobs"] = spent.get("vector_blobs", 0.0) + ms(t0)
+            return blobs
+    real_js_module = idb_store.js_module
+    idb_store.js_module = lambda name: _TimedModule(real_js_module(name))
+    idb_store._profiled_blobs = True
 
 real_call = idb_store.IndexedDBStore._call
 if not getattr(real_call, "_profiled", False):

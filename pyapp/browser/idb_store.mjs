@@ -209,6 +209,24 @@ export async function commit(db, record) {
 }
 
 /**
+ * The snapshot's vector chunks as Blobs, `chunkBytes` each, cut from `vectors`: a Uint8Array, or a Python buffer
+ * (a PyProxy) read where it lies in Pyodide's memory (no copy into JS first): one Blob copies the bytes, the chunks
+ * are slices of it (no copy). Synchronous, so Python cannot run (and move its memory) before the view is released.
+ */
+export function vectorBlobs(vectors, chunkBytes) {
+  const view = vectors instanceof Uint8Array ? null : vectors.getBuffer("u8");
+  let all;
+  try {
+    all = new Blob([view ? view.data : vectors]); // one copy, one Blob: slices of it copy nothing
+  } finally {
+    if (view) view.release();
+  }
+  const out = [];
+  for (let pos = 0; pos < all.size; pos += chunkBytes) out.push(all.slice(pos, Math.min(pos + chunkBytes, all.size)));
+  return out;
+}
+
+/**
  * Replace the snapshot and clear the log in one transaction (compaction, or a bulk first load).
  * `vectorChunks`: Blobs of rows*dims float32 (vectorBlobs); `rowChunks` is an array of Uint8Array (one per chunk).
  *
@@ -217,25 +235,6 @@ export async function commit(db, record) {
  * something it has not seen, nothing is written and the promise rejects with a `StaleWriter` error, since the
  * rewrite would silently drop that tab's commit. `checkJson` null: no check.
  */
-/**
- * The snapshot's vector chunks as Blobs, `chunkBytes` each, cut from `vectors`: a Uint8Array, or a Python buffer
- * (a PyProxy) read where it lies in Pyodide's memory (no copy into JS first; the Blobs copy what they hold).
- * Synchronous, so Python cannot run (and move its memory) before the view is released.
- */
-export function vectorBlobs(vectors, chunkBytes) {
-  const view = vectors instanceof Uint8Array ? null : vectors.getBuffer("u8");
-  try {
-    const u8 = view ? view.data : vectors;
-    const out = [];
-    for (let pos = 0; pos < u8.byteLength; pos += chunkBytes) {
-      out.push(new Blob([u8.subarray(pos, Math.min(pos + chunkBytes, u8.byteLength))]));
-    }
-    return out;
-  } finally {
-    if (view) view.release();
-  }
-}
-
 export async function writeSnapshot(db, manifestJson, stateJson, vectorChunks, rowChunks, checkJson) {
   const t0 = performance.now();
   const tx = db.transaction(STORES, "readwrite", { durability: "strict" });
