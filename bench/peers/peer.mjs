@@ -221,8 +221,11 @@ async function run(argsJson) {
   const plain = await timed((i) => impl.query(i), warmup, count);
   out.query_ms = plain.times;
   out.found = plain.found;
-  if (impl.filtered) out.filtered_ms = (await timed((i) => impl.filtered(i), warmup, count)).times;
-  else out.filtered_ms_note = "n/a";
+  if (impl.filtered) {
+    const filtered = await timed((i) => impl.filtered(i), warmup, count);
+    out.filtered_ms = filtered.times;
+    out.filtered_found = filtered.found;
+  } else out.filtered_ms_note = "n/a";
   if (impl.hybrid) out.hybrid_ms = (await timed((i) => impl.hybrid(i), warmup, count)).times;
   else out.hybrid_ms_note = "n/a";
   out.insert_one_ms = [];
