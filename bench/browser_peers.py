@@ -246,7 +246,7 @@ def run_clinvec(context: Any, url: str, size: str, repeat_args: dict[str, Any]) 
     ivf = r.pop("ivf", {})
     if ivf.get("active"):  # past create()'s ivf_threshold: partitioned, so the recall rows say what was found
         search = (
-            f"partitioned (IVF, {ivf.get('nlist')} lists, default probe depth: approximate) past "
+            f"partitioned (IVF, {ivf.get('lists')} lists, default probe depth: approximate) past "
             f"{ivf.get('threshold'):,} rows, a selective filter scanned exactly"
         )
     r["notes"] = f"{search}; insert_many and every insert durable in IndexedDB before they return"
