@@ -122,6 +122,7 @@ class JsKernel(VectorKernel):
         if joined is not None:
             self._packed = joined  # fresh and ours: prepare may normalise this one in place
             return joined  # type: ignore[return-value]  # a bytes-like buffer
+        self._packed = None
         packed = pack_rows(vectors, self.dims).tobytes()
         if packed:
             suspects = self._mod.suspectRows(to_u8(packed), len(packed) // (self.dims * 4), self.dims)
@@ -133,11 +134,11 @@ class JsKernel(VectorKernel):
         lies in Python's memory (``prepareInPlace``): no copy into JS and back; ``pack``'s own join is used as is,
         anything else is copied once in Python first, since the caller's buffer must not change."""
         self._check(data, n)
+        packed, self._packed = self._packed, None  # never kept past the next prepare (it may be 30 MB)
         if n == 0:
             return b""
         if n >= IN_PLACE_ROWS:
-            out = data if type(data) is bytearray and data is self._packed else bytearray(data)
-            self._packed = None
+            out = data if type(data) is bytearray and data is packed else bytearray(data)
             self._fail_on(int(self._mod.prepareInPlace(out, n, self.dims)), data)
             return out  # type: ignore[return-value]  # a bytes-like buffer, as the interface promises
         u8 = to_u8(data)
