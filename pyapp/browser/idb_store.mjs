@@ -8,7 +8,7 @@
 // Layout of database `clinvec/<location>` (version 1):
 //   meta   : "manifest" -> JSON text, "state" -> JSON text {rows, dims, chunk_rows, chunks, generation}
 //            (generation: bumped by every snapshot rewrite, so other tabs know to reload)
-//   chunks : i -> ArrayBuffer, snapshot vectors of rows [i*chunk_rows, (i+1)*chunk_rows) as float32
+//   chunks : i -> Blob (ArrayBuffer before), snapshot vectors of rows [i*chunk_rows, (i+1)*chunk_rows) as float32
 //   rows   : i -> ArrayBuffer, codec.encode_rows of the same rows
 //   log    : autoIncrement -> ArrayBuffer, one codec.encode_commit record per commit
 
@@ -114,6 +114,11 @@ export async function create(db, manifestJson, stateJson) {
   return created;
 }
 
+/** The ArrayBuffer of a Uint8Array that spans all of it (no copy), else a copy of its bytes. */
+function whole(u8) {
+  return u8.byteOffset === 0 && u8.buffer.byteLength === u8.byteLength ? u8.buffer : u8.slice().buffer;
+}
+
 function concat(buffers) {
   let total = 0;
   for (const b of buffers) total += b.byteLength;
@@ -144,6 +149,8 @@ export async function load(db) {
   await finished;
   const r = Object.fromEntries(Object.entries(reqs).map(([k, req]) => [k, req.result]));
   if (r.manifest === undefined) return { found: false };
+  // Snapshots written before vector chunks were Blobs hold ArrayBuffers: both read back the same.
+  r.chunks = await Promise.all(r.chunks.map((c) => (c instanceof Blob ? c.arrayBuffer() : c)));
   const lens = (bufs) => Float64Array.from(bufs, (b) => b.byteLength);
   return {
     found: true,
@@ -196,37 +203,58 @@ export async function changes(db, generation, after) {
 export async function commit(db, record) {
   const tx = db.transaction("log", "readwrite", { durability: "strict" });
   const finished = done(tx, "committing");
-  const req = tx.objectStore("log").add(
-    record.buffer.byteLength === record.byteLength ? record.buffer : record.slice().buffer);
+  const req = tx.objectStore("log").add(whole(record));
   await finished;
   return req.result;
 }
 
 /**
+ * The snapshot's vector chunks as Blobs, `chunkBytes` each, cut from `vectors`: a Uint8Array, or a Python buffer
+ * (a PyProxy) read where it lies in Pyodide's memory (no copy into JS first): one Blob copies the bytes, the chunks
+ * are slices of it (no copy). Synchronous, so Python cannot run (and move its memory) before the view is released.
+ */
+export function vectorBlobs(vectors, chunkBytes) {
+  const view = vectors instanceof Uint8Array ? null : vectors.getBuffer("u8");
+  let all;
+  try {
+    all = new Blob([view ? view.data : vectors]); // one copy, one Blob: slices of it copy nothing
+  } finally {
+    if (view) view.release();
+  }
+  const out = [];
+  for (let pos = 0; pos < all.size; pos += chunkBytes) out.push(all.slice(pos, Math.min(pos + chunkBytes, all.size)));
+  return out;
+}
+
+/**
  * Replace the snapshot and clear the log in one transaction (compaction, or a bulk first load).
- * `vectors` holds rows*dims float32; `rowChunks` is an array of Uint8Array (one per chunk).
+ * `vectorChunks`: Blobs of rows*dims float32 (vectorBlobs); `rowChunks` is an array of Uint8Array (one per chunk).
  *
  * A writer that shares the index passes what it has seen, `checkJson` = {generation, after, own}: the snapshot
  * generation, the last log key it caught up to and its own later commits' keys. When another tab wrote
  * something it has not seen, nothing is written and the promise rejects with a `StaleWriter` error, since the
  * rewrite would silently drop that tab's commit. `checkJson` null: no check.
  */
-export async function writeSnapshot(db, manifestJson, stateJson, vectors, chunkBytes, rowChunks, checkJson) {
+export async function writeSnapshot(db, manifestJson, stateJson, vectorChunks, rowChunks, checkJson) {
+  const t0 = performance.now();
   const tx = db.transaction(STORES, "readwrite", { durability: "strict" });
   const finished = done(tx, "writing the snapshot");
   const write = () => {
+    const q0 = performance.now();
     const chunks = tx.objectStore("chunks");
     const rows = tx.objectStore("rows");
     chunks.clear();
     rows.clear();
     tx.objectStore("log").clear();
-    for (let i = 0, pos = 0; pos < vectors.byteLength; i++, pos += chunkBytes) {
-      chunks.put(vectors.slice(pos, Math.min(pos + chunkBytes, vectors.byteLength)).buffer, i);
-    }
-    for (let i = 0; i < rowChunks.length; i++) rows.put(rowChunks[i].slice().buffer, i);
+    // Vector chunks as Blobs (vectorBlobs): one copy of the bytes each, where an ArrayBuffer value costs a
+    // slice, its structured clone, and Chromium's own wrapping of a large value into a blob. Same transaction,
+    // so the same durability: `complete` fires only once every record, blob data included, is committed.
+    for (let i = 0; i < vectorChunks.length; i++) chunks.put(vectorChunks[i], i);
+    for (let i = 0; i < rowChunks.length; i++) rows.put(whole(rowChunks[i]), i);
     const meta = tx.objectStore("meta");
     meta.put(manifestJson, "manifest");
     meta.put(stateJson, "state");
+    marks.idb_queue = performance.now() - q0;
   };
   const check = checkJson ? JSON.parse(checkJson) : null;
   if (!check) {
@@ -257,7 +285,15 @@ export async function writeSnapshot(db, manifestJson, stateJson, vectors, chunkB
     }
     throw err;
   }
+  marks.idb_total = performance.now() - t0;
   return true;
+}
+
+const marks = {};
+/** Phases of the last writeSnapshot in ms (idb_queue: issuing the puts, values cloned; idb_total), for
+ * bench/browser_insert_profile.py. */
+export function lastMarks() {
+  return JSON.stringify(marks);
 }
 
 /** Delete the whole database; waits for other connections to close (they close on versionchange). */

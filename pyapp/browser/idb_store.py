@@ -48,7 +48,7 @@ from ..errors import (
 )
 from ..stores.base import Changes, Op, Row, Snapshot, Store
 from ..stores.codec import decode_commit, decode_snapshot_rows, encode_commit, encode_rows
-from ._bridge import js_error_name, js_module, shared_u8, to_u8
+from ._bridge import js_error_name, js_module, to_u8
 
 MODULE = "clinvec_idb"
 STATE_FORMAT = 1
@@ -343,8 +343,8 @@ class IndexedDBStore(Store):
                 self._db,
                 json.dumps(manifest),
                 self._state(len(rows), dims, self._generation + 1),
-                shared_u8(vectors),  # a bulk first load's vectors are already in JS: not copied across again
-                step * dims * 4,
+                # read where they lie in Python's memory, cut into Blobs: no copy into JS first
+                self._mod.vectorBlobs(vectors, step * dims * 4),
                 row_chunks,
                 json.dumps(check),
             ),

@@ -127,6 +127,33 @@ export function prepare(u8, n, dims) {
   return -1;
 }
 
+/**
+ * The bytes of a Python buffer (a PyProxy: bytes, bytearray, memoryview) as a Uint8Array over Pyodide's own
+ * memory, no copy, passed to `use`; a Uint8Array is used as it is. Why: a bulk insert's 30 MB of vectors were
+ * copied into JS and back; read in place they cross the bridge not at all. The view is valid only inside this
+ * synchronous call (Python cannot run, so its memory cannot grow and move), and is released after it.
+ * `aligned`: hand `use` a 4-byte aligned array (a copy, written back afterwards, in the rare case it is not).
+ */
+export function withPyBytes(buf, use, aligned = true) {
+  if (buf instanceof Uint8Array) return use(buf);
+  const view = buf.getBuffer("u8");
+  try {
+    const u8 = view.data;
+    if (!aligned || u8.byteOffset % 4 === 0) return use(u8);
+    const copy = u8.slice();
+    const out = use(copy);
+    if (!view.readonly) u8.set(copy);
+    return out;
+  } finally {
+    view.release();
+  }
+}
+
+/** `prepare` on a writable Python buffer (a bytearray), normalised where it lies. */
+export function prepareInPlace(buf, n, dims) {
+  return withPyBytes(buf, (u8) => prepare(u8, n, dims));
+}
+
 /** Rows holding an exact 0 or 1 (what a boolean converts to), so Python checks only those for booleans. */
 export function suspectRows(u8, n, dims) {
   const v = f32(u8);
@@ -236,6 +263,11 @@ export class Matrix {
     this.reserve(n);
     this.f.set(v, this.rowIndex(0));
     this.size = n;
+  }
+
+  /** `load` from a Python buffer read in place (`withPyBytes`): one copy, into the matrix. */
+  loadPy(buf, n) {
+    withPyBytes(buf, (u8) => this.load(u8, n));
   }
 
   append(u8, n) {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 from typing import Any
 
 import js  # type: ignore[import-not-found]
@@ -17,19 +18,32 @@ from pyodide.ffi import JsException  # type: ignore[import-not-found]
 
 from ..errors import InvalidVector
 from ..kernels.base import Buffer, VectorKernel, pack_rows, reject_booleans
-from ._bridge import js_module, share_u8, shared_u8, to_i32, to_u8
+from ._bridge import js_module, shared_u8, to_i32, to_u8
 
 MODULE = "clinvec_kernel"
+IN_PLACE_ROWS = 64  # from this many rows prepare normalises in Python's memory (below: the old copy is cheaper)
 
 
 def _nbytes(data: Buffer) -> int:
     return memoryview(data).nbytes
 
 
-def _join_float32(vectors: Sequence[object], dims: int) -> bytes | None:
+_FORMAT, _NDIM, _CONTIGUOUS = attrgetter("format"), attrgetter("ndim"), attrgetter("c_contiguous")
+
+
+def _join_float32(vectors: Sequence[object], dims: int) -> bytearray | None:
     """The vectors joined at C speed when every one is a float32 buffer of ``dims`` values, else None."""
     if not isinstance(vectors, list) or not vectors:
         return None
+    kinds = set(map(type, vectors))
+    if kinds == {memoryview}:  # the bulk case, checked column-wise in C (ndim before len: a 0-d view has none)
+        ok = (
+            set(map(_FORMAT, vectors)) == {"f"}
+            and set(map(_NDIM, vectors)) == {1}
+            and set(map(len, vectors)) == {dims}
+            and all(map(_CONTIGUOUS, vectors))
+        )
+        return bytearray().join(vectors) if ok else None
     for v in vectors:
         kind = type(v)
         if kind is memoryview:
@@ -40,7 +54,7 @@ def _join_float32(vectors: Sequence[object], dims: int) -> bytes | None:
                 return None
         else:
             return None
-    return b"".join(vectors)  # type: ignore[arg-type]
+    return bytearray().join(vectors)  # type: ignore[arg-type]
 
 
 class JsRows(Sequence[int]):
@@ -78,7 +92,8 @@ class JsKernel(VectorKernel):
         self._mod: Any = js_module(MODULE)
         self._m: Any = self._mod.Matrix.new(dims)
         self._columns: Any = None  # CodeColumns, made on the first filtered query
-        self._mirror: tuple[Buffer, Any] | None = None  # (Python buffer, JS copy) equal to the matrix, see load
+        self._mirror: Buffer | None = None  # a Python buffer equal to the matrix, see load
+        self._packed: bytearray | None = None  # pack's last join: prepare may normalise it in place
 
     @property
     def size(self) -> int:
@@ -105,7 +120,9 @@ class JsKernel(VectorKernel):
         are joined as they are: no per-element work in Python, and no boolean can hide in them."""
         joined = _join_float32(vectors, self.dims)
         if joined is not None:
-            return joined
+            self._packed = joined  # fresh and ours: prepare may normalise this one in place
+            return joined  # type: ignore[return-value]  # a bytes-like buffer
+        self._packed = None
         packed = pack_rows(vectors, self.dims).tobytes()
         if packed:
             suspects = self._mod.suspectRows(to_u8(packed), len(packed) // (self.dims * 4), self.dims)
@@ -113,27 +130,35 @@ class JsKernel(VectorKernel):
         return packed
 
     def prepare(self, data: Buffer, n: int) -> bytes:
+        """Normalised rows. A bulk call (``IN_PLACE_ROWS`` or more) gets a ``bytearray`` normalised by JS where it
+        lies in Python's memory (``prepareInPlace``): no copy into JS and back; ``pack``'s own join is used as is,
+        anything else is copied once in Python first, since the caller's buffer must not change."""
         self._check(data, n)
+        packed, self._packed = self._packed, None  # never kept past the next prepare (it may be 30 MB)
         if n == 0:
             return b""
+        if n >= IN_PLACE_ROWS:
+            out = data if type(data) is bytearray and data is packed else bytearray(data)
+            self._fail_on(int(self._mod.prepareInPlace(out, n, self.dims)), data)
+            return out  # type: ignore[return-value]  # a bytes-like buffer, as the interface promises
         u8 = to_u8(data)
-        bad = int(self._mod.prepare(u8, n, self.dims))
+        self._fail_on(int(self._mod.prepare(u8, n, self.dims)), data)
+        return u8.to_bytes()
+
+    def _fail_on(self, bad: int, data: Buffer) -> None:
+        """Raise for row ``bad`` (-1: every row was fine); rows before it may be normalised, ``bad`` itself is not."""
         if bad >= 0:
             width = self.dims * 4
             row = array("f", bytes(memoryview(data).cast("B")[bad * width : (bad + 1) * width]))
             if not all(math.isfinite(x) for x in row):
                 raise InvalidVector(f"vector {bad} contains NaN or infinity")
             raise InvalidVector(f"vector {bad} is all zeros: it has no direction to compare")
-        out = u8.to_bytes()
-        share_u8(out, u8)  # a bulk insert loads these next: the kernel and the store reuse the JS copy
-        return out
 
     def load(self, data: Buffer, n: int) -> None:
         self._check(data, n)
-        u8 = shared_u8(data)
-        self._m.load(u8, n)
-        # The matrix now equals ``data``: the snapshot written next (a bulk first load) reuses both copies.
-        self._mirror = (data, u8) if n else None
+        self._m.loadPy(data, n)  # read where it lies in Python's memory: one copy, into the matrix
+        # The matrix now equals ``data``: the snapshot written next (a bulk first load) reads it, not a copy back.
+        self._mirror = data if n else None
 
     def append(self, data: Buffer, n: int) -> None:
         self._check(data, n)
@@ -163,9 +188,7 @@ class JsKernel(VectorKernel):
 
     def to_bytes(self) -> Buffer:
         if self._mirror is not None:  # loaded from a buffer Python still holds: no copy back (used once)
-            data, u8 = self._mirror
-            self._mirror = None
-            share_u8(data, u8)
+            data, self._mirror = self._mirror, None
             return data
         return bytes(self._m.toBytes().to_bytes())
 

@@ -26,9 +26,14 @@ def test_every_peer_runs_and_the_exact_ones_find_the_exact_top10(tmp_path: Path)
     assert set(runs) == {"clinvec", "orama", "mememo", "vectra"}
     for peer, r in runs.items():
         assert "error" not in r, (peer, r.get("error"))
-        assert len(r["query_ms"]) == 100 and r["insert_many_ms"] > 0 and r["reopen_ms"] > 0, peer
+        assert len(r["query_ms"]) == 100 and r["reopen_ms"] > 0, peer
+        # insert_many timed 5 times (the default), a fresh database each time, by the same rule for every peer
+        assert len(r["insert_many_ms"]) == 5 and min(r["insert_many_ms"]) > 0, peer
         assert len(r["load_before"]) == 3, peer
     for peer in ("clinvec", "orama", "vectra"):  # exact search: the numpy truth, every time
         assert runs[peer]["recall"] == 1.0, peer
+        # the filtered answers too (Orama's differed from the exact ones in 4 of 1,000 places here once: not exact
+        # there, not investigated; clinvec's must be exact)
+        assert runs[peer]["filtered_recall"] >= (1.0 if peer == "clinvec" else 0.95), peer
     assert runs["clinvec"]["count"] == 305  # 300 + 5 durable single inserts, read back after a reload
     assert len(runs["clinvec"]["filtered_ms"]) == len(runs["orama"]["filtered_ms"]) == 100

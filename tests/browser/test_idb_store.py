@@ -430,3 +430,55 @@ def test_store_conformance_case(app: AppPage, name: str, faulty: bool, index_nam
     """The store conformance suite (tests/stores/store_cases.py) against IndexedDBStore in the page."""
     left = app.run(CONFORMANCE_DRIVER, source=CASES_SOURCE, sha=CASES_SHA, case=name, prefix=index_name, faulty=faulty)
     assert left == []  # every database the case made was dropped
+
+
+def test_vector_chunks_are_blobs_and_older_arraybuffer_chunks_still_open(
+    tabs: tuple[AppPage, AppPage], index_name: str
+) -> None:
+    """Snapshots store their vector chunks as Blobs (no structured clone of large ArrayBuffers); a snapshot
+    written before that, with ArrayBuffer chunks, must open with the same bytes."""
+    _, tab = tabs
+    got = run(
+        tab,
+        """
+import asyncio
+import js
+from pyodide.ffi import create_once_callable
+s = IndexedDBStore(name, chunk_rows=2)
+await s.create({"dims": 2})
+await s.open()
+rows = [Row(f"r{i}", {}, None, i) for i in range(5)]
+vectors = b"".join(vec(1.0, float(i)) for i in range(5))
+await s.write_snapshot({"dims": 2}, rows, bytearray(vectors))
+db = s._db
+loop = asyncio.get_event_loop()
+read, done = loop.create_future(), loop.create_future()
+tx = db.transaction("chunks", "readwrite")
+store = tx.objectStore("chunks")
+req = store.getAll()
+
+def got(event):
+    read.set_result([str(js.Object.prototype.toString.call(c)) for c in req.result])
+
+req.onsuccess = create_once_callable(got)
+tx.oncomplete = create_once_callable(lambda event: done.set_result(True))
+kinds = await read
+await done
+new = (await IndexedDBStore(name).open(read_only=True)).vectors
+# rewrite every chunk as an ArrayBuffer, as older versions stored them
+bufs = [array("f", vectors[i * 16:(i + 1) * 16]).tobytes() for i in range(3)]
+done2 = loop.create_future()
+tx = db.transaction("chunks", "readwrite")
+for i, b in enumerate(bufs):
+    u8 = js.Uint8Array.new(len(b))
+    u8.assign(b)
+    tx.objectStore("chunks").put(u8.buffer, i)
+tx.oncomplete = create_once_callable(lambda event: done2.set_result(True))
+await done2
+await s.close()
+old = (await IndexedDBStore(name).open(read_only=True)).vectors
+result = {"kinds": kinds, "new": new == vectors, "old": old == vectors}
+""",
+        name=index_name,
+    )
+    assert got == {"kinds": ["[object Blob]"] * 3, "new": True, "old": True}
