@@ -19,7 +19,8 @@ from typing import Any
 
 from ..errors import IndexClosed, InvalidFilter, InvalidInput, NoUpdateInProgress, ReadOnlyIndex, UpdateInProgress
 from ..metadata import validate_metadata
-from ..planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS
+from ..planner import check_expansion
+from ..query_signature import Queryable, QueryArgs
 from ..staging import check_id, check_text, item_dicts
 from ..types import Item, Result
 from . import wire
@@ -86,7 +87,7 @@ class _Update:
         await self._index._client.call("POST" if commit else "DELETE", path + ("/commit" if commit else ""))
 
 
-class RemoteIndex:
+class RemoteIndex(Queryable):
     """An index held by a clinvec server; build with ``RemoteIndex.create``/``open``, close when done."""
 
     def __init__(self, client: Client, name: str, manifest: dict[str, Any], read_only: bool) -> None:
@@ -382,29 +383,24 @@ class RemoteIndex:
             raise InvalidInput("field must be a dotted path string")
         return (await self._read("POST", "/distinct", {"field": field}))["values"]
 
-    async def query(
-        self,
-        vector: Any = None,
-        text: str | None = None,
-        top_k: int = 10,
-        filter: dict[str, Any] | None = None,
-        mode: str = "auto",
-        min_score: float | None = None,
-        fusion: str = DEFAULT_FUSION,
-        weights: Sequence[float] = DEFAULT_WEIGHTS,
-        rrf_k: float = DEFAULT_RRF_K,
-        expand_abbreviations: bool | str | None = None,
-    ) -> builtins.list[Result]:
-        """``LocalIndex.query`` run by the server (text without a vector is embedded by its model, if any)."""
-        self._ensure_open()
-        check_text(text)
-        body: dict[str, Any] = {"text": text, "top_k": top_k, "filter": _filter(filter)}
-        packed = wire.f32_field(vector)
-        body.update({"vector_f32": packed} if packed is not None else {"vector": _vector(vector)})
-        body.update({"mode": mode, "min_score": min_score, "fusion": fusion, "rrf_k": rrf_k})
+    async def _query(self, args: QueryArgs) -> builtins.list[Result]:
+        """``query()`` (``pyapp.query_signature``) run by the server (text without a vector is embedded by its
+        model, if any). The arguments pass LocalIndex's checks here first (as if the server had a model: only it
+        knows), so a bad one fails with the same class before any request; ``exact``/``nprobe`` are sent when
+        not at their defaults, so a server from before they existed still answers the other queries."""
+        check_expansion(args.expand_abbreviations)
+        args._replace(expand_abbreviations="off").plan(True)  # expansion is the server's work
+        body: dict[str, Any] = {"text": args.text, "top_k": args.top_k, "filter": _filter(args.filter)}
+        packed = wire.f32_field(args.vector)
+        body.update({"vector_f32": packed} if packed is not None else {"vector": _vector(args.vector)})
+        body.update({"mode": args.mode, "min_score": args.min_score, "fusion": args.fusion, "rrf_k": args.rrf_k})
+        weights = args.weights
         body["weights"] = list(weights) if isinstance(weights, (list, tuple)) else _vector(weights)
-        expand = self.expand_abbreviations if expand_abbreviations is None else expand_abbreviations
-        body["expand_abbreviations"] = expand
+        body["expand_abbreviations"] = args.expand_abbreviations
+        if args.exact:
+            body["exact"] = True
+        if args.nprobe is not None:
+            body["nprobe"] = args.nprobe
         answer = await self._read("POST", "/query", body)
         return [wire.result_from_wire(r) for r in answer["results"]]
 
