@@ -61,7 +61,6 @@ def create_statements(name: str, dims: int, indexed: Sequence[str] = ()) -> list
         create_hnsw(name),
         f'CREATE INDEX "clinvec_{name}_terms" ON {t} USING gin (terms)',
         f'CREATE INDEX "clinvec_{name}_order" ON {t} (seq)',  # not UNIQUE: Citus allows unique only with the id
-        *(FIELD_FUNCTIONS if indexed else []),
         *(sql for k, field in enumerate(indexed) for sql in field_indexes(name, k, field)),
     ]
 
@@ -76,18 +75,13 @@ def create_hnsw(name: str) -> str:
     return f"CREATE INDEX {hnsw_index(name)} ON {table(name)} USING hnsw (embedding vector_cosine_ops)"
 
 
-# The largest and smallest number at a jsonb value: the value itself, or over a list's number elements (NULL when
-# there is none). A range condition on a field holds for some element exactly when it holds for one of these two
-# ($gt/$gte: the largest, $lt/$lte: the smallest), so ``sqlfilter`` compiles a range on an indexed field to a
-# comparison of one of them, which a B-tree over the same expression answers. IMMUTABLE: index expressions need it;
-# never inlined (a sub-select), so the planner matches the call as written. Shared by all indexes, kept on drop.
-FIELD_FUNCTIONS = [
-    f"""CREATE OR REPLACE FUNCTION clinvec_num_{fn}(v jsonb) RETURNS float8 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT CASE jsonb_typeof(v) WHEN 'number' THEN v::numeric::float8
-    WHEN 'array' THEN (SELECT {fn}(e.x::numeric::float8) FROM jsonb_array_elements(v) AS e(x)
-    WHERE jsonb_typeof(e.x) = 'number') END $$"""
-    for fn in ("max", "min")
-]
+def typed_value(value: str, kind: str) -> str:
+    """A jsonb value as a SQL ``float8`` (``kind`` "number") or ``text COLLATE "C"`` ("string"), NULL when it is
+    not one: the expression of an indexed field's range B-trees, and what ``sqlfilter`` compares on such a field
+    (the same text, so the planner matches it to the index)."""
+    if kind == "number":
+        return f"(CASE WHEN jsonb_typeof({value}) = 'number' THEN ({value})::numeric::float8 END)"
+    return f"""(CASE WHEN jsonb_typeof({value}) = 'string' THEN (({value}) #>> '{{}}') COLLATE "C" END)"""
 
 
 def path_literal(segments: Sequence[str], placeholders: bool) -> str:
@@ -100,15 +94,18 @@ def path_literal(segments: Sequence[str], placeholders: bool) -> str:
 
 
 def field_indexes(name: str, k: int, field: str) -> list[str]:
-    """The indexes of indexed field number ``k``: a GIN index over its value (``$eq``/``$in`` on scalars
-    compile to ``@>``, which is true for the value itself or one element of a list, Mongo's rule) and B-trees
-    over its largest and smallest number (ranges). Dropped with the table."""
+    """The indexes of indexed field number ``k``, dropped with the table: a GIN index over its value
+    (``$eq``/``$in`` of a scalar compile to ``@>``, true for the value itself or one element of a list,
+    Mongo's rule), B-trees over its value as a number and as a string (ranges on a plain value), and a
+    partial index of the rows where it is a list (a range on those is checked element by element; the
+    index is empty while the field holds no lists)."""
     value = f"(metadata #> {path_literal(split_path(field), placeholders=False)})"
     t, prefix = table(name), f"clinvec_{check_name(name)}_f{k}"
     return [
         f'CREATE INDEX "{prefix}_eq" ON {t} USING gin ({value})',
-        f'CREATE INDEX "{prefix}_hi" ON {t} (clinvec_num_max{value})',
-        f'CREATE INDEX "{prefix}_lo" ON {t} (clinvec_num_min{value})',
+        f'CREATE INDEX "{prefix}_num" ON {t} ({typed_value(value, "number")})',
+        f'CREATE INDEX "{prefix}_str" ON {t} ({typed_value(value, "string")})',
+        f"CREATE INDEX \"{prefix}_list\" ON {t} (seq) WHERE jsonb_typeof({value}) = 'array'",
     ]
 
 

@@ -17,9 +17,9 @@ the SQL text holds only fixed fragments. Mongo semantics in SQL need care (see d
 
 On an ``indexed`` field (``schema.field_indexes``) the path is a SQL constant, so the expression is the index's,
 and the conditions an index can answer take that form: ``$eq``/``$in`` of a non-null scalar become ``value @>
-scalar`` (true for an equal value or an equal element of a list: the same rule), number ranges a comparison of
-the value's largest (``$gt``/``$gte``) or smallest (``$lt``/``$lte``) number. Same rows either way
-(tests/pg/test_pg_filters.py checks both forms against ``Filter.matches``).
+scalar`` (true for an equal value or an equal element of a list: the same rule), ranges a comparison of the
+value as a number or string (``schema.typed_value``) ORed with the list case. Same rows either way
+(tests/pg/test_pg_field_indexes.py reruns the hypothesis test of tests/pg/test_pg_filters.py in these forms).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import filters as f
 from ..metadata import list_index
-from .schema import path_literal
+from .schema import path_literal, typed_value
 
 SQL = tuple[str, list[Any]]
 _PG_INT = re.compile(r"\s*[+-]?\d+\s*\Z")  # what jsonb's #> would take as an array subscript
@@ -106,10 +106,7 @@ def _cond(cond: f.Cond, value: SQL, fast: bool = False) -> SQL:
     if isinstance(cond, f.ContainsCond):
         return _equals(cond.value, value, whole=False)
     if isinstance(cond, f.CmpCond):
-        if fast and not isinstance(cond.value, str):
-            extreme = "max" if cond.op in ("$gt", "$gte") else "min"
-            return f"(clinvec_num_{extreme}{v} {_SQL_OPS[cond.op]} %s::float8)", [*vp, float(cond.value)]
-        return _compare(cond.op, cond.value, value)
+        return _compare(cond.op, cond.value, value, fast)
     if isinstance(cond, f.NotCond):
         sql, params = _cond(cond.inner, value)
         return f"(NOT COALESCE(({sql}), FALSE))", params
@@ -144,7 +141,11 @@ def _equals(x: Any, value: SQL, whole: bool, fast: bool = False) -> SQL:
     return f"({v} = %s::jsonb OR {element})", [*vp, _json(x), *element_params]
 
 
-def _compare(op: str, x: int | float | str, value: SQL) -> SQL:
+def _compare(op: str, x: int | float | str, value: SQL, fast: bool = False) -> SQL:
+    """A range condition: true when the value, or one element of a list value, compares as asked.
+
+    ``fast`` (indexed field, positive context): the plain value's comparison is on ``schema.typed_value``
+    (the range B-tree's expression), ORed with the list case (the partial index of list rows)."""
     v, vp = value
     sql_op = _SQL_OPS[op]
     if isinstance(x, str):
@@ -163,10 +164,10 @@ def _compare(op: str, x: int | float | str, value: SQL) -> SQL:
     def one(e: str) -> str:
         return f"CASE WHEN jsonb_typeof({e}) = '{kind}' THEN {cast(e)} {sql_op} {operand} ELSE FALSE END"
 
-    sql = (
-        f"(CASE jsonb_typeof({v}) WHEN 'array' THEN EXISTS "
-        f"(SELECT 1 FROM jsonb_array_elements({v}) AS e(x) WHERE {one('e.x')}) ELSE {one(v)} END)"
-    )
+    elements = f"EXISTS (SELECT 1 FROM jsonb_array_elements({v}) AS e(x) WHERE {one('e.x')})"
+    if fast:
+        return f"({typed_value(v, kind)} {sql_op} {operand} OR (jsonb_typeof({v}) = 'array' AND {elements}))", [x, x]
+    sql = f"(CASE jsonb_typeof({v}) WHEN 'array' THEN {elements} ELSE {one(v)} END)"
     return sql, [*vp, *vp, x, *vp, *vp, x]
 
 
