@@ -18,12 +18,12 @@ from ._gc import paused_gc
 from .changes import Tombstone, changed_ids, read_rows, tombstones_after, versions_of
 from .commits import BULK_SNAPSHOT_OPS, MIN_COMPACT_LOG_BYTES, Committer
 from .embed.base import Embedder, Progress
-from .errors import DimensionMismatch, IndexClosed, IndexExists, InvalidInput, ReadOnlyIndex
+from .errors import DimensionMismatch, IndexExists, InvalidInput
 from .filters import compile_filter
+from .index_api import IndexAPI, QueryArgs, check_page
 from .kernels import VectorKernel, default_kernel
 from .kernels import ivf as _ivf
 from .planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, FUSIONS, HYBRID_DEPTH, MODES, run
-from .query_signature import Queryable, QueryArgs
 from .rows import ROW_SEQ, IndexRows
 from .staging import MAX_ID_LENGTH, Stager, check_id, item_dicts
 from .stores import Row, Store, store_for
@@ -52,7 +52,7 @@ def _check_ids(ids: Any) -> builtins.list[str]:
     return [check_id(i) for i in ids]
 
 
-class LocalIndex(Queryable):
+class LocalIndex(IndexAPI):
     """A vector + keyword index over items ``(id, vector, metadata, text)``. Build with ``create``/``open``."""
 
     def __init__(
@@ -183,20 +183,9 @@ class LocalIndex(Queryable):
             self._commits.discard()
             await self._store.close()
 
-    async def __aenter__(self) -> LocalIndex:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     @property
     def embedder(self) -> Embedder | None:
         return self._stager.embedder
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        """The stored configuration (dims, indexed fields, BM25 parameters, which embedder made the vectors)."""
-        return dict(self._manifest)
 
     def use_embedder(self, embedder: Embedder | None) -> None:
         """Attach (or detach) the embedder used for text without vectors; it must match the recorded one."""
@@ -205,22 +194,8 @@ class LocalIndex(Queryable):
         self._stager.embedder = embedder
 
     @property
-    def read_only(self) -> bool:
-        return self._read_only
-
-    @property
     def location(self) -> str:
         return self._store.location
-
-    # ------------------------------------------------------------------ checks
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise IndexClosed("this index is closed; open it again")
-
-    def _ensure_writable(self) -> None:
-        self._ensure_open()
-        if self._read_only:
-            raise ReadOnlyIndex(f"index {self.location!r} is open read-only")
 
     async def _write(self, build: Any) -> Any:
         self._ensure_writable()
@@ -339,10 +314,7 @@ class LocalIndex(Queryable):
     ) -> builtins.list[Item]:
         """Committed items in insertion order, optionally filtered and paged."""
         self._ensure_open()
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-            raise InvalidInput("limit must be a non-negative integer or None")
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise InvalidInput("offset must be a non-negative integer")
+        check_page(limit, offset)
         ordered = self._state.in_order(self._select(filter))
         end = None if limit is None else offset + limit
         return self._state.items(ordered[offset:end])
@@ -401,7 +373,7 @@ class LocalIndex(Queryable):
         return sorted(values, key=lambda v: (type(v).__name__, v))
 
     async def _query(self, args: QueryArgs) -> builtins.list[Result]:
-        """``query()`` (``pyapp.query_signature``): checked by the planner, run over the committed rows."""
+        """``query()`` (``pyapp.index_api``): checked by the planner, run over the committed rows."""
         embedder = self._stager.embedder
         return await run(self._state, embedder, args.vector, args.plan(embedder is not None))
 
@@ -456,17 +428,3 @@ class LocalIndex(Queryable):
         return await self._commits.refresh()
 
     # ------------------------------------------------------------------ import / export
-    async def export_to(self, path: str, format: str = "jsonl") -> int:
-        """Write every item to a JSONL or CSV file (round-trip exact); returns how many."""
-        from .transfer import export_items
-
-        self._ensure_open()
-        return await export_items(self, path, format)
-
-    async def import_from(
-        self, path: str, format: str | None = None, progress: Progress | None = None, upsert: bool = False
-    ) -> int:
-        """Load items from JSONL, CSV or a vectra index folder (detected when ``format`` is None) in one commit."""
-        from .transfer import import_into
-
-        return await import_into(self, path, format=format, progress=progress, upsert=upsert)

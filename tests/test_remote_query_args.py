@@ -20,7 +20,7 @@ pytest.importorskip("fastapi", reason="the server extra: pip install -e '.[serve
 from api_server import api_server  # noqa: E402
 
 from pyapp import InvalidInput, LocalIndex, RemoteIndex  # noqa: E402
-from pyapp.query_signature import Queryable  # noqa: E402
+from pyapp.index_api import IndexAPI  # noqa: E402
 
 DIMS = 16
 
@@ -96,4 +96,4 @@ def test_one_query_signature_for_every_engine() -> None:
     from pyapp import PgIndex
 
     for cls in (LocalIndex, RemoteIndex, PgIndex):
-        assert issubclass(cls, Queryable) and "query" not in vars(cls) and cls.query is Queryable.query
+        assert issubclass(cls, IndexAPI) and "query" not in vars(cls) and cls.query is IndexAPI.query

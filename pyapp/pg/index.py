@@ -29,18 +29,16 @@ from typing import Any
 from ..embed.base import Embedder, Progress
 from ..errors import (
     DimensionMismatch,
-    IndexClosed,
     IndexExists,
     IndexNotFound,
     InvalidFilter,
     InvalidInput,
-    ReadOnlyIndex,
     UpdateInProgress,
 )
 from ..filters import Filter, compile_filter
+from ..index_api import IndexAPI, QueryArgs, check_page
 from ..kernels import default_kernel
 from ..metadata import split_path
-from ..query_signature import Queryable, QueryArgs
 from ..staging import MAX_ID_LENGTH, check_id, item_dicts
 from ..types import Item, Result
 from . import catalogue, rows, schema
@@ -72,7 +70,7 @@ def _check_indexed(indexed: Any) -> builtins.list[str]:
     return list(indexed)
 
 
-class PgIndex(Queryable):
+class PgIndex(IndexAPI):
     """A vector + keyword index in PostgreSQL. Build with ``create``/``open``; see the module docstring."""
 
     def __init__(self, name: str, manifest: dict[str, Any], session: Session, read_only: bool) -> None:
@@ -169,17 +167,6 @@ class PgIndex(Queryable):
         self._tx.update = None
         await self._session.close()
 
-    async def __aenter__(self) -> PgIndex:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        """The stored configuration (dims, indexed fields, which embedder made the vectors)."""
-        return dict(self._manifest)
-
     @property
     def embedder(self) -> Embedder | None:
         return self._embedder
@@ -193,10 +180,6 @@ class PgIndex(Queryable):
         self._embedder = embedder
 
     @property
-    def read_only(self) -> bool:
-        return self._read_only
-
-    @property
     def location(self) -> str:
         return f"postgresql:{self.name}"
 
@@ -204,16 +187,6 @@ class PgIndex(Queryable):
     def _writer(self) -> Any:
         """The writer connection (tests terminate its backend to prove a batch is one transaction)."""
         return self._session.writer
-
-    # ------------------------------------------------------------------ plumbing
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise IndexClosed("this index is closed; open it again")
-
-    def _ensure_writable(self) -> None:
-        self._ensure_open()
-        if self._read_only:
-            raise ReadOnlyIndex(f"index {self.name!r} is open read-only")
 
     async def _read(self, sql: str, params: Sequence[Any] = (), settings: dict[str, str] | None = None) -> list[Any]:
         """Rows of one query on the reader connection (committed data only)."""
@@ -321,10 +294,7 @@ class PgIndex(Queryable):
     ) -> builtins.list[Item]:
         """Committed items in insertion order, optionally filtered and paged."""
         self._ensure_open()
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-            raise InvalidInput("limit must be a non-negative integer or None")
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise InvalidInput("offset must be a non-negative integer")
+        check_page(limit, offset)
         return await self._reads.page(filter, limit, offset)
 
     async def ids(self) -> builtins.list[str]:
@@ -355,7 +325,7 @@ class PgIndex(Queryable):
 
     # ------------------------------------------------------------------ queries
     async def _query(self, args: QueryArgs) -> builtins.list[Result]:
-        """``query()`` (``pyapp.query_signature``): LocalIndex's checks, then PostgreSQL answers (``search``).
+        """``query()`` (``pyapp.index_api``): LocalIndex's checks, then PostgreSQL answers (``search``).
 
         ``exact=False`` scans exactly below ``exact_below`` rows and uses HNSW above (set ``exact_below = 0``
         to always use HNSW); ``nprobe`` has no effect (module docstring)."""
@@ -422,21 +392,6 @@ class PgIndex(Queryable):
         """Always 0: every read sees the newest committed state (other writers' included)."""
         self._ensure_open()
         return 0
-
-    async def export_to(self, path: str, format: str = "jsonl") -> int:
-        """Write every item to a JSONL or CSV file (round-trip exact); returns how many."""
-        from ..transfer import export_items
-
-        self._ensure_open()
-        return await export_items(self, path, format)  # type: ignore[arg-type]
-
-    async def import_from(
-        self, path: str, format: str | None = None, progress: Progress | None = None, upsert: bool = False
-    ) -> int:
-        """Load items from JSONL, CSV or a vectra index folder in one transaction."""
-        from ..transfer import import_into
-
-        return await import_into(self, path, format=format, progress=progress, upsert=upsert)  # type: ignore[arg-type]
 
 
 __all__ = ["EF_SEARCH", "EXACT_BELOW", "MAX_EXACT_INT", "MAX_ID_LENGTH", "PgIndex"]

@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ..errors import IndexClosed, InvalidFilter, InvalidInput, NoUpdateInProgress, ReadOnlyIndex, UpdateInProgress
+from ..errors import InvalidFilter, InvalidInput, NoUpdateInProgress, UpdateInProgress
+from ..index_api import IndexAPI, QueryArgs
 from ..metadata import validate_metadata
 from ..planner import check_expansion
-from ..query_signature import Queryable, QueryArgs
 from ..staging import check_id, check_text, item_dicts
 from ..types import Item, Result
 from . import wire
@@ -87,7 +87,7 @@ class _Update:
         await self._index._client.call("POST" if commit else "DELETE", path + ("/commit" if commit else ""))
 
 
-class RemoteIndex(Queryable):
+class RemoteIndex(IndexAPI):
     """An index held by a clinvec server; build with ``RemoteIndex.create``/``open``, close when done."""
 
     def __init__(self, client: Client, name: str, manifest: dict[str, Any], read_only: bool) -> None:
@@ -191,20 +191,6 @@ class RemoteIndex(Queryable):
         finally:
             await self._client.aclose()
 
-    async def __aenter__(self) -> RemoteIndex:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        return dict(self._manifest)
-
-    @property
-    def read_only(self) -> bool:
-        return self._read_only
-
     @property
     def location(self) -> str:
         return f"{self._client.url}/indexes/{self.name}"
@@ -217,15 +203,6 @@ class RemoteIndex(Queryable):
     # ------------------------------------------------------------------ plumbing
     def _path(self, tail: str) -> str:
         return f"/indexes/{_name(self.name)}{tail}"
-
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise IndexClosed("this index is closed; open it again")
-
-    def _ensure_writable(self) -> None:
-        self._ensure_open()
-        if self._read_only:
-            raise ReadOnlyIndex(f"index {self.location!r} is open read-only")
 
     async def _settle(self) -> None:
         pending, self._pending = self._pending, []
@@ -384,7 +361,7 @@ class RemoteIndex(Queryable):
         return (await self._read("POST", "/distinct", {"field": field}))["values"]
 
     async def _query(self, args: QueryArgs) -> builtins.list[Result]:
-        """``query()`` (``pyapp.query_signature``) run by the server (text without a vector is embedded by its
+        """``query()`` (``pyapp.index_api``) run by the server (text without a vector is embedded by its
         model, if any). The arguments pass LocalIndex's checks here first (as if the server had a model: only it
         knows), so a bad one fails with the same class before any request; ``exact``/``nprobe`` are sent when
         not at their defaults, so a server from before they existed still answers the other queries."""
@@ -420,21 +397,6 @@ class RemoteIndex(Queryable):
         """Always 0: every call reads the server's current state, so there is nothing to catch up."""
         self._ensure_open()
         return 0
-
-    async def export_to(self, path: str, format: str = "jsonl") -> int:
-        """Write every item to a local JSONL or CSV file (round-trip exact); returns how many."""
-        from ..transfer import export_items
-
-        self._ensure_open()
-        return await export_items(self, path, format)  # type: ignore[arg-type]
-
-    async def import_from(
-        self, path: str, format: str | None = None, progress: Any = None, upsert: bool = False
-    ) -> int:
-        """Load a local JSONL/CSV/vectra source into the server's index in one commit."""
-        from ..transfer import import_into
-
-        return await import_into(self, path, format=format, progress=progress, upsert=upsert)  # type: ignore[arg-type]
 
 
 def _name(name: Any) -> str:

@@ -1,17 +1,19 @@
-"""The one ``query()`` signature of every index class: LocalIndex, PgIndex and RemoteIndex inherit it.
+"""What every index class shares: LocalIndex, PgIndex and RemoteIndex inherit ``IndexAPI``.
 
-Why one definition: the three engines take the same arguments with the same defaults and the same checks;
-copied signatures drifted before (RemoteIndex lacked ``exact``/``nprobe``). Each engine implements
-``_query(args)`` only: LocalIndex and PgIndex check the arguments with ``planner.plan`` (the one set of
-checks) and answer; RemoteIndex runs the same checks before any request and sends the arguments on.
-Pure Python, no imports beyond the planner's constants, so the page's build uses it too.
+Why one definition: the three engines take the same ``query()`` arguments with the same defaults and the
+same checks, and the same lifecycle boilerplate (open/closed and read-only checks, ``async with``, export and
+import through ``pyapp.transfer``); copies of these drifted before (RemoteIndex lacked ``exact``/``nprobe``).
+Each engine implements ``_query(args)``: LocalIndex and PgIndex check the arguments with ``planner.plan`` (the
+one set of checks) and answer; RemoteIndex runs the same checks before any request and sends them on. Pure
+Python, so the page's build uses it too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
+from .errors import IndexClosed, InvalidInput, ReadOnlyIndex
 from .planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, QueryPlan, plan
 from .types import Result
 
@@ -41,16 +43,73 @@ class QueryArgs(NamedTuple):
         )  # fmt: skip
 
 
-class Queryable:
-    """The ``query`` method; a subclass provides ``_ensure_open``, ``expand_abbreviations`` and ``_query``."""
+def check_page(limit: Any, offset: Any) -> None:
+    """``list()``'s paging: ``limit`` a non-negative integer or None, ``offset`` a non-negative integer."""
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise InvalidInput("limit must be a non-negative integer or None")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidInput("offset must be a non-negative integer")
 
+
+class IndexAPI:
+    """The shared public surface; a subclass sets ``_manifest``, ``_read_only``, ``_closed`` and
+    ``expand_abbreviations``, and provides ``location``, ``close`` and ``_query``."""
+
+    _manifest: dict[str, Any]
+    _read_only: bool
+    _closed: bool
     expand_abbreviations: bool | str
 
-    def _ensure_open(self) -> None:
+    @property
+    def location(self) -> str:
+        raise NotImplementedError
+
+    async def close(self) -> None:
         raise NotImplementedError
 
     async def _query(self, args: QueryArgs) -> list[Result]:
         raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The stored configuration (dims, indexed fields, which embedder made the vectors; BM25 parameters
+        and the IVF threshold where the engine has them)."""
+        return dict(self._manifest)
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise IndexClosed("this index is closed; open it again")
+
+    def _ensure_writable(self) -> None:
+        self._ensure_open()
+        if self._read_only:
+            raise ReadOnlyIndex(f"index {self.location!r} is open read-only")
+
+    async def export_to(self, path: str, format: str = "jsonl") -> int:
+        """Write every item to a JSONL or CSV file (round-trip exact); returns how many."""
+        from .transfer import export_items
+
+        self._ensure_open()
+        return await export_items(self, path, format)  # type: ignore[arg-type]
+
+    async def import_from(
+        self, path: str, format: str | None = None, progress: Any = None, upsert: bool = False
+    ) -> int:
+        """Load items from JSONL, CSV or a vectra index folder (detected when ``format`` is None) in one commit
+        (one transaction on PostgreSQL, one commit on the server)."""
+        from .transfer import import_into
+
+        return await import_into(self, path, format=format, progress=progress, upsert=upsert)  # type: ignore[arg-type]
 
     async def query(
         self,
