@@ -20,7 +20,7 @@ from .commits import BULK_SNAPSHOT_OPS, MIN_COMPACT_LOG_BYTES, Committer
 from .embed.base import Embedder, Progress
 from .errors import DimensionMismatch, IndexExists, InvalidInput
 from .filters import compile_filter
-from .index_api import IndexAPI, QueryArgs, check_page
+from .index_api import IndexAPI, QueryArgs, check_config, check_page
 from .kernels import VectorKernel, default_kernel
 from .kernels import ivf as _ivf
 from .planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, FUSIONS, HYBRID_DEPTH, MODES, run
@@ -98,16 +98,7 @@ class LocalIndex(IndexAPI):
         ``dims`` comes from the embedder when one is given. ``ivf_threshold``: from this many items on, vector
         queries probe k-means partitions instead of scanning every row (``query(exact=True)`` still scans all);
         None takes ``pyapp.kernels.ivf.DEFAULT_THRESHOLD``. Stored in the manifest."""
-        if embedder is not None:
-            if dims is not None and dims != embedder.dims:
-                raise DimensionMismatch(f"dims={dims} but the embedder produces {embedder.dims}-d vectors")
-            dims = embedder.dims
-        if not isinstance(dims, int) or isinstance(dims, bool) or dims < 1:
-            raise InvalidInput(f"dims must be a positive integer, got {dims!r}")
-        if metric != "cosine":
-            raise InvalidInput(f"metric {metric!r} is not supported; clinvec indexes use 'cosine'")
-        if isinstance(indexed, str) or not all(isinstance(f, str) and f for f in indexed):
-            raise InvalidInput("indexed must be a list of field names (dotted paths allowed)")
+        dims = check_config(dims, metric, indexed, embedder)
         if not (bm25_k1 >= 0 and 0 <= bm25_b <= 1):
             raise InvalidInput("BM25 needs k1 >= 0 and 0 <= b <= 1")
         threshold = _ivf.check_threshold(_ivf.DEFAULT_THRESHOLD if ivf_threshold is None else ivf_threshold)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Self
 
-from .errors import IndexClosed, InvalidInput, ReadOnlyIndex
+from .embed.base import Embedder
+from .errors import DimensionMismatch, IndexClosed, InvalidInput, ReadOnlyIndex
 from .planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, QueryPlan, plan
 from .types import Result
 
@@ -41,6 +42,21 @@ class QueryArgs(NamedTuple):
             has_embedder, a.vector, a.text, a.top_k, a.filter, a.mode, a.min_score, a.fusion, a.weights, a.rrf_k,
             a.expand_abbreviations, a.exact, a.nprobe,
         )  # fmt: skip
+
+
+def check_config(dims: Any, metric: Any, indexed: Any, embedder: Embedder | None) -> int:
+    """``create()``'s shared checks; the dims (the embedder's when one is given)."""
+    if embedder is not None:
+        if dims is not None and dims != embedder.dims:
+            raise DimensionMismatch(f"dims={dims} but the embedder produces {embedder.dims}-d vectors")
+        dims = embedder.dims
+    if not isinstance(dims, int) or isinstance(dims, bool) or dims < 1:
+        raise InvalidInput(f"dims must be a positive integer, got {dims!r}")
+    if metric != "cosine":
+        raise InvalidInput(f"metric {metric!r} is not supported; clinvec indexes use 'cosine'")
+    if isinstance(indexed, str) or not all(isinstance(f, str) and f for f in indexed):
+        raise InvalidInput("indexed must be a list of field names (dotted paths allowed)")
+    return dims
 
 
 def check_page(limit: Any, offset: Any) -> None:

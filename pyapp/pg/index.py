@@ -28,7 +28,6 @@ from typing import Any
 
 from ..embed.base import Embedder, Progress
 from ..errors import (
-    DimensionMismatch,
     IndexExists,
     IndexNotFound,
     InvalidFilter,
@@ -36,7 +35,7 @@ from ..errors import (
     UpdateInProgress,
 )
 from ..filters import Filter, compile_filter
-from ..index_api import IndexAPI, QueryArgs, check_page
+from ..index_api import IndexAPI, QueryArgs, check_config, check_page
 from ..kernels import default_kernel
 from ..metadata import split_path
 from ..staging import MAX_ID_LENGTH, check_id, item_dicts
@@ -58,9 +57,8 @@ EXACT_BELOW = 10_000  # tables smaller than this are scanned exactly (a scan is 
 EF_SEARCH = 40  # pgvector's default; queries use max(ef_search, top_k)
 
 
-def _check_indexed(indexed: Any) -> builtins.list[str]:
-    if isinstance(indexed, str) or not all(isinstance(f, str) and f for f in indexed):
-        raise InvalidInput("indexed must be a list of field names (dotted paths allowed)")
+def _check_indexed(indexed: Sequence[str]) -> builtins.list[str]:
+    """What PostgreSQL adds to ``check_config``'s rule: no NUL, a valid dotted path (it becomes SQL text)."""
     for field in indexed:
         no_nul(field, "an indexed field name")
         try:
@@ -111,16 +109,9 @@ class PgIndex(IndexAPI):
         Each ``indexed`` field (a dotted path) gets indexes that its ``$eq``/``$in`` and number-range filters
         use (``schema.field_indexes``); every other field is filtered row by row."""
         schema.check_name(name)
-        if embedder is not None:
-            if dims is not None and dims != embedder.dims:
-                raise DimensionMismatch(f"dims={dims} but the embedder produces {embedder.dims}-d vectors")
-            dims = embedder.dims
-        if not isinstance(dims, int) or isinstance(dims, bool) or dims < 1:
-            raise InvalidInput(f"dims must be a positive integer, got {dims!r}")
+        dims = check_config(dims, metric, indexed, embedder)
         if dims > schema.MAX_HNSW_DIMS:
             raise InvalidInput(f"pgvector's HNSW index takes at most {schema.MAX_HNSW_DIMS} dims, got {dims}")
-        if metric != "cosine":
-            raise InvalidInput(f"metric {metric!r} is not supported; clinvec indexes use 'cosine'")
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,

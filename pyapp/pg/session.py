@@ -14,6 +14,9 @@ from typing import Any
 
 from .connect import connect, load_psycopg, storage_error
 
+# Planner switches a query may turn off for itself (``search.HNSW_SETTINGS``), at their PostgreSQL defaults.
+BASE_SETTINGS = {"enable_seqscan": "on"}
+
 
 class Session:
     """The reader and (unless read-only) writer connections of one PgIndex, with the reader's settings."""
@@ -23,7 +26,7 @@ class Session:
         self.reader = reader
         self.writer = writer
         self._read_lock = asyncio.Lock()
-        self._settings: dict[str, str] = {}  # settings applied to the reader's session
+        self._settings: dict[str, str] = dict(BASE_SETTINGS)  # what the reader's session has (defaults first)
 
     @classmethod
     async def open(cls, dsn: str, read_only: bool) -> Session:
@@ -43,16 +46,19 @@ class Session:
 
     async def read(self, sql: str, params: Sequence[Any] = (), settings: dict[str, str] | None = None) -> list[Any]:
         """Rows of one query on the reader connection. ``settings`` (such as ``hnsw.ef_search``) are set for
-        the reader's session, only when they differ from what it has: one round trip for most queries."""
+        the reader's session, only when they differ from what it has: one round trip for most queries.
+        ``BASE_SETTINGS`` apply unless ``settings`` names them, so a planner switch one query turned off is on
+        again for the next."""
         psycopg = load_psycopg()
 
         async with self._read_lock:
             if self.reader.closed:  # the server or a network cut closed it: the next read reconnects
                 self.reader = await connect(self.dsn)
-                self._settings = {}
+                self._settings = dict(BASE_SETTINGS)
             conn = self.reader
             try:
-                changed = {k: v for k, v in (settings or {}).items() if self._settings.get(k) != v}
+                wanted = BASE_SETTINGS if not settings else {**BASE_SETTINGS, **settings}
+                changed = {k: v for k, v in wanted.items() if self._settings.get(k) != v}
                 if changed:
                     calls = ", ".join("set_config(%s, %s, false)" for _ in changed)
                     await conn.execute(f"SELECT {calls}", [x for kv in changed.items() for x in kv])
