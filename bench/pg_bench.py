@@ -203,7 +203,7 @@ def cli() -> None:
     parser.add_argument("--ef", type=int, nargs="+", default=[40, 80, 160, 320])
     parser.add_argument("--maintenance-work-mem", default="4GB")
     parser.add_argument(
-        "--workers", type=int, nargs="+", default=[1], help="max_parallel_maintenance_workers per HNSW build (each)"
+        "--workers", type=int, nargs="+", default=[0], help="max_parallel_maintenance_workers per HNSW build (each)"
     )
     parser.add_argument("--indexed", nargs="*", default=["ward", "year"], help="PgIndex fields with indexes")
     parser.add_argument("--ivf-threshold", type=int, help="LocalIndex partitions from this many rows (default n/2)")
