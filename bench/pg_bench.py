@@ -1,16 +1,19 @@
-"""PostgreSQL + pgvector (PgIndex) side by side with LocalIndex's exact search, on clustered vectors.
+"""PostgreSQL + pgvector (PgIndex) side by side with LocalIndex exact and IVF, in one run, on clustered vectors.
 
     python bench/pg_bench.py --n 200000 --dims 768 [--dsn DSN] [--out result.json]
 
 Data: a Gaussian mixture (``--clusters`` centres, seed 12), each row with metadata ``{"ward": w0..w9,
 "year": 2015..2024}``; queries are fresh draws from the same mixture. Steps, each timed:
 
-1. LocalIndex (memory store, the default kernel) ``insert_many`` of everything, then exact queries: the
-   ground truth for recall@10, and its p50/p99; where LocalIndex has IVF partitions (``query(exact=)``),
-   their recall and latency too.
+1. LocalIndex (file store in a temporary folder, the default kernel, IVF partitions from
+   ``--ivf-threshold`` rows) ``insert_many`` of everything; then its open time and RSS in a fresh process
+   (``--open-only``: the figure a server pays at start), and in this process, reopened: exact queries
+   (``exact=True``: the ground truth for recall@10, and its p50/p99), the automatic IVF probe and each
+   ``--nprobe``, with recall against exact.
 2. PgIndex: rows loaded with ``insert_many`` in chunks of ``--chunk`` *before* the HNSW index exists (the
-   way to bulk-load pgvector), then ``CREATE INDEX ... USING hnsw`` with ``maintenance_work_mem`` large
-   enough for the graph (timed alone), then ``VACUUM ANALYZE``.
+   way to bulk-load pgvector; ``--indexed`` fields get their field indexes), then ``CREATE INDEX ... USING
+   hnsw`` with ``maintenance_work_mem`` large enough for the graph, once per ``--workers`` value (parallel
+   maintenance workers beside the leader; each build timed alone, the last one kept), then ``VACUUM ANALYZE``.
 3. PgIndex queries through HNSW for each ``hnsw.ef_search`` in ``--ef``: recall@10 against step 1 and
    p50/p99 of the whole ``PgIndex.query`` call (SQL, network round trips, items built); the smallest
    ef_search reaching recall@10 >= 0.95 is reported as chosen.
@@ -25,11 +28,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,6 +76,31 @@ async def timed_queries(idx: Any, queries: np.ndarray, **kwargs: Any) -> tuple[l
     return ids, {"p50_ms": round(statistics.median(times), 2), "p99_ms": round(pct(times, 0.99), 2)}
 
 
+def open_in_fresh_process(where: str) -> dict[str, float]:
+    """LocalIndex.open of ``where`` timed in a new interpreter, with that process's RSS after it (``--open-only``)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, __file__, "--open-only", where], capture_output=True, text=True, env=env, check=True
+    )
+    return json.loads(done.stdout)
+
+
+def open_only(where: str) -> None:
+    """Print ``{"open_s", "rss_mb"}`` for opening the index at ``where`` (the child of ``open_in_fresh_process``)."""
+
+    async def go() -> float:
+        start = time.perf_counter()
+        idx = await LocalIndex.open(where, read_only=True)
+        took = time.perf_counter() - start
+        await idx.close()
+        return took
+
+    took = asyncio.run(go())
+    with open("/proc/self/status") as f:
+        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    print(json.dumps({"open_s": round(took, 3), "rss_mb": round(rss / 1024, 1)}))
+
+
 def recall(got: list[list[str]], truth: list[list[str]]) -> float:
     return round(sum(len(set(g) & set(t)) / max(1, len(t)) for g, t in zip(got, truth)) / len(truth), 4)
 
@@ -91,41 +119,56 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             hi = min(args.n, lo + args.chunk)
             yield [{"id": f"i{k}", "vector": data[k], "metadata": meta[k]} for k in range(lo, hi)]
 
-    # 1. LocalIndex exact: ground truth
-    local = await LocalIndex.create(f"memory://pgbench-{uuid.uuid4().hex}", dims=args.dims)
-    start = time.perf_counter()
-    await local.insert_many([item for chunk in chunks() for item in chunk])
-    out["local_insert_s"] = round(time.perf_counter() - start, 2)
-    # LocalIndex.query grows ``exact=`` with IVF partitions (issue 12's other half): then the truth is asked
-    # for explicitly and the partitioned answer is measured beside it, in the same run
-    has_ivf = "exact" in inspect.signature(local.query).parameters
-    exact_kw: dict[str, Any] = {"exact": True} if has_ivf else {}
-    truth, out["local_exact"] = await timed_queries(local, queries, **exact_kw)
-    truth_f, out["local_exact_filtered"] = await timed_queries(local, queries, filter=FILTER, **exact_kw)
-    if has_ivf:
-        got, timing = await timed_queries(local, queries, exact=False)
-        out["local_ivf"] = {"recall@10": recall(got, truth), **timing}
-    else:
-        out["local_ivf"] = "not on this branch (LocalIndex.query has no exact= yet)"
-    out["local_kernel"] = (await local.stats())["kernel"]
-    await local.close()
+    # 1. LocalIndex: a file store (so opening it is measured), exact = ground truth, IVF beside it
+    folder = tempfile.mkdtemp(prefix="pgbench-local")
+    try:
+        where = str(Path(folder) / "local")
+        local = await LocalIndex.create(where, dims=args.dims, ivf_threshold=args.ivf_threshold)
+        start = time.perf_counter()
+        await local.insert_many([item for chunk in chunks() for item in chunk])
+        out["local_insert_s"] = round(time.perf_counter() - start, 2)
+        out["local_ivf_lists"] = (await local.stats()).get("ivf", {}).get("lists")
+        await local.close()
+        out["local_open"] = open_in_fresh_process(where)
+        local = await LocalIndex.open(where)
+        truth, out["local_exact"] = await timed_queries(local, queries, exact=True)
+        truth_f, out["local_exact_filtered"] = await timed_queries(local, queries, filter=FILTER, exact=True)
+        got, timing = await timed_queries(local, queries)
+        out["local_ivf_auto"] = {"recall@10": recall(got, truth), **timing}
+        sweep = []
+        for nprobe in args.nprobe:
+            got, timing = await timed_queries(local, queries, nprobe=nprobe)
+            sweep.append({"nprobe": nprobe, "recall@10": recall(got, truth), **timing})
+        out["local_ivf_nprobe"] = sweep
+        out["local_kernel"] = (await local.stats())["kernel"]
+        await local.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
     # 2. PgIndex: load without the HNSW index, then build it
     name = f"bench_{uuid.uuid4().hex[:8]}"
-    idx = await PgIndex.create(args.dsn, name, dims=args.dims)
+    idx = await PgIndex.create(args.dsn, name, dims=args.dims, indexed=args.indexed)
+    idx.exact_below = 0  # every exact=False query walks HNSW, whatever the table's size
     try:
         await idx.drop_vector_index()
         start = time.perf_counter()
         for chunk in chunks():
             await idx.insert_many(chunk)
         out["pg_load_s"] = round(time.perf_counter() - start, 2)
-        start = time.perf_counter()
-        await idx.build_vector_index(args.maintenance_work_mem, args.workers)
-        out["pg_hnsw_build_s"] = round(time.perf_counter() - start, 2)
+        builds = []
+        for workers in args.workers:  # each build replaces the previous graph; the last one is queried
+            start = time.perf_counter()
+            await idx.build_vector_index(args.maintenance_work_mem, workers)
+            builds.append({"workers": workers, "seconds": round(time.perf_counter() - start, 2)})
+        out["pg_hnsw_builds"] = builds
+        out["pg_hnsw_build_s"] = builds[-1]["seconds"]
         await idx.compact()
         out["pg_bytes"] = (await idx.stats())["bytes"]
 
-        # 3. ef_search sweep through HNSW
+        # 3. ef_search sweep through HNSW, after one untimed pass (the first queries would read the graph and
+        # the rows from disk into shared_buffers and be charged to whichever ef_search came first)
+        idx.ef_search = args.ef[0]
+        await timed_queries(idx, queries, exact=False)
         sweep = []
         for ef in args.ef:
             idx.ef_search = ef
@@ -159,10 +202,21 @@ def cli() -> None:
     parser.add_argument("--chunk", type=int, default=5000)
     parser.add_argument("--ef", type=int, nargs="+", default=[40, 80, 160, 320])
     parser.add_argument("--maintenance-work-mem", default="4GB")
-    parser.add_argument("--workers", type=int, default=1, help="max_parallel_maintenance_workers for the build")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[0], help="max_parallel_maintenance_workers per HNSW build (each)"
+    )
+    parser.add_argument("--indexed", nargs="*", default=["ward", "year"], help="PgIndex fields with indexes")
+    parser.add_argument("--ivf-threshold", type=int, help="LocalIndex partitions from this many rows (default n/2)")
+    parser.add_argument("--nprobe", type=int, nargs="*", default=[2, 4, 8, 16], help="IVF probe depths to sweep")
+    parser.add_argument("--open-only", metavar="PATH", help=argparse.SUPPRESS)
     parser.add_argument("--dsn", help="an existing database with the vector extension (default: a private one)")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
+    if args.open_only:
+        open_only(args.open_only)
+        return
+    if args.ivf_threshold is None:
+        args.ivf_threshold = max(1, min(64_000, args.n // 2))
     folder = None
     server = None
     if args.dsn is None:

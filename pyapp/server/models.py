@@ -126,6 +126,15 @@ class QueryBody(Body):
     expand_abbreviations: Annotated[
         Any, WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "string"}, {"type": "null"}]})
     ] = None
+    exact: Annotated[
+        Any, WithJsonSchema({"type": "boolean", "description": "scan every (filtered) row, never the IVF probe"})
+    ] = False
+    nprobe: Annotated[
+        Any,
+        WithJsonSchema(
+            {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}], "description": "IVF lists to probe"}
+        ),
+    ] = None
 
 
 class DocumentBody(Body):
