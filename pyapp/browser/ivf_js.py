@@ -58,3 +58,8 @@ class JsIvfMath:
         init = to_i32(rnd.sample(range(m), nlist))
         raw = js_module(MODULE).kmeans(to_u8(data), m, dims, nlist, ITERATIONS, init)
         return JsCentroids(bytes(raw.to_bytes()), nlist, dims)
+
+    def neighbours(self, kernel: VectorKernel, queries: bytes, n: int, k: int) -> list[list[int]]:
+        """Exact top-``k`` per query through the kernel's own scan (the JS kernel's WASM SIMD top-k)."""
+        width = kernel.dims * 4
+        return [[row for row, _ in kernel.topk(queries[i * width : (i + 1) * width], k)] for i in range(n)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import math
+import random
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,17 +27,23 @@ from typing import Any, Protocol
 from ..errors import CorruptIndex, InvalidInput, describe
 from .base import Buffer, VectorKernel
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: adds the calibrated probe depth ("probe"); version 1 still opens (PROBE_SCALE rule)
 DEFAULT_THRESHOLD = (
     64_000  # exact below: the int8 scan is ~6 ms at 50k x 768, and bench/run_core.sh (<= 50k) stays exact
 )
 MIN_CANDIDATES = 1024  # a query scans at least this many rows (all of them in a small index: exact answers)
 PER_K = 64  # ... and at least 64 candidates per requested hit
-# The automatic probe depth: the nearest lists until 0.8 x sqrt(nlist) lists' worth of rows is covered (8 % of the
-# rows at 100 lists, 5.3 % at 224, 3.8 % at 433: the finer the lists, the smaller the share a neighbour hides in).
-# Tuned in bench/ivf_bench.py for recall@10 >= 0.95: MiniLM ICD-10 titles at 100 lists, Gaussian mixtures at 224
-# and 433 lists (docs/BENCHMARKS.md).
+# The automatic probe depth of a partitioning saved before calibration existed (state version 1): the nearest
+# lists until 0.8 x sqrt(nlist) lists' worth of rows is covered. One rule for every data set, so it probes deeper
+# than clustered data needs; calibrated partitions (below) replace it.
 PROBE_SCALE = 0.8
+# Calibration, run whenever the partitions are (re)trained: leave-one-out on a sample of the index's own rows (each
+# a query, its truth the exact top-10 of the other rows), then the smallest candidate budget whose mean recall@10
+# over the sample reaches CALIBRATION_RECALL. The margin above the promised 0.95 covers fresh queries (not rows of
+# the index) and the sample's own noise (128 x 10 neighbours: about +-0.005 at 0.97).
+CALIBRATION_QUERIES = 128
+CALIBRATION_K = 10
+CALIBRATION_RECALL = 0.97
 # Drift: retrain when the index has doubled or halved since training, when list sizes got uneven (the expected
 # rows per probed list grew by half), or when rows sit farther from their centroids (mean 1 - cosine up 25 %).
 GROWTH = 2.0
@@ -108,6 +115,9 @@ class IvfMath(Protocol):
 
     def train(self, kernel: VectorKernel, nlist: int, seed: int) -> Centroids: ...
 
+    def neighbours(self, kernel: VectorKernel, queries: bytes, n: int, k: int) -> list[list[int]]:
+        """Exact top-``k`` rows of ``kernel`` (largest cosine first) for each of ``n`` prepared queries."""
+
 
 def default_math() -> IvfMath | None:
     """numpy when it loads, the JS kernel in Pyodide without numpy; None where neither can run."""
@@ -122,6 +132,27 @@ def default_math() -> IvfMath | None:
 
         return JsIvfMath()
     return NumpyIvfMath()
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A calibrated automatic probe depth: ``share`` of the rows (the candidate budget over the rows at
+    calibration); ``recall`` is the sample's mean recall@10 at that budget, ``sample`` how many rows were queries."""
+
+    share: float
+    recall: float
+    sample: int
+
+
+def probe_budget(costs: list[int], target: float) -> int:
+    """The smallest budget B such that at least ``target`` of the neighbours are found, where a neighbour whose
+    list is preceded (in its query's probe order) by ``cost`` rows is found iff ``cost < B`` (the automatic probe
+    adds lists while fewer than B rows are gathered)."""
+    if not costs:
+        return 1
+    ordered = sorted(costs)
+    need = max(1, min(len(ordered), math.ceil(target * len(ordered) - 1e-9)))
+    return ordered[need - 1] + 1
 
 
 @dataclass(frozen=True)
@@ -145,6 +176,7 @@ class Partitions:
         self.score: list[float] = []  # row -> cosine to its centroid (drift)
         self.score_sum = 0.0
         self.trained = trained
+        self.probe: Probe | None = None  # None: PROBE_SCALE's rule (a version-1 state); set by calibrate()
         self._frozen: dict[int, Any] = {}  # list -> frozen copy of its rows (numpy), dropped when the list changes
 
     def __len__(self) -> int:
@@ -259,7 +291,42 @@ class Partitions:
             "imbalance": round(now.imbalance, 3),
             "mean_distance": round(now.residual, 5),
             "trained_rows": None if self.trained is None else self.trained.rows,
+            "probe": "default rule" if self.probe is None else "calibrated",
+            "probe_share": None if self.probe is None else round(self.probe.share, 5),
+            "probe_rows_top10": self.target(10),
+            "calibration_recall": None if self.probe is None else round(self.probe.recall, 4),
         }
+
+    # ------------------------------------------------------------------ calibration
+    def calibrate(self, kernel: VectorKernel, math_: IvfMath, seed: int = 0) -> Probe:
+        """Choose this index's automatic probe depth from its own rows (leave-one-out; see CALIBRATION_*).
+
+        For each sampled row: the exact top-10 of the other rows (``math_.neighbours``, one batched pass), the
+        centroid order the query would probe, and for each neighbour the rows probed before its list (its
+        ``cost``); the budget is the smallest that finds CALIBRATION_RECALL of all neighbours. Deterministic for
+        a seed. Sets and returns ``self.probe``."""
+        n, k = len(self.assign), CALIBRATION_K
+        if n <= k + 1:
+            self.probe = Probe(1.0, 1.0, 0)
+            return self.probe
+        sample = sorted(random.Random(seed).sample(range(n), min(CALIBRATION_QUERIES, n)))
+        data = bytes(memoryview(kernel.get_rows(sample)).cast("B"))
+        truth = math_.neighbours(kernel, data, len(sample), k + 1)
+        width = len(data) // len(sample)
+        sizes = [len(b) for b in self.members]
+        assign = self.assign
+        costs: list[int] = []
+        for i, (row, found) in enumerate(zip(sample, truth)):
+            others = [r for r in found if r != row][:k]
+            before, total = {}, 0
+            for lst in self.centroids.rank(data[i * width : (i + 1) * width]):
+                before[lst] = total
+                total += sizes[lst]
+            costs.extend(before[assign[r]] for r in others)
+        budget = probe_budget(costs, CALIBRATION_RECALL)
+        recall = sum(c < budget for c in costs) / len(costs)
+        self.probe = Probe(min(1.0, budget / n), recall, len(sample))
+        return self.probe
 
     # ------------------------------------------------------------------ probing
     def candidates(self, query: Buffer, k: int, nprobe: int | None = None, allowed: Any = None) -> list[int]:
@@ -305,7 +372,11 @@ class Partitions:
     def target(self, k: int) -> int:
         """How many candidate rows the automatic probe gathers for top-``k``."""
         rows = len(self.assign)
-        return max(MIN_CANDIDATES, PER_K * k, math.ceil(rows * PROBE_SCALE / math.sqrt(self.nlist)))
+        if self.probe is None:
+            depth = math.ceil(rows * PROBE_SCALE / math.sqrt(self.nlist))
+        else:  # a share, so the depth follows the rows between retrainings (at most a doubling or halving)
+            depth = math.ceil(rows * self.probe.share)
+        return max(MIN_CANDIDATES, PER_K * k, depth)
 
     # ------------------------------------------------------------------ snapshot state
     def state(self) -> dict[str, Any]:
@@ -318,14 +389,18 @@ class Partitions:
             "assign": base64.b64encode(array("i", self.assign).tobytes()).decode("ascii"),
             "score": base64.b64encode(array("f", self.score).tobytes()).decode("ascii"),
             "trained": None if t is None else [t.rows, t.imbalance, t.residual],
+            "probe": None if self.probe is None else [self.probe.share, self.probe.recall, self.probe.sample],
         }
 
     @classmethod
     def restore(cls, state: dict[str, Any], math_: IvfMath, dims: int, rows: int) -> Partitions:
         """Rebuild from ``state()`` for a snapshot of ``rows`` rows; ``CorruptIndex`` when it does not fit."""
         try:
-            if state["version"] != STATE_VERSION:
+            if state["version"] not in (1, STATE_VERSION):
                 raise CorruptIndex(f"snapshot partitioning has unknown version {state['version']!r}")
+            probe = None if state["version"] == 1 or state["probe"] is None else Probe(*state["probe"])
+            if probe is not None and not (0.0 < probe.share <= 1.0 and 0.0 <= probe.recall <= 1.0):
+                raise ValueError(f"probe {state['probe']!r} out of range")
             nlist = int(state["nlist"])
             raw = base64.b64decode(state["centroids"], validate=True)
             assign = array("i", base64.b64decode(state["assign"], validate=True))
@@ -338,6 +413,7 @@ class Partitions:
         if rows and not 0 <= min(assign) <= max(assign) < nlist:
             raise CorruptIndex("snapshot partitioning names a list that does not exist")
         parts = cls(math_.centroids(raw, nlist, dims), trained)
+        parts.probe = probe
         parts._place(0, assign.tolist(), score.tolist())
         return parts
 
@@ -347,6 +423,7 @@ __all__ = [
     "Centroids",
     "IvfMath",
     "Partitions",
+    "Probe",
     "check_nprobe",
     "check_threshold",
     "default_math",
