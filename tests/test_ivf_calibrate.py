@@ -42,12 +42,17 @@ def old_rule(parts: ivf.Partitions, k: int) -> int:
 
 
 def test_probe_budget_is_the_smallest_that_reaches_the_target() -> None:
-    costs = [0, 0, 0, 5, 10, 40, 40, 90]
+    costs = [[0, 0, 0, 5], [10, 40, 40, 90], [0, 5, 5, 5], [0, 0, 0, 0]]
+
+    def recall(budget: int) -> float:
+        return sum(c < budget for q in costs for c in q) / 16
+
     for target in (0.5, 0.7, 0.75, 0.9, 1.0):
-        budget = ivf.probe_budget(costs, target)
-        assert sum(c < budget for c in costs) >= target * len(costs)  # reaches it ...
-        assert sum(c < budget - 1 for c in costs) < target * len(costs)  # ... and one row less would not
-    assert ivf.probe_budget([], 0.97) == 1
+        budget = ivf.probe_budget(costs, target, 0.0)
+        assert recall(budget) >= target > recall(budget - 1)  # reaches it, and one row less would not
+    # the lower confidence bound (mean - 2 standard errors over queries) can ask for more than the mean does
+    assert ivf.probe_budget(costs, 0.7, 0.6) > ivf.probe_budget(costs, 0.7, 0.0)
+    assert ivf.probe_budget([], 0.97, 0.95) == 1 and ivf.probe_budget([[0, 0]], 0.97, 0.95) == 1
 
 
 def test_calibrated_depth_is_shallower_than_the_old_rule_and_fresh_queries_keep_recall(

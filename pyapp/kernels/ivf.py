@@ -39,11 +39,13 @@ PER_K = 64  # ... and at least 64 candidates per requested hit
 PROBE_SCALE = 0.8
 # Calibration, run whenever the partitions are (re)trained: leave-one-out on a sample of the index's own rows (each
 # a query, its truth the exact top-10 of the other rows), then the smallest candidate budget whose mean recall@10
-# over the sample reaches CALIBRATION_RECALL. The margin above the promised 0.95 covers fresh queries (not rows of
-# the index) and the sample's own noise (128 x 10 neighbours: about +-0.005 at 0.97).
-CALIBRATION_QUERIES = 128
+# over the sample reaches CALIBRATION_RECALL and whose lower confidence bound reaches CALIBRATION_FLOOR (the
+# promise). The margin covers fresh queries (not rows of the index) and the sample's noise, which is per query,
+# not per neighbour: a cluster split between lists loses most of one query's neighbours at once.
+CALIBRATION_QUERIES = 256
 CALIBRATION_K = 10
 CALIBRATION_RECALL = 0.97
+CALIBRATION_FLOOR = 0.95
 # Drift: retrain when the index has doubled or halved since training, when list sizes got uneven (the expected
 # rows per probed list grew by half), or when rows sit farther from their centroids (mean 1 - cosine up 25 %).
 GROWTH = 2.0
@@ -108,6 +110,19 @@ class Centroids(Protocol):
         """The centroid matrix, float32, list order."""
 
 
+class ListCopies(Protocol):
+    """A runtime's copies of list rows (optional: ``Centroids.list_copies()``), kept in step by ``Partitions``."""
+
+    def put(self, lst: int, rows: list[int]) -> None:
+        """Replace list ``lst``'s copy with ``rows``."""
+
+    def get(self, lst: int) -> Sequence[int]:
+        """List ``lst``'s copy (tests)."""
+
+    def gather(self, lists: Sequence[int]) -> Sequence[int]:
+        """The rows of these lists, in this order, as something the runtime's kernel scans directly."""
+
+
 class IvfMath(Protocol):
     """Builds ``Centroids``: from stored bytes, or by k-means over a kernel's rows."""
 
@@ -144,15 +159,32 @@ class Probe:
     sample: int
 
 
-def probe_budget(costs: list[int], target: float) -> int:
-    """The smallest budget B such that at least ``target`` of the neighbours are found, where a neighbour whose
-    list is preceded (in its query's probe order) by ``cost`` rows is found iff ``cost < B`` (the automatic probe
-    adds lists while fewer than B rows are gathered)."""
-    if not costs:
+def probe_budget(costs: list[list[int]], target: float, floor: float) -> int:
+    """The smallest budget B whose sample recall reaches ``target`` on average and ``floor`` at its lower
+    confidence bound (mean - 2 standard errors over the queries: neighbours of one query hide together, so the
+    queries, not the neighbours, are the independent draws). ``costs[i]``: for query i's neighbours, the rows the
+    automatic probe gathers before reaching each one's list; it is found iff ``cost < B`` (lists are added while
+    fewer than B rows are gathered)."""
+    flat = sorted({c for query in costs for c in query})
+    if not flat:
         return 1
-    ordered = sorted(costs)
-    need = max(1, min(len(ordered), math.ceil(target * len(ordered) - 1e-9)))
-    return ordered[need - 1] + 1
+
+    def enough(budget: int) -> bool:
+        recalls = [sum(c < budget for c in query) / len(query) for query in costs if query]
+        mean = math.fsum(recalls) / len(recalls)
+        spread = math.sqrt(math.fsum((r - mean) ** 2 for r in recalls) / max(1, len(recalls) - 1))
+        return mean >= target - 1e-12 and mean - 2 * spread / math.sqrt(len(recalls)) >= floor - 1e-12
+
+    lo, hi = 0, len(flat) - 1  # both criteria only grow with B: binary search over the budgets that differ
+    if not enough(flat[hi] + 1):
+        return flat[hi] + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if enough(flat[mid] + 1):
+            hi = mid
+        else:
+            lo = mid + 1
+    return 1 if lo == 0 and enough(1) else flat[lo] + 1
 
 
 @dataclass(frozen=True)
@@ -177,7 +209,10 @@ class Partitions:
         self.score_sum = 0.0
         self.trained = trained
         self.probe: Probe | None = None  # None: PROBE_SCALE's rule (a version-1 state); set by calibrate()
-        self._frozen: dict[int, Any] = {}  # list -> frozen copy of its rows (numpy), dropped when the list changes
+        # The runtime's own copies of list rows (numpy arrays, or Int32Arrays held by JS), put lazily by a query
+        # and marked stale when the list changes: a query then hands over list numbers, not thousands of ints.
+        self._copies: ListCopies | None = getattr(centroids, "list_copies", lambda: None)()
+        self._fresh: set[int] = set()  # lists whose copy equals ``members[list]``
 
     def __len__(self) -> int:
         return len(self.assign)
@@ -196,11 +231,10 @@ class Partitions:
 
     def _place(self, start: int, lists: Sequence[int], scores: Sequence[float]) -> None:
         members, assign, pos, score = self.members, self.assign, self.pos, self.score
-        if len(lists) > len(self._frozen):
-            self._frozen.clear()
+        if len(lists) > len(self._fresh):
+            self._fresh.clear()
         else:
-            for lst in lists:
-                self._frozen.pop(lst, None)
+            self._fresh.difference_update(lists)
         for offset, (lst, s) in enumerate(zip(lists, scores)):
             bucket = members[lst]
             assign.append(lst)
@@ -214,7 +248,7 @@ class Partitions:
         lists, scores = self.centroids.nearest(vector, 1)
         self._detach(row)
         lst = int(lists[0])
-        self._frozen.pop(lst, None)
+        self._fresh.discard(lst)
         self.assign[row] = lst
         self.pos[row] = len(self.members[lst])
         self.members[lst].append(row)
@@ -222,7 +256,7 @@ class Partitions:
         self.score[row] = float(scores[0])
 
     def _detach(self, row: int) -> None:
-        self._frozen.pop(self.assign[row], None)
+        self._fresh.discard(self.assign[row])
         bucket = self.members[self.assign[row]]
         p = self.pos[row]
         moved = bucket.pop()
@@ -237,7 +271,7 @@ class Partitions:
         last = len(self.assign) - 1
         if row != last:
             lst = self.assign[last]
-            self._frozen.pop(lst, None)
+            self._fresh.discard(lst)
             self.members[lst][self.pos[last]] = row
             self.assign[row], self.pos[row], self.score[row] = lst, self.pos[last], self.score[last]
         self.assign.pop()
@@ -253,8 +287,8 @@ class Partitions:
         for lst, bucket in enumerate(self.members):
             for p, row in enumerate(bucket):
                 assert self.assign[row] == lst and self.pos[row] == p, f"row {row} is misplaced"
-        for lst, part in self._frozen.items():
-            assert list(part) == self.members[lst], f"the frozen copy of list {lst} is stale"
+        for lst in self._fresh:
+            assert self._copies is not None and list(self._copies.get(lst)) == self.members[lst], f"list {lst} copy"
         if n:
             _, best = self.centroids.nearest(kernel.to_bytes(), n)
             for row, (mine, top) in enumerate(zip(self.score, best)):
@@ -315,16 +349,17 @@ class Partitions:
         width = len(data) // len(sample)
         sizes = [len(b) for b in self.members]
         assign = self.assign
-        costs: list[int] = []
+        costs: list[list[int]] = []
         for i, (row, found) in enumerate(zip(sample, truth)):
             others = [r for r in found if r != row][:k]
             before, total = {}, 0
             for lst in self.centroids.rank(data[i * width : (i + 1) * width]):
                 before[lst] = total
                 total += sizes[lst]
-            costs.extend(before[assign[r]] for r in others)
-        budget = probe_budget(costs, CALIBRATION_RECALL)
-        recall = sum(c < budget for c in costs) / len(costs)
+            costs.append([before[assign[r]] for r in others])
+        budget = probe_budget(costs, CALIBRATION_RECALL, CALIBRATION_FLOOR)
+        found_ = [c < budget for query in costs for c in query]
+        recall = sum(found_) / max(1, len(found_))
         self.probe = Probe(min(1.0, budget / n), recall, len(sample))
         return self.probe
 
@@ -355,19 +390,17 @@ class Partitions:
         return out
 
     def _rows_of(self, lists: Sequence[int]) -> Sequence[int]:
-        """The rows of these lists, through the runtime's frozen copies (numpy arrays) when it has them: a
-        query then concatenates a few arrays instead of converting thousands of Python ints."""
-        freeze = getattr(self.centroids, "freeze", None)
-        if freeze is None:
+        """The rows of these lists, gathered by the runtime from its copies when it keeps them (numpy arrays
+        concatenated; in the page a JS Int32Array that the JS kernel scans as is), else as a Python list."""
+        copies = self._copies
+        if copies is None:
             return list(chain.from_iterable(self.members[lst] for lst in lists))
-        frozen = self._frozen
-        parts = []
+        fresh = self._fresh
         for lst in lists:
-            part = frozen.get(lst)
-            if part is None:
-                part = frozen[lst] = freeze(self.members[lst])
-            parts.append(part)
-        return self.centroids.join(parts)
+            if lst not in fresh:
+                copies.put(lst, self.members[lst])
+                fresh.add(lst)
+        return copies.gather(lists)
 
     def target(self, k: int) -> int:
         """How many candidate rows the automatic probe gathers for top-``k``."""

@@ -6,6 +6,8 @@ sgemm beats a scan; a bulk write assigns its rows in blocks so the temporary sco
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .base import Buffer, VectorKernel
@@ -37,13 +39,25 @@ class NumpyCentroids:
         return self.matrix.astype("<f4").tobytes()
 
     @staticmethod
-    def freeze(rows: list[int]) -> np.ndarray:
-        """One list's rows as an int64 array, kept by ``Partitions`` until the list changes."""
-        return np.array(rows, dtype=np.int64)
+    def list_copies() -> NumpyListCopies:
+        return NumpyListCopies()
 
-    @staticmethod
-    def join(parts: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+class NumpyListCopies:
+    """Each list's rows as an int64 array: a query concatenates a few arrays instead of converting Python ints."""
+
+    def __init__(self) -> None:
+        self._parts: dict[int, np.ndarray] = {}
+
+    def put(self, lst: int, rows: list[int]) -> None:
+        self._parts[lst] = np.array(rows, dtype=np.int64)
+
+    def get(self, lst: int) -> np.ndarray:
+        return self._parts[lst]
+
+    def gather(self, lists: Sequence[int]) -> np.ndarray:
+        parts = self._parts
+        return np.concatenate([parts[lst] for lst in lists]) if len(lists) else np.empty(0, dtype=np.int64)
 
 
 def nearest(rows: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
