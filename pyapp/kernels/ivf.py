@@ -42,7 +42,7 @@ PROBE_SCALE = 0.8
 # over the sample reaches CALIBRATION_RECALL and whose lower confidence bound reaches CALIBRATION_FLOOR (the
 # promise). The margin covers fresh queries (not rows of the index) and the sample's noise, which is per query,
 # not per neighbour: a cluster split between lists loses most of one query's neighbours at once.
-CALIBRATION_QUERIES = 256
+CALIBRATION_QUERIES = 128  # each costs n x dims multiply-adds: 128 / nlist of what assigning every row costs
 CALIBRATION_K = 10
 CALIBRATION_RECALL = 0.97
 CALIBRATION_FLOOR = 0.95
