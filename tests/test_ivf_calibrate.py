@@ -89,18 +89,21 @@ def test_calibrated_depth_is_shallower_than_the_old_rule_and_fresh_queries_keep_
 
 
 def test_calibration_follows_harder_data_deeper() -> None:
-    """Overlapping clusters (more noise) put neighbours in other lists: the calibrated depth grows with them."""
+    """Overlapping clusters (more noise) put neighbours in other lists: the calibrated depth grows with them, and
+    so does the sample (another round while the recall estimate is not precise enough)."""
 
-    async def depth(noise: float) -> float:
+    async def probe(noise: float) -> ivf.Probe:
         idx = await LocalIndex.create(f"memory://ivf-noise-{noise}", dims=DIMS, ivf_threshold=5_000)
         await idx.insert_many(items(mixture(12_000, seed=2, noise=noise)))
         assert idx._state.ivf is not None and idx._state.ivf.probe is not None
-        share = idx._state.ivf.probe.share
+        out = idx._state.ivf.probe
         await idx.close()
-        return share
+        return out
 
     async def go() -> None:
-        assert await depth(1.2) > 3 * await depth(0.3)
+        easy, hard = await probe(0.3), await probe(1.2)
+        assert hard.share > 3 * easy.share
+        assert easy.sample == ivf.CALIBRATION_QUERIES < hard.sample <= ivf.CALIBRATION_QUERIES * ivf.CALIBRATION_ROUNDS
 
     asyncio.run(go())
 

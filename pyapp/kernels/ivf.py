@@ -42,7 +42,9 @@ PROBE_SCALE = 0.8
 # over the sample reaches CALIBRATION_RECALL and whose lower confidence bound reaches CALIBRATION_FLOOR (the
 # promise). The margin covers fresh queries (not rows of the index) and the sample's noise, which is per query,
 # not per neighbour: a cluster split between lists loses most of one query's neighbours at once.
-CALIBRATION_QUERIES = 128  # each costs n x dims multiply-adds: 128 / nlist of what assigning every row costs
+CALIBRATION_QUERIES = 128  # per round; each costs n x dims multiply-adds (128 / nlist of assigning every row)
+CALIBRATION_ROUNDS = 3
+CALIBRATION_ERROR = 0.005  # another round while the sample recall's standard error is above this
 CALIBRATION_K = 10
 CALIBRATION_RECALL = 0.97
 CALIBRATION_FLOOR = 0.95
@@ -157,6 +159,15 @@ class Probe:
     share: float
     recall: float
     sample: int
+
+
+def _recall_error(costs: list[list[int]], budget: int) -> float:
+    """Standard error of the mean per-query recall at ``budget``."""
+    recalls = [sum(c < budget for c in query) / len(query) for query in costs if query]
+    if len(recalls) < 2:
+        return 0.0
+    mean = math.fsum(recalls) / len(recalls)
+    return math.sqrt(math.fsum((r - mean) ** 2 for r in recalls) / (len(recalls) - 1) / len(recalls))
 
 
 def probe_budget(costs: list[list[int]], target: float, floor: float) -> int:
@@ -335,15 +346,32 @@ class Partitions:
     def calibrate(self, kernel: VectorKernel, math_: IvfMath, seed: int = 0) -> Probe:
         """Choose this index's automatic probe depth from its own rows (leave-one-out; see CALIBRATION_*).
 
-        For each sampled row: the exact top-10 of the other rows (``math_.neighbours``, one batched pass), the
-        centroid order the query would probe, and for each neighbour the rows probed before its list (its
-        ``cost``); the budget is the smallest that finds CALIBRATION_RECALL of all neighbours. Deterministic for
-        a seed. Sets and returns ``self.probe``."""
-        n, k = len(self.assign), CALIBRATION_K
-        if n <= k + 1:
+        For each sampled row: the exact top-10 of the other rows (``math_.neighbours``, one batched pass per
+        round), the centroid order the query would probe, and for each neighbour the rows probed before its list
+        (its ``cost``); ``probe_budget`` picks the budget. Rounds of CALIBRATION_QUERIES rows are added while the
+        sample recall's standard error at that budget exceeds CALIBRATION_ERROR (easy data stops after one round;
+        data whose clusters straddle lists buys the precision it needs), up to CALIBRATION_ROUNDS.
+        Deterministic for a seed. Sets and returns ``self.probe``."""
+        n = len(self.assign)
+        if n <= CALIBRATION_K + 1:
             self.probe = Probe(1.0, 1.0, 0)
             return self.probe
-        sample = sorted(random.Random(seed).sample(range(n), min(CALIBRATION_QUERIES, n)))
+        drawn = random.Random(seed).sample(range(n), min(CALIBRATION_QUERIES * CALIBRATION_ROUNDS, n))
+        costs: list[list[int]] = []
+        budget, error = 1, 0.0
+        for start in range(0, len(drawn), CALIBRATION_QUERIES):
+            costs += self._costs(kernel, math_, sorted(drawn[start : start + CALIBRATION_QUERIES]))
+            budget = probe_budget(costs, CALIBRATION_RECALL, CALIBRATION_FLOOR)
+            error = _recall_error(costs, budget)
+            if error <= CALIBRATION_ERROR:
+                break
+        found = [c < budget for query in costs for c in query]
+        self.probe = Probe(min(1.0, budget / n), sum(found) / max(1, len(found)), len(costs))
+        return self.probe
+
+    def _costs(self, kernel: VectorKernel, math_: IvfMath, sample: list[int]) -> list[list[int]]:
+        """For each sampled row as a query: the rows the automatic probe gathers before each true neighbour's list."""
+        k = CALIBRATION_K
         data = bytes(memoryview(kernel.get_rows(sample)).cast("B"))
         truth = math_.neighbours(kernel, data, len(sample), k + 1)
         width = len(data) // len(sample)
@@ -357,11 +385,7 @@ class Partitions:
                 before[lst] = total
                 total += sizes[lst]
             costs.append([before[assign[r]] for r in others])
-        budget = probe_budget(costs, CALIBRATION_RECALL, CALIBRATION_FLOOR)
-        found_ = [c < budget for query in costs for c in query]
-        recall = sum(found_) / max(1, len(found_))
-        self.probe = Probe(min(1.0, budget / n), recall, len(sample))
-        return self.probe
+        return costs
 
     # ------------------------------------------------------------------ probing
     def candidates(self, query: Buffer, k: int, nprobe: int | None = None, allowed: Any = None) -> list[int]:
