@@ -161,13 +161,15 @@ class Probe:
     sample: int
 
 
-def _recall_error(costs: list[list[int]], budget: int) -> float:
-    """Standard error of the mean per-query recall at ``budget``."""
+def _recall_stats(costs: list[list[int]], budget: int) -> tuple[float, float]:
+    """Mean per-query recall at ``budget`` and its standard error."""
     recalls = [sum(c < budget for c in query) / len(query) for query in costs if query]
-    if len(recalls) < 2:
-        return 0.0
+    if not recalls:
+        return 1.0, 0.0
     mean = math.fsum(recalls) / len(recalls)
-    return math.sqrt(math.fsum((r - mean) ** 2 for r in recalls) / (len(recalls) - 1) / len(recalls))
+    if len(recalls) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(math.fsum((r - mean) ** 2 for r in recalls) / (len(recalls) - 1) / len(recalls))
 
 
 def probe_budget(costs: list[list[int]], target: float, floor: float) -> int:
@@ -340,6 +342,7 @@ class Partitions:
             "probe_share": None if self.probe is None else round(self.probe.share, 5),
             "probe_rows_top10": self.target(10),
             "calibration_recall": None if self.probe is None else round(self.probe.recall, 4),
+            "calibration_sample": None if self.probe is None else self.probe.sample,
         }
 
     # ------------------------------------------------------------------ calibration
@@ -349,8 +352,9 @@ class Partitions:
         For each sampled row: the exact top-10 of the other rows (``math_.neighbours``, one batched pass per
         round), the centroid order the query would probe, and for each neighbour the rows probed before its list
         (its ``cost``); ``probe_budget`` picks the budget. Rounds of CALIBRATION_QUERIES rows are added while the
-        sample recall's standard error at that budget exceeds CALIBRATION_ERROR (easy data stops after one round;
-        data whose clusters straddle lists buys the precision it needs), up to CALIBRATION_ROUNDS.
+        sample recall's standard error at that budget exceeds CALIBRATION_ERROR, unless the budget is under the
+        floors and the recall at the floors is safely above target (easy data stops after one round; data whose
+        clusters straddle lists buys the precision it needs), up to CALIBRATION_ROUNDS.
         Deterministic for a seed. Sets and returns ``self.probe``."""
         n = len(self.assign)
         if n <= CALIBRATION_K + 1:
@@ -358,12 +362,15 @@ class Partitions:
             return self.probe
         drawn = random.Random(seed).sample(range(n), min(CALIBRATION_QUERIES * CALIBRATION_ROUNDS, n))
         costs: list[list[int]] = []
-        budget, error = 1, 0.0
+        budget = 1
         for start in range(0, len(drawn), CALIBRATION_QUERIES):
             costs += self._costs(kernel, math_, sorted(drawn[start : start + CALIBRATION_QUERIES]))
             budget = probe_budget(costs, CALIBRATION_RECALL, CALIBRATION_FLOOR)
-            error = _recall_error(costs, budget)
-            if error <= CALIBRATION_ERROR:
+            if _recall_stats(costs, budget)[1] <= CALIBRATION_ERROR:
+                break
+            # a budget under the floors is probed at the floors: enough when even the pessimistic recall there is
+            mean, error = _recall_stats(costs, max(budget, MIN_CANDIDATES, PER_K * CALIBRATION_K))
+            if mean - 2 * error >= CALIBRATION_RECALL:
                 break
         found = [c < budget for query in costs for c in query]
         self.probe = Probe(min(1.0, budget / n), sum(found) / max(1, len(found)), len(costs))
