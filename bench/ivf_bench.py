@@ -3,6 +3,7 @@
     python bench/ivf_bench.py gmm --n 200000 --dims 768 [--queries 200] [--baseline] [--out FILE.jsonl]
     python bench/ivf_bench.py minilm --n 40000 [--queries 500] [--baseline] [--out FILE.jsonl]
     python bench/ivf_bench.py gmm --n 200000 --dims 768 --sweep 4,8,16,32     (recall/latency per nprobe)
+    nice -n 19 python bench/ivf_bench.py embed --n 165951     (embed every ICD-10 title once, resumable)
 
 Data: ``gmm`` is a Gaussian mixture (n / 200 centres drawn N(0, 1), points = centre + 0.6 x N(0, 1) noise,
 L2-normalised; queries are fresh draws from the same mixture). ``minilm`` is real MiniLM (all-MiniLM-L6-v2,
@@ -92,26 +93,48 @@ def icd10_titles() -> list[str]:
     return sorted(set(titles))
 
 
-def minilm(n: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
-    total = n + queries
-    cache = RESULTS / f"minilm-icd10-{total}.npy"
-    if not cache.exists():
-        from pyapp.embed import OnnxEmbedder
+EMBED_CHUNK = 4096
 
-        titles = icd10_titles()
-        rng = np.random.default_rng(5)
-        picked = [titles[i] for i in rng.permutation(len(titles))[:total]]
-        assert len(picked) == total, f"only {len(titles)} titles"
-        embedder = OnnxEmbedder(str(ROOT / "web" / "models" / "minilm"))
-        t0 = time.perf_counter()
-        out = np.empty((total, embedder.dims), dtype=np.float32)
-        for start in range(0, total, 512):
-            raw = asyncio.run(embedder.embed_raw(picked[start : start + 512]))
-            out[start : start + 512] = np.frombuffer(raw, dtype="<f4").reshape(-1, embedder.dims)
-        print(f"embedded {total} titles in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        np.save(cache, out)
-    data = np.load(cache)
+
+def _titles_permuted() -> list[str]:
+    """Every title once, in one fixed shuffle: any n + queries prefix is the same rows, so caches nest."""
+    titles = icd10_titles()
+    return [titles[i] for i in np.random.default_rng(5).permutation(len(titles))]
+
+
+def embed_titles(total: int) -> np.ndarray:
+    """MiniLM embeddings of the first ``total`` shuffled titles, cached in resumable 4096-row chunks.
+
+    Chunks live in bench/results/minilm-icd10-chunks/ (not committed); a killed run resumes at the first
+    missing chunk, so the long 166k embedding can run niced in the background.
+    """
+    folder = RESULTS / "minilm-icd10-chunks"
+    folder.mkdir(parents=True, exist_ok=True)
+    picked = _titles_permuted()
+    assert total <= len(picked), f"only {len(picked)} titles"
+    embedder = None
+    blocks = []
+    t0 = time.perf_counter()
+    for start in range(0, total, EMBED_CHUNK):
+        path = folder / f"{start:07d}.npy"
+        if not path.exists():
+            if embedder is None:
+                from pyapp.embed import OnnxEmbedder
+
+                embedder = OnnxEmbedder(str(ROOT / "web" / "models" / "minilm"), batch_size=64)
+            chunk = picked[start : start + EMBED_CHUNK]
+            raw = asyncio.run(embedder.embed_raw(chunk))
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, np.frombuffer(raw, dtype="<f4").reshape(len(chunk), embedder.dims))
+            os.replace(tmp, path)
+            done = start + len(chunk)
+            print(f"embedded {done}/{total} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+        blocks.append(np.load(path))
+    return np.concatenate(blocks)[:total]
+
+
+def minilm(n: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
+    data = embed_titles(n + queries)
     data /= np.linalg.norm(data, axis=1, keepdims=True)
     return data[:n], data[n:]
 
@@ -198,7 +221,7 @@ def _phase(args: argparse.Namespace, phase: str, folder: str, threshold: int | N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data", choices=["gmm", "minilm"])
+    parser.add_argument("data", choices=["gmm", "minilm", "embed"])
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--dims", type=int, default=768)
     parser.add_argument("--queries", type=int, default=200)
@@ -215,6 +238,9 @@ def main() -> None:
         return
     if args.phase == "query":
         print(json.dumps(asyncio.run(query(args, args.folder))))
+        return
+    if args.data == "embed":
+        embed_titles(args.n)
         return
     if args.data == "minilm":
         args.dims = 384

@@ -226,4 +226,5 @@ class IndexRows:
         with paused_gc(n):
             parts = Partitions(math_.train(self.kernel, nlist_for(n), seed))
             parts.add(0, self.kernel.to_bytes(), n)
+            parts.calibrate(self.kernel, math_, seed)  # this index's own probe depth (pyapp.kernels.ivf)
         self.ivf = parts

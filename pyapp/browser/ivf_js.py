@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import random
 from array import array
+from collections.abc import Sequence
 from typing import Any
 
 from ..kernels.base import Buffer, VectorKernel
 from ._bridge import js_module, to_i32, to_u8
-from .js_kernel import JsKernel
+from .js_kernel import JsKernel, JsRows
 
 MODULE = "clinvec_ivf"
 SAMPLE_PER_LIST = 32  # as pyapp.kernels.ivf_numpy
@@ -42,6 +43,26 @@ class JsCentroids:
     def to_bytes(self) -> bytes:
         return self._kernel.to_bytes()
 
+    def list_copies(self) -> JsListCopies:
+        return JsListCopies(self._mod.ListStore.new(self.nlist))
+
+
+class JsListCopies:
+    """List rows held by ``ivf_kernel.mjs``'s ``ListStore``: a probe passes list numbers in and gets a ``JsRows``
+    (a JS Int32Array) back, which ``JsKernel.topk`` scans without converting it."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def put(self, lst: int, rows: list[int]) -> None:
+        self._store.put(lst, to_i32(rows))
+
+    def get(self, lst: int) -> list[int]:
+        return array("i", self._store.get(lst).to_bytes()).tolist()
+
+    def gather(self, lists: Sequence[int]) -> JsRows:
+        return JsRows(self._store.gather(to_i32(lists)))
+
 
 class JsIvfMath:
     """``IvfMath`` over the JS kernel."""
@@ -58,3 +79,8 @@ class JsIvfMath:
         init = to_i32(rnd.sample(range(m), nlist))
         raw = js_module(MODULE).kmeans(to_u8(data), m, dims, nlist, ITERATIONS, init)
         return JsCentroids(bytes(raw.to_bytes()), nlist, dims)
+
+    def neighbours(self, kernel: VectorKernel, queries: bytes, n: int, k: int) -> list[list[int]]:
+        """Exact top-``k`` per query through the kernel's own scan (the JS kernel's WASM SIMD top-k)."""
+        width = kernel.dims * 4
+        return [[row for row, _ in kernel.topk(queries[i * width : (i + 1) * width], k)] for i in range(n)]

@@ -68,3 +68,38 @@ export function kmeans(u8, m, dims, nlist, iterations, init) {
   }
   return new Uint8Array(cent.buffer);
 }
+
+/**
+ * Each IVF list's rows as an Int32Array, kept on the JS side so a query hands over only the numbers of the lists
+ * it probes (`gather`) and gets one Int32Array back that the kernel's `topk` scans as is (no per-query list of
+ * Python ints crossing the bridge). Python (`Partitions`) re-sends a list only after it changed.
+ */
+export class ListStore {
+  constructor(nlist) {
+    this.parts = new Array(nlist).fill(null);
+  }
+
+  put(list, rows) {
+    this.parts[list] = rows;
+  }
+
+  get(list) {
+    return this.parts[list];
+  }
+
+  gather(lists) {
+    let total = 0;
+    for (const l of lists) {
+      const part = this.parts[l];
+      if (part === null || part === undefined) throw new RangeError(`list ${l} has no rows copied`);
+      total += part.length;
+    }
+    const out = new Int32Array(total);
+    let at = 0;
+    for (const l of lists) {
+      out.set(this.parts[l], at);
+      at += this.parts[l].length;
+    }
+    return out;
+  }
+}

@@ -111,7 +111,7 @@ class Int8Kernel(NumpyKernel):
         if index is None:
             codes, scale = self._codes[: self._n], self._scale[: self._n]
         else:
-            codes, scale = self._codes[index], self._scale[index]
+            codes, scale = np.take(self._codes, index, axis=0), self._scale[index]  # take: a faster row gather
         approx = np.asarray(simsimd.cdist(qc[None, :], codes, metric="dot", threads=1), dtype=np.float64)[0]
         approx *= scale  # exact int32 dot products, scaled in float64
         approx *= qs

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import math
+import random
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,17 +27,27 @@ from typing import Any, Protocol
 from ..errors import CorruptIndex, InvalidInput, describe
 from .base import Buffer, VectorKernel
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: adds the calibrated probe depth ("probe"); version 1 still opens (PROBE_SCALE rule)
 DEFAULT_THRESHOLD = (
     64_000  # exact below: the int8 scan is ~6 ms at 50k x 768, and bench/run_core.sh (<= 50k) stays exact
 )
 MIN_CANDIDATES = 1024  # a query scans at least this many rows (all of them in a small index: exact answers)
 PER_K = 64  # ... and at least 64 candidates per requested hit
-# The automatic probe depth: the nearest lists until 0.8 x sqrt(nlist) lists' worth of rows is covered (8 % of the
-# rows at 100 lists, 5.3 % at 224, 3.8 % at 433: the finer the lists, the smaller the share a neighbour hides in).
-# Tuned in bench/ivf_bench.py for recall@10 >= 0.95: MiniLM ICD-10 titles at 100 lists, Gaussian mixtures at 224
-# and 433 lists (docs/BENCHMARKS.md).
+# The automatic probe depth of a partitioning saved before calibration existed (state version 1): the nearest
+# lists until 0.8 x sqrt(nlist) lists' worth of rows is covered. One rule for every data set, so it probes deeper
+# than clustered data needs; calibrated partitions (below) replace it.
 PROBE_SCALE = 0.8
+# Calibration, run whenever the partitions are (re)trained: leave-one-out on a sample of the index's own rows (each
+# a query, its truth the exact top-10 of the other rows), then the smallest candidate budget whose mean recall@10
+# over the sample reaches CALIBRATION_RECALL and whose lower confidence bound reaches CALIBRATION_FLOOR (the
+# promise). The margin covers fresh queries (not rows of the index) and the sample's noise, which is per query,
+# not per neighbour: a cluster split between lists loses most of one query's neighbours at once.
+CALIBRATION_QUERIES = 128  # per round; each costs n x dims multiply-adds (128 / nlist of assigning every row)
+CALIBRATION_ROUNDS = 3
+CALIBRATION_ERROR = 0.005  # another round while the sample recall's standard error is above this
+CALIBRATION_K = 10
+CALIBRATION_RECALL = 0.97
+CALIBRATION_FLOOR = 0.95
 # Drift: retrain when the index has doubled or halved since training, when list sizes got uneven (the expected
 # rows per probed list grew by half), or when rows sit farther from their centroids (mean 1 - cosine up 25 %).
 GROWTH = 2.0
@@ -101,12 +112,28 @@ class Centroids(Protocol):
         """The centroid matrix, float32, list order."""
 
 
+class ListCopies(Protocol):
+    """A runtime's copies of list rows (optional: ``Centroids.list_copies()``), kept in step by ``Partitions``."""
+
+    def put(self, lst: int, rows: list[int]) -> None:
+        """Replace list ``lst``'s copy with ``rows``."""
+
+    def get(self, lst: int) -> Sequence[int]:
+        """List ``lst``'s copy (tests)."""
+
+    def gather(self, lists: Sequence[int]) -> Sequence[int]:
+        """The rows of these lists, in this order, as something the runtime's kernel scans directly."""
+
+
 class IvfMath(Protocol):
     """Builds ``Centroids``: from stored bytes, or by k-means over a kernel's rows."""
 
     def centroids(self, data: bytes, nlist: int, dims: int) -> Centroids: ...
 
     def train(self, kernel: VectorKernel, nlist: int, seed: int) -> Centroids: ...
+
+    def neighbours(self, kernel: VectorKernel, queries: bytes, n: int, k: int) -> list[list[int]]:
+        """Exact top-``k`` rows of ``kernel`` (largest cosine first) for each of ``n`` prepared queries."""
 
 
 def default_math() -> IvfMath | None:
@@ -122,6 +149,55 @@ def default_math() -> IvfMath | None:
 
         return JsIvfMath()
     return NumpyIvfMath()
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A calibrated automatic probe depth: ``share`` of the rows (the candidate budget over the rows at
+    calibration); ``recall`` is the sample's mean recall@10 at that budget, ``sample`` how many rows were queries."""
+
+    share: float
+    recall: float
+    sample: int
+
+
+def _recall_stats(costs: list[list[int]], budget: int) -> tuple[float, float]:
+    """Mean per-query recall at ``budget`` and its standard error."""
+    recalls = [sum(c < budget for c in query) / len(query) for query in costs if query]
+    if not recalls:
+        return 1.0, 0.0
+    mean = math.fsum(recalls) / len(recalls)
+    if len(recalls) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(math.fsum((r - mean) ** 2 for r in recalls) / (len(recalls) - 1) / len(recalls))
+
+
+def probe_budget(costs: list[list[int]], target: float, floor: float) -> int:
+    """The smallest budget B whose sample recall reaches ``target`` on average and ``floor`` at its lower
+    confidence bound (mean - 2 standard errors over the queries: neighbours of one query hide together, so the
+    queries, not the neighbours, are the independent draws). ``costs[i]``: for query i's neighbours, the rows the
+    automatic probe gathers before reaching each one's list; it is found iff ``cost < B`` (lists are added while
+    fewer than B rows are gathered)."""
+    flat = sorted({c for query in costs for c in query})
+    if not flat:
+        return 1
+
+    def enough(budget: int) -> bool:
+        recalls = [sum(c < budget for c in query) / len(query) for query in costs if query]
+        mean = math.fsum(recalls) / len(recalls)
+        spread = math.sqrt(math.fsum((r - mean) ** 2 for r in recalls) / max(1, len(recalls) - 1))
+        return mean >= target - 1e-12 and mean - 2 * spread / math.sqrt(len(recalls)) >= floor - 1e-12
+
+    lo, hi = 0, len(flat) - 1  # both criteria only grow with B: binary search over the budgets that differ
+    if not enough(flat[hi] + 1):
+        return flat[hi] + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if enough(flat[mid] + 1):
+            hi = mid
+        else:
+            lo = mid + 1
+    return 1 if lo == 0 and enough(1) else flat[lo] + 1
 
 
 @dataclass(frozen=True)
@@ -145,7 +221,11 @@ class Partitions:
         self.score: list[float] = []  # row -> cosine to its centroid (drift)
         self.score_sum = 0.0
         self.trained = trained
-        self._frozen: dict[int, Any] = {}  # list -> frozen copy of its rows (numpy), dropped when the list changes
+        self.probe: Probe | None = None  # None: PROBE_SCALE's rule (a version-1 state); set by calibrate()
+        # The runtime's own copies of list rows (numpy arrays, or Int32Arrays held by JS), put lazily by a query
+        # and marked stale when the list changes: a query then hands over list numbers, not thousands of ints.
+        self._copies: ListCopies | None = getattr(centroids, "list_copies", lambda: None)()
+        self._fresh: set[int] = set()  # lists whose copy equals ``members[list]``
 
     def __len__(self) -> int:
         return len(self.assign)
@@ -164,11 +244,10 @@ class Partitions:
 
     def _place(self, start: int, lists: Sequence[int], scores: Sequence[float]) -> None:
         members, assign, pos, score = self.members, self.assign, self.pos, self.score
-        if len(lists) > len(self._frozen):
-            self._frozen.clear()
+        if len(lists) > len(self._fresh):
+            self._fresh.clear()
         else:
-            for lst in lists:
-                self._frozen.pop(lst, None)
+            self._fresh.difference_update(lists)
         for offset, (lst, s) in enumerate(zip(lists, scores)):
             bucket = members[lst]
             assign.append(lst)
@@ -182,7 +261,7 @@ class Partitions:
         lists, scores = self.centroids.nearest(vector, 1)
         self._detach(row)
         lst = int(lists[0])
-        self._frozen.pop(lst, None)
+        self._fresh.discard(lst)
         self.assign[row] = lst
         self.pos[row] = len(self.members[lst])
         self.members[lst].append(row)
@@ -190,7 +269,7 @@ class Partitions:
         self.score[row] = float(scores[0])
 
     def _detach(self, row: int) -> None:
-        self._frozen.pop(self.assign[row], None)
+        self._fresh.discard(self.assign[row])
         bucket = self.members[self.assign[row]]
         p = self.pos[row]
         moved = bucket.pop()
@@ -205,7 +284,7 @@ class Partitions:
         last = len(self.assign) - 1
         if row != last:
             lst = self.assign[last]
-            self._frozen.pop(lst, None)
+            self._fresh.discard(lst)
             self.members[lst][self.pos[last]] = row
             self.assign[row], self.pos[row], self.score[row] = lst, self.pos[last], self.score[last]
         self.assign.pop()
@@ -221,8 +300,8 @@ class Partitions:
         for lst, bucket in enumerate(self.members):
             for p, row in enumerate(bucket):
                 assert self.assign[row] == lst and self.pos[row] == p, f"row {row} is misplaced"
-        for lst, part in self._frozen.items():
-            assert list(part) == self.members[lst], f"the frozen copy of list {lst} is stale"
+        for lst in self._fresh:
+            assert self._copies is not None and list(self._copies.get(lst)) == self.members[lst], f"list {lst} copy"
         if n:
             _, best = self.centroids.nearest(kernel.to_bytes(), n)
             for row, (mine, top) in enumerate(zip(self.score, best)):
@@ -259,7 +338,61 @@ class Partitions:
             "imbalance": round(now.imbalance, 3),
             "mean_distance": round(now.residual, 5),
             "trained_rows": None if self.trained is None else self.trained.rows,
+            "probe": "default rule" if self.probe is None else "calibrated",
+            "probe_share": None if self.probe is None else round(self.probe.share, 5),
+            "probe_rows_top10": self.target(10),
+            "calibration_recall": None if self.probe is None else round(self.probe.recall, 4),
+            "calibration_sample": None if self.probe is None else self.probe.sample,
         }
+
+    # ------------------------------------------------------------------ calibration
+    def calibrate(self, kernel: VectorKernel, math_: IvfMath, seed: int = 0) -> Probe:
+        """Choose this index's automatic probe depth from its own rows (leave-one-out; see CALIBRATION_*).
+
+        For each sampled row: the exact top-10 of the other rows (``math_.neighbours``, one batched pass per
+        round), the centroid order the query would probe, and for each neighbour the rows probed before its list
+        (its ``cost``); ``probe_budget`` picks the budget. Rounds of CALIBRATION_QUERIES rows are added while the
+        sample recall's standard error at that budget exceeds CALIBRATION_ERROR, unless the budget is under the
+        floors and the recall at the floors is safely above target (easy data stops after one round; data whose
+        clusters straddle lists buys the precision it needs), up to CALIBRATION_ROUNDS.
+        Deterministic for a seed. Sets and returns ``self.probe``."""
+        n = len(self.assign)
+        if n <= CALIBRATION_K + 1:
+            self.probe = Probe(1.0, 1.0, 0)
+            return self.probe
+        drawn = random.Random(seed).sample(range(n), min(CALIBRATION_QUERIES * CALIBRATION_ROUNDS, n))
+        costs: list[list[int]] = []
+        budget = 1
+        for start in range(0, len(drawn), CALIBRATION_QUERIES):
+            costs += self._costs(kernel, math_, sorted(drawn[start : start + CALIBRATION_QUERIES]))
+            budget = probe_budget(costs, CALIBRATION_RECALL, CALIBRATION_FLOOR)
+            if _recall_stats(costs, budget)[1] <= CALIBRATION_ERROR:
+                break
+            # a budget under the floors is probed at the floors: enough when even the pessimistic recall there is
+            mean, error = _recall_stats(costs, max(budget, MIN_CANDIDATES, PER_K * CALIBRATION_K))
+            if mean - 2 * error >= CALIBRATION_RECALL:
+                break
+        found = [c < budget for query in costs for c in query]
+        self.probe = Probe(min(1.0, budget / n), sum(found) / max(1, len(found)), len(costs))
+        return self.probe
+
+    def _costs(self, kernel: VectorKernel, math_: IvfMath, sample: list[int]) -> list[list[int]]:
+        """For each sampled row as a query: the rows the automatic probe gathers before each true neighbour's list."""
+        k = CALIBRATION_K
+        data = bytes(memoryview(kernel.get_rows(sample)).cast("B"))
+        truth = math_.neighbours(kernel, data, len(sample), k + 1)
+        width = len(data) // len(sample)
+        sizes = [len(b) for b in self.members]
+        assign = self.assign
+        costs: list[list[int]] = []
+        for i, (row, found) in enumerate(zip(sample, truth)):
+            others = [r for r in found if r != row][:k]
+            before, total = {}, 0
+            for lst in self.centroids.rank(data[i * width : (i + 1) * width]):
+                before[lst] = total
+                total += sizes[lst]
+            costs.append([before[assign[r]] for r in others])
+        return costs
 
     # ------------------------------------------------------------------ probing
     def candidates(self, query: Buffer, k: int, nprobe: int | None = None, allowed: Any = None) -> list[int]:
@@ -288,24 +421,26 @@ class Partitions:
         return out
 
     def _rows_of(self, lists: Sequence[int]) -> Sequence[int]:
-        """The rows of these lists, through the runtime's frozen copies (numpy arrays) when it has them: a
-        query then concatenates a few arrays instead of converting thousands of Python ints."""
-        freeze = getattr(self.centroids, "freeze", None)
-        if freeze is None:
+        """The rows of these lists, gathered by the runtime from its copies when it keeps them (numpy arrays
+        concatenated; in the page a JS Int32Array that the JS kernel scans as is), else as a Python list."""
+        copies = self._copies
+        if copies is None:
             return list(chain.from_iterable(self.members[lst] for lst in lists))
-        frozen = self._frozen
-        parts = []
+        fresh = self._fresh
         for lst in lists:
-            part = frozen.get(lst)
-            if part is None:
-                part = frozen[lst] = freeze(self.members[lst])
-            parts.append(part)
-        return self.centroids.join(parts)
+            if lst not in fresh:
+                copies.put(lst, self.members[lst])
+                fresh.add(lst)
+        return copies.gather(lists)
 
     def target(self, k: int) -> int:
         """How many candidate rows the automatic probe gathers for top-``k``."""
         rows = len(self.assign)
-        return max(MIN_CANDIDATES, PER_K * k, math.ceil(rows * PROBE_SCALE / math.sqrt(self.nlist)))
+        if self.probe is None:
+            depth = math.ceil(rows * PROBE_SCALE / math.sqrt(self.nlist))
+        else:  # a share, so the depth follows the rows between retrainings (at most a doubling or halving)
+            depth = math.ceil(rows * self.probe.share)
+        return max(MIN_CANDIDATES, PER_K * k, depth)
 
     # ------------------------------------------------------------------ snapshot state
     def state(self) -> dict[str, Any]:
@@ -318,14 +453,18 @@ class Partitions:
             "assign": base64.b64encode(array("i", self.assign).tobytes()).decode("ascii"),
             "score": base64.b64encode(array("f", self.score).tobytes()).decode("ascii"),
             "trained": None if t is None else [t.rows, t.imbalance, t.residual],
+            "probe": None if self.probe is None else [self.probe.share, self.probe.recall, self.probe.sample],
         }
 
     @classmethod
     def restore(cls, state: dict[str, Any], math_: IvfMath, dims: int, rows: int) -> Partitions:
         """Rebuild from ``state()`` for a snapshot of ``rows`` rows; ``CorruptIndex`` when it does not fit."""
         try:
-            if state["version"] != STATE_VERSION:
+            if state["version"] not in (1, STATE_VERSION):
                 raise CorruptIndex(f"snapshot partitioning has unknown version {state['version']!r}")
+            probe = None if state["version"] == 1 or state["probe"] is None else Probe(*state["probe"])
+            if probe is not None and not (0.0 < probe.share <= 1.0 and 0.0 <= probe.recall <= 1.0):
+                raise ValueError(f"probe {state['probe']!r} out of range")
             nlist = int(state["nlist"])
             raw = base64.b64decode(state["centroids"], validate=True)
             assign = array("i", base64.b64decode(state["assign"], validate=True))
@@ -338,6 +477,7 @@ class Partitions:
         if rows and not 0 <= min(assign) <= max(assign) < nlist:
             raise CorruptIndex("snapshot partitioning names a list that does not exist")
         parts = cls(math_.centroids(raw, nlist, dims), trained)
+        parts.probe = probe
         parts._place(0, assign.tolist(), score.tolist())
         return parts
 
@@ -347,6 +487,7 @@ __all__ = [
     "Centroids",
     "IvfMath",
     "Partitions",
+    "Probe",
     "check_nprobe",
     "check_threshold",
     "default_math",

@@ -6,6 +6,8 @@ sgemm beats a scan; a bulk write assigns its rows in blocks so the temporary sco
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .base import Buffer, VectorKernel
@@ -13,6 +15,8 @@ from .base import Buffer, VectorKernel
 SAMPLE_PER_LIST = 32  # k-means trains on up to 32 rows per list (a uniform sample): enough for stable centroids
 ITERATIONS = 8
 BLOCK = 4096  # rows assigned per matrix product
+NEIGHBOUR_BLOCK = 16384  # index rows per product when finding the calibration queries' exact neighbours
+NEIGHBOUR_HEAD = 4096  # rows whose k-th best score per query is the floor for the rest
 
 
 class NumpyCentroids:
@@ -35,13 +39,25 @@ class NumpyCentroids:
         return self.matrix.astype("<f4").tobytes()
 
     @staticmethod
-    def freeze(rows: list[int]) -> np.ndarray:
-        """One list's rows as an int64 array, kept by ``Partitions`` until the list changes."""
-        return np.array(rows, dtype=np.int64)
+    def list_copies() -> NumpyListCopies:
+        return NumpyListCopies()
 
-    @staticmethod
-    def join(parts: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+class NumpyListCopies:
+    """Each list's rows as an int64 array: a query concatenates a few arrays instead of converting Python ints."""
+
+    def __init__(self) -> None:
+        self._parts: dict[int, np.ndarray] = {}
+
+    def put(self, lst: int, rows: list[int]) -> None:
+        self._parts[lst] = np.array(rows, dtype=np.int64)
+
+    def get(self, lst: int) -> np.ndarray:
+        return self._parts[lst]
+
+    def gather(self, lists: Sequence[int]) -> np.ndarray:
+        parts = self._parts
+        return np.concatenate([parts[lst] for lst in lists]) if len(lists) else np.empty(0, dtype=np.int64)
 
 
 def nearest(rows: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,3 +112,27 @@ class NumpyIvfMath:
         else:
             sample = np.frombuffer(kernel.to_bytes(), dtype="<f4")
         return NumpyCentroids(kmeans(sample.reshape(m, kernel.dims), nlist, seed))
+
+    def neighbours(self, kernel: VectorKernel, queries: bytes, n: int, k: int) -> list[list[int]]:
+        """Exact top-``k`` rows for ``n`` queries at once: one sgemm per block of index rows (far cheaper than
+        ``n`` kernel scans). A per-query floor (the k-th best score among the first rows, a lower bound of the
+        true k-th best) keeps only the few scores that can matter, so no block is sorted; ties by row order."""
+        q = np.frombuffer(queries, dtype="<f4").reshape(n, kernel.dims)
+        rows = np.frombuffer(kernel.to_bytes(), dtype="<f4").reshape(-1, kernel.dims)
+        head = rows[:NEIGHBOUR_HEAD] @ q.T  # (head rows, n)
+        if n == 0 or head.shape[0] <= k:
+            floor = np.full(n, -np.inf, dtype=np.float32)
+        else:
+            floor = np.partition(head, head.shape[0] - k, axis=0)[head.shape[0] - k]
+        hit_q, hit_r, hit_s = [], [], []
+        for start in range(0, rows.shape[0], NEIGHBOUR_BLOCK):
+            block = rows[start : start + NEIGHBOUR_BLOCK] @ q.T  # (block rows, n)
+            r, i = np.nonzero(block >= floor)
+            hit_q.append(i)
+            hit_r.append(r + start)
+            hit_s.append(block[r, i])
+        qs, rs, ss = (np.concatenate(a) if a else np.empty(0) for a in (hit_q, hit_r, hit_s))
+        order = np.lexsort((rs, -ss, qs))  # per query: best score first, then row order
+        qs, rs = qs[order], rs[order]
+        starts = np.searchsorted(qs, np.arange(n))
+        return [rs[a : a + k].tolist() for a in starts.tolist()]
