@@ -108,6 +108,33 @@ def test_calibration_follows_harder_data_deeper() -> None:
     asyncio.run(go())
 
 
+def test_data_without_clusters_is_scanned_exactly_instead_of_probed() -> None:
+    """Uniform noise has no cluster structure: calibration asks for most of the rows, and gathering that many
+    scattered rows costs more than the contiguous full scan, so the automatic probe gives way to the exact scan
+    (answers equal ``exact=True``'s); an explicit ``nprobe`` still probes."""
+
+    async def go() -> None:
+        idx = await LocalIndex.create("memory://ivf-uniform", dims=DIMS, ivf_threshold=5_000)
+        rng = np.random.default_rng(5)
+        await idx.insert_many(items(rng.uniform(-1, 1, (12_000, DIMS)).astype(np.float32)))
+        stats = (await idx.stats())["ivf"]
+        assert stats["active"] and stats["probe"] == "calibrated"
+        assert stats["probe_share"] * ivf.GATHER_COST >= 1 and stats["auto_scan"] == "exact"
+        for q in rng.uniform(-1, 1, (20, DIMS)).astype(np.float32):
+            auto = await idx.query(q, top_k=10, mode="vector")
+            exact = await idx.query(q, top_k=10, mode="vector", exact=True)
+            assert [(r.id, r.score) for r in auto] == [(r.id, r.score) for r in exact]
+        overlap = 0
+        for q in rng.uniform(-1, 1, (20, DIMS)).astype(np.float32):
+            one = await idx.query(q, top_k=10, mode="vector", nprobe=1)
+            exact = await idx.query(q, top_k=10, mode="vector", exact=True)
+            overlap += len({r.id for r in one} & {r.id for r in exact})
+        assert overlap < 0.9 * 200  # one list of ~55 holds few of a uniform query's neighbours: it did probe
+        await idx.close()
+
+    asyncio.run(go())
+
+
 def test_version_1_partition_state_opens_with_the_old_rule(tmp_path: Path) -> None:
     async def go() -> None:
         idx = await LocalIndex.create(str(tmp_path / "v"), dims=DIMS, ivf_threshold=2_000)

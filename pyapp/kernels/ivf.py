@@ -37,6 +37,9 @@ PER_K = 64  # ... and at least 64 candidates per requested hit
 # lists until 0.8 x sqrt(nlist) lists' worth of rows is covered. One rule for every data set, so it probes deeper
 # than clustered data needs; calibrated partitions (below) replace it.
 PROBE_SCALE = 0.8
+# A probe gathers its candidate rows (np.take / a JS gather) at about 3x the per-row cost of the contiguous full
+# scan (measured in docs/BENCHMARKS.md, IVF section): probing pays only below a third of the rows.
+GATHER_COST = 3
 # Calibration, run whenever the partitions are (re)trained: leave-one-out on a sample of the index's own rows (each
 # a query, its truth the exact top-10 of the other rows), then the smallest candidate budget whose mean recall@10
 # over the sample reaches CALIBRATION_RECALL and whose lower confidence bound reaches CALIBRATION_FLOOR (the
@@ -92,8 +95,15 @@ def row_mask(rows: Sequence[int], n: int) -> bytes | bytearray:
 
 
 def use_exact(matches: int, rows: int, target: int) -> bool:
-    """A selective filter is answered by an exact scan of its matches: probing would need about
-    ``target * rows / matches`` rows to gather ``target`` matching candidates, more than the matches themselves."""
+    """Whether the automatic probe should give way to an exact scan.
+
+    A selective filter is answered by an exact scan of its matches: probing would need about
+    ``target * rows / matches`` rows to gather ``target`` matching candidates, more than the matches themselves.
+    Unfiltered, a probe reads its candidates scattered over memory, at about ``GATHER_COST`` times the cost per row
+    of the contiguous full scan; when calibration asks for that large a share of the rows (data with no cluster
+    structure, e.g. uniform noise), the full scan is both exact and faster."""
+    if matches == rows:
+        return target * GATHER_COST >= rows
     return matches * matches <= target * rows
 
 
@@ -341,6 +351,7 @@ class Partitions:
             "probe": "default rule" if self.probe is None else "calibrated",
             "probe_share": None if self.probe is None else round(self.probe.share, 5),
             "probe_rows_top10": self.target(10),
+            "auto_scan": "exact" if use_exact(now.rows, now.rows, self.target(10)) else "probe",
             "calibration_recall": None if self.probe is None else round(self.probe.recall, 4),
             "calibration_sample": None if self.probe is None else self.probe.sample,
         }
