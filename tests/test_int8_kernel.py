@@ -19,6 +19,7 @@ from pyapp.kernels import (  # noqa: E402
     int8_kernel,  # noqa: E402
 )
 from pyapp.kernels.int8_kernel import Int8Kernel  # noqa: E402
+from pyapp.kernels.ivf_numpy import NumpyListCopies  # noqa: E402
 from pyapp.kernels.numpy_kernel import NumpyKernel  # noqa: E402
 
 
@@ -215,3 +216,37 @@ def test_get_rows_is_get_row_back_to_back() -> None:
         rows = [3, 0, 3, 2]
         assert kernel.get_rows(rows) == b"".join(kernel.get_row(r) for r in rows)
         assert kernel.get_rows([]) == b""
+
+
+def test_probed_lists_are_scanned_from_kept_blocks_and_writes_drop_them() -> None:
+    """An IVF probe passes ``ProbedRows`` (each list's row array stays the same object while its list is
+    unchanged): the kernel keeps each probed list's int8 codes contiguous. Answers equal ``NumpyKernel``'s over
+    the same rows, also after writes changed rows of kept lists (every write drops the kept blocks), and a list
+    whose row array is replaced loses its block with the old array."""
+    rng = np.random.default_rng(11)
+    ref, fast = pair(unit(rng.standard_normal((3000, 24))))
+    lists = NumpyListCopies()
+    assign = rng.integers(0, 12, 3000)
+    for lst in range(12):
+        lists.put(lst, np.flatnonzero(assign == lst).tolist())
+    probes = [rng.choice(12, 4, replace=False).tolist() for _ in range(10)]
+
+    def check() -> None:
+        for chosen in probes:
+            q = query_bytes(ref, rng.standard_normal(24))
+            rows = lists.gather(chosen)
+            assert len(rows.parts) == 4
+            assert fast.topk(q, 10, rows) == ref.topk(q, 10, [int(r) for r in rows])
+
+    check()
+    assert fast._lists, "probed lists' blocks are kept"
+    for row in rng.choice(3000, 50, replace=False):
+        vec = bytes(ref.prepare(unit(rng.standard_normal((1, 24))).tobytes(), 1))
+        ref.set_row(int(row), vec)
+        fast.set_row(int(row), vec)
+    assert not fast._lists, "a write drops every kept block"
+    check()
+    for lst in range(12):
+        lists.put(lst, np.flatnonzero(assign == lst).tolist())
+    assert not fast._lists, "replaced row arrays take their blocks with them"
+    check()

@@ -16,7 +16,9 @@ norms are stored when the row is quantised; a small constant covers float32 roun
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import simsimd
@@ -55,6 +57,11 @@ def _quantise(rows: np.ndarray, codes: np.ndarray, scale: np.ndarray) -> None:
         scale[start : start + block.shape[0]] = s
 
 
+def _int8_dots(qc: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Exact int32 dot products of the int8 query with every row of ``codes``, as float64."""
+    return np.asarray(simsimd.cdist(qc[None, :], codes, metric="dot", threads=1), dtype=np.float64)[0]
+
+
 class Int8Kernel(NumpyKernel):
     """``NumpyKernel`` plus an int8 shadow matrix (one float32 scale per row) used to prune the exact scan."""
 
@@ -62,6 +69,9 @@ class Int8Kernel(NumpyKernel):
         super().__init__(dims)
         self._codes = np.empty((0, dims), dtype=np.int8)
         self._scale = np.empty(0, dtype=np.float32)
+        # Contiguous int8 codes + scales of probed IVF lists, keyed by the id of the list's row array
+        # (``ProbedRows.parts``; a weak reference proves it is the same array). Any write drops them all.
+        self._lists: dict[int, tuple[weakref.ref[Any], np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ keeping the shadow in step
     def _reserve(self, total: int) -> None:
@@ -77,6 +87,7 @@ class Int8Kernel(NumpyKernel):
         self._codes, self._scale = codes, scale
 
     def _shadow(self, start: int, stop: int) -> None:
+        self._lists.clear()
         _quantise(self._data[start:stop], self._codes[start:stop], self._scale[start:stop])
 
     def load(self, data: Buffer, n: int) -> None:
@@ -97,22 +108,47 @@ class Int8Kernel(NumpyKernel):
 
     def swap_remove(self, row: int) -> None:
         last = self._n - 1
+        self._lists.clear()
         if row != last:
             self._codes[row] = self._codes[last]
             self._scale[row] = self._scale[last]
         super().swap_remove(row)
 
+    def _list_codes(self, part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One probed list's codes and scales, gathered once and kept until the next write or until the list's
+        row array is replaced (its list changed): a query then scans contiguous blocks instead of gathering."""
+        key = id(part)
+        entry = self._lists.get(key)
+        if entry is not None and entry[0]() is part:
+            return entry[1], entry[2]
+        lists = self._lists
+
+        def forget(ref: weakref.ref[Any], key: int = key) -> None:
+            if lists.get(key, (None,))[0] is ref:
+                del lists[key]
+
+        codes, scale = np.take(self._codes, part, axis=0), self._scale[part]
+        lists[key] = (weakref.ref(part, forget), codes, scale)
+        return codes, scale
+
     # ------------------------------------------------------------------ search
-    def _bounds(self, q: np.ndarray, index: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _bounds(
+        self, q: np.ndarray, index: np.ndarray | None, parts: list[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds of every candidate's exact cosine, from one int8 pass."""
         qs = float(np.abs(q).max()) / QMAX
         qc = np.rint(q * np.float32(1.0 / qs)).astype(np.int8)
         rho = float(np.linalg.norm(q.astype(np.float64) - qc.astype(np.float64) * qs))
-        if index is None:
-            codes, scale = self._codes[: self._n], self._scale[: self._n]
+        if parts is not None:  # probed IVF lists: scan each list's kept contiguous block
+            blocks = [self._list_codes(p) for p in parts]
+            scale = np.concatenate([s for _, s in blocks])
+            approx = np.concatenate([_int8_dots(qc, c) for c, _ in blocks])
         else:
-            codes, scale = np.take(self._codes, index, axis=0), self._scale[index]  # take: a faster row gather
-        approx = np.asarray(simsimd.cdist(qc[None, :], codes, metric="dot", threads=1), dtype=np.float64)[0]
+            if index is None:
+                codes, scale = self._codes[: self._n], self._scale[: self._n]
+            else:
+                codes, scale = np.take(self._codes, index, axis=0), self._scale[index]  # take: a faster row gather
+            approx = _int8_dots(qc, codes)
         approx *= scale  # exact int32 dot products, scaled in float64
         approx *= qs
         # |x.q - x'.q'| <= ||x - x'|| ||q|| + ||x'|| rho, with ||x - x'|| <= scale * sqrt(dims) * ROUNDING,
@@ -129,8 +165,9 @@ class Int8Kernel(NumpyKernel):
         if k <= 0 or count == 0 or k >= count or count < SMALL:
             return super().topk(query, k, rows)
         q = self._rows(query, 1)[0]
+        parts = getattr(rows, "parts", None)  # ivf_numpy.ProbedRows
         index = None if rows is None else np.asarray(rows, dtype=np.int64)
-        lower, upper = self._bounds(q, index)
+        lower, upper = self._bounds(q, index, parts)
         floor = np.partition(lower, count - k)[count - k]  # the true k-th best score is at least this
         local = np.flatnonzero(upper >= floor)  # every row that could reach the top k (or tie it)
         candidates = local if index is None else index[local]

@@ -56,8 +56,20 @@ class NumpyListCopies:
         return self._parts[lst]
 
     def gather(self, lists: Sequence[int]) -> np.ndarray:
-        parts = self._parts
-        return np.concatenate([parts[lst] for lst in lists]) if len(lists) else np.empty(0, dtype=np.int64)
+        parts = [self._parts[lst] for lst in lists]
+        if not parts:
+            return np.empty(0, dtype=np.int64)
+        out = np.concatenate(parts).view(ProbedRows)
+        out.parts = parts
+        return out
+
+
+class ProbedRows(np.ndarray):
+    """The probed lists' rows, concatenated, remembering each list's array (``parts``): an array stays the same
+    object while its list is unchanged, so ``Int8Kernel`` can keep each list's int8 codes gathered contiguously
+    instead of gathering tens of thousands of scattered rows on every query."""
+
+    parts: list[np.ndarray]
 
 
 def nearest(rows: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
