@@ -37,8 +37,9 @@ PER_K = 64  # ... and at least 64 candidates per requested hit
 # lists until 0.8 x sqrt(nlist) lists' worth of rows is covered. One rule for every data set, so it probes deeper
 # than clustered data needs; calibrated partitions (below) replace it.
 PROBE_SCALE = 0.8
-# A probe gathers its candidate rows (np.take / a JS gather) at about 3x the per-row cost of the contiguous full
-# scan (measured in docs/BENCHMARKS.md, IVF section): probing pays only below a third of the rows.
+# A probe reads its candidates list by list (gathered from scattered rows, on the server then kept per list until a
+# write), at up to about 3x the per-row cost of the contiguous full scan plus per-list work: the automatic probe
+# gives way to the exact scan from a third of the rows on (an exact answer is never the worse choice there).
 GATHER_COST = 3
 # Calibration, run whenever the partitions are (re)trained: leave-one-out on a sample of the index's own rows (each
 # a query, its truth the exact top-10 of the other rows), then the smallest candidate budget whose mean recall@10
@@ -99,9 +100,9 @@ def use_exact(matches: int, rows: int, target: int) -> bool:
 
     A selective filter is answered by an exact scan of its matches: probing would need about
     ``target * rows / matches`` rows to gather ``target`` matching candidates, more than the matches themselves.
-    Unfiltered, a probe reads its candidates scattered over memory, at about ``GATHER_COST`` times the cost per row
-    of the contiguous full scan; when calibration asks for that large a share of the rows (data with no cluster
-    structure, e.g. uniform noise), the full scan is both exact and faster."""
+    Unfiltered, a probe reads its candidates scattered over memory, at up to ``GATHER_COST`` times the cost per
+    row of the contiguous full scan; when calibration asks for that large a share of the rows (data with no cluster
+    structure, e.g. uniform noise), the full scan is exact and no slower."""
     if matches == rows:
         return target * GATHER_COST >= rows
     return matches * matches <= target * rows
