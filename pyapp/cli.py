@@ -289,9 +289,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hashing", type=int, metavar="DIMS", help="use the dependency-free hashing embedder")
 
 
-def _index_command(
-    sub: argparse._SubParsersAction, name: str, help: str, run: Any, *, takes_id: bool = False
-) -> argparse.ArgumentParser:
+def _index_command(sub: Any, name: str, help: str, run: Any, *, takes_id: bool = False) -> argparse.ArgumentParser:
     """A subcommand ``NAME INDEX [ID]`` that runs ``run``: the shape most commands (and ``docs``'s) share."""
     p: argparse.ArgumentParser = sub.add_parser(name, help=help)
     p.add_argument("index")
