@@ -8,6 +8,7 @@ history of the index (live, reopened or compacted: same ids, same scores, same o
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -175,6 +176,9 @@ async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: Query
         fused = reciprocal_rank_fusion(ranked, k=p.rrf_k, weights=list(p.weights))
     else:
         fused = weighted_fusion([vector_leg, keyword_leg], list(p.weights))
+    if len(fused) > p.top_k:  # only hits at or above the top_k-th score can place: order just those (ties included)
+        floor = heapq.nlargest(p.top_k, [s for _, s in fused])[-1]
+        fused = [h for h in fused if h[1] >= floor]
     fused.sort(key=lambda h: by_score_then_seq(h, row_of[h[0]]))
     fused = fused[: p.top_k]
     keyword_scores = dict(keyword_leg)

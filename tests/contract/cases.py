@@ -686,6 +686,12 @@ async def case_hybrid_queries(locations: Scope) -> Observation:
     wide_keyword = {r.id for r in await idx.query(text="note 50", top_k=HYBRID_DEPTH, mode="keyword")}
     assert len(wide) == HYBRID_DEPTH and len(wide_vector | wide_keyword) < len(await idx.ids())
     assert {r.id for r in wide} <= wide_vector | wide_keyword
+    # a top_k that cuts through tied fused scores keeps the deeper query's order (ties: insertion order)
+    tied = [r for r in wide if r.score == wide[-1].score]
+    assert len(tied) > 10
+    depth = len(wide) - len(tied) + 5  # 5 rows into the run of tied scores at the end
+    cut = await idx.query(vec(3), text="note 50", top_k=depth, mode="hybrid", weights=(0.0, 1.0))
+    assert [r.id for r in cut] == [r.id for r in wide[:depth]]
     return {"rrf": hits(hybrid), "weighted": hits(weighted), "wide": [r.id for r in wide]}
 
 
