@@ -148,7 +148,8 @@ async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: Query
     if p.mode == "vector":
         assert prepared is not None
         hits = kernel.topk(prepared, p.top_k, _scan_rows(state, prepared, p.top_k, rows, p))
-        hits.sort(key=lambda h: by_score_then_seq(h, h[0]))
+        if not _settled(hits):
+            hits.sort(key=lambda h: by_score_then_seq(h, h[0]))
         hits = hits[: p.top_k]
         items = state.items([r for r, _ in hits])
         return _cut([Result(item, s, vector_score=s) for item, (_, s) in zip(items, hits)], p.min_score)
@@ -168,7 +169,8 @@ async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: Query
     assert prepared is not None and p.text is not None
     depth = max(p.top_k, HYBRID_DEPTH)
     vector_hits = kernel.topk(prepared, depth, _scan_rows(state, prepared, depth, rows, p))
-    vector_hits.sort(key=lambda h: by_score_then_seq(h, h[0]))
+    if not _settled(vector_hits):
+        vector_hits.sort(key=lambda h: by_score_then_seq(h, h[0]))
     vector_leg = [(records[r].id, s) for r, s in vector_hits[:depth]]
     keyword_leg = keyword.search(p.keyword_text or p.text, top_k=depth, allowed=allowed)
     if p.fusion == "rrf":
@@ -190,6 +192,13 @@ async def run(state: IndexRows, embedder: Embedder | None, vector: Any, p: Query
         for (k, s), item, c in zip(fused, items, cosines)
     ]
     return _cut(results, p.min_score)
+
+
+def _settled(hits: list[tuple[int, float]]) -> bool:
+    """Whether kernel hits are already best first with no two scores equal: then ordering them by (score,
+    insertion order) would move none, and the per-hit insertion-order lookups can be skipped."""
+    scores = [s for _, s in hits]
+    return len(set(scores)) == len(scores) and scores == sorted(scores, reverse=True)
 
 
 def _scan_rows(state: IndexRows, query: Any, k: int, rows: Sequence[int] | None, p: QueryPlan) -> Sequence[int] | None:
