@@ -66,6 +66,22 @@ def check_text(text: Any) -> str | None:
     return text
 
 
+async def embed_missing(
+    embedder: Embedder | None, entries: list[dict[str, Any]], missing: list[int], progress: Progress | None
+) -> Any:
+    """Embed, in one batch, the texts of the items at ``missing`` (they came without a vector): every engine's
+    write path. ``NoEmbedder`` without an embedder, ``InvalidInput`` when one of them has no text."""
+    if embedder is None:
+        raise NoEmbedder(
+            f"item {missing[0]} has no vector and this index has no embedder; "
+            "pass a vector or open the index with an embedder"
+        )
+    texts = [entries[i].get("text") for i in missing]
+    if any(not t for t in texts):
+        raise InvalidInput("an item without a vector needs non-empty text to embed")
+    return await embedder.embed_raw(texts, progress)
+
+
 def column(entries: list[dict[str, Any]], key: str) -> list[Any]:
     """One field of every entry (None where absent), read at C speed: no Python frame per item."""
     return list(map(dict.get, entries, repeat(key)))
@@ -214,15 +230,7 @@ class Stager:
                 for j, i in enumerate(given or ()):
                     packed[i] = raw[j * width : (j + 1) * width]
         if missing:
-            if self.embedder is None:
-                raise NoEmbedder(
-                    f"item {missing[0]} has no vector and this index has no embedder; "
-                    "pass a vector or open the index with an embedder"
-                )
-            texts = [entries[i].get("text") for i in missing]
-            if any(not t for t in texts):
-                raise InvalidInput("an item without a vector needs non-empty text to embed")
-            raw = await self.embedder.embed_raw(texts, progress)
+            raw = await embed_missing(self.embedder, entries, missing, progress)
             for j, i in enumerate(missing):
                 packed[i] = raw[j * width : (j + 1) * width]
         if packed:

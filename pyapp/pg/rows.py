@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..embed.base import Embedder, Progress
-from ..errors import DimensionMismatch, DuplicateId, InvalidInput, InvalidMetadata, InvalidVector, NoEmbedder
+from ..errors import DimensionMismatch, DuplicateId, InvalidMetadata, InvalidVector
 from ..kernels.base import VectorKernel
 from ..metadata import validate_metadata
-from ..staging import check_id, check_text
+from ..staging import check_id, check_text, embed_missing
 from ..types import Item
 from .connect import Vec
 from .values import jsonb_safe, no_nul, terms
@@ -86,15 +86,7 @@ async def vectors(
         for j, n in enumerate(present):
             parts[n] = bytes(packed[j * width : (j + 1) * width])
     if missing:
-        if embedder is None:
-            raise NoEmbedder(
-                f"item {missing[0]} has no vector and this index has no embedder; "
-                "pass a vector or open the index with an embedder"
-            )
-        texts = [entries[n].get("text") for n in missing]
-        if any(not t for t in texts):
-            raise InvalidInput("an item without a vector needs non-empty text to embed")
-        embedded = await embedder.embed_raw(texts, progress)
+        embedded = await embed_missing(embedder, entries, missing, progress)
         for j, n in enumerate(missing):
             parts[n] = bytes(embedded[j * width : (j + 1) * width])
     try:
