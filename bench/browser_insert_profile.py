@@ -11,8 +11,9 @@ per-item functions are not wrapped), so they add up to a little less than the to
 Phases: ``stage`` (Stager.puts: ids, metadata, texts, vectors), inside it ``pack`` (joining the float32
 buffers) and ``prepare`` (the copy into JS, normalising there, the copy back); ``lock`` (the Web Lock and
 catch-up); ``rows_load`` (kernel, metadata table, id map); ``encode_rows`` (the snapshot's row records);
-``idb`` (the snapshot transaction: chunk copies, structured clone, commit), split by the store's own marks into
-``idb_queue`` (issuing the requests, cloning the values) and ``idb_commit`` (waiting for ``complete``);
+``idb`` (waiting for the snapshot transaction's ``complete`` after ``rows_load``, which runs while the browser
+writes: ``Store.write_snapshot_while``), beside the store's own marks ``idb_queue`` (issuing the requests,
+cloning the values) and ``idb_total`` (from the transaction's start to ``complete``, ``rows_load`` included);
 ``vector_blobs`` (cutting the vectors into the snapshot's Blobs, before the transaction); ``storage_info`` (the
 quota/usage estimate after the snapshot); ``gc`` (a full collection right after, which
 the run's garbage would cost the page later).
@@ -81,6 +82,7 @@ wrap(commits.Committer, "_commit", "commit")
 wrap(commits.Committer, "write", "write")
 wrap(rows_mod.IndexRows, "snapshot_parts", "snapshot_parts")
 wrap(idb_store.IndexedDBStore, "write_snapshot", "write_snapshot")
+wrap(idb_store.IndexedDBStore, "write_snapshot_while", "write_snapshot")
 _idb_mod = idb_store.js_module(idb_store.MODULE)
 if hasattr(_idb_mod, "vectorBlobs") and not hasattr(idb_store, "_profiled_blobs"):
     class _TimedModule:

@@ -33,6 +33,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from functools import partial
 from typing import Any, TypeVar
 
 from .errors import NoUpdateInProgress, UpdateInProgress
@@ -210,17 +211,25 @@ class Committer:
 
     async def _bulk_load(self, ops: list[Op], block: memoryview | None) -> None:
         """A bulk load into an empty index would be logged and then compacted at once: write the snapshot
-        directly instead (half the bytes written); on failure the index is empty again."""
+        directly instead (half the bytes written); on failure the index is empty again.
+
+        With the call's vectors in one block and no partitions to train, the snapshot is written straight from
+        the ops, and the store loads them into memory while it writes (``Store.write_snapshot_while``)."""
         rows = self._rows
         next_seq = rows.next_seq
         tombstones = rows.tombstone_list()  # an emptied index still remembers its deletes
-        if block is not None and len(block) == len(ops) * rows.kernel.dims * 4:
-            loaded = [op.row for op in ops]  # type: ignore[union-attr]  # only Puts in a block
-            written = {row.id for row in loaded}
-            rows.load(loaded, block, [t for t in tombstones if t[0] not in written])
-        else:
-            rows.apply(ops)
         try:
+            if block is not None and len(block) == len(ops) * rows.kernel.dims * 4:
+                loaded = [op.row for op in ops]  # type: ignore[union-attr]  # only Puts in a block
+                written = {row.id for row in loaded}
+                kept = [t for t in tombstones if t[0] not in written]
+                if len(loaded) < rows.ivf_threshold:  # nothing to partition: the snapshot is these rows
+                    load = partial(rows.load, loaded, block, kept)
+                    await self._store.write_snapshot_while(self._snapshot_manifest(kept), loaded, block, load)
+                    return
+                rows.load(loaded, block, kept)
+            else:
+                rows.apply(ops)
             self._repartition()
             await self._write_snapshot()
         except BaseException:
@@ -258,11 +267,14 @@ class Committer:
             self.compaction_error = None
             self._compact_after = 0
 
+    def _snapshot_manifest(self, tombstones: list[Any]) -> dict[str, Any]:
+        """The manifest a snapshot carries: tombstones are kept across compaction, so a sync can still name
+        the deletes."""
+        return {**self._manifest, "tombstones": tombstones} if tombstones else self._manifest
+
     async def _write_snapshot(self) -> None:
         rows, vectors, ivf = self._rows.snapshot_parts()
-        manifest = self._manifest
-        if self._rows.tombstones:  # kept across compaction, so a sync can still name the deletes
-            manifest = {**manifest, "tombstones": self._rows.tombstone_list()}
+        manifest = self._snapshot_manifest(self._rows.tombstone_list())
         if ivf is None:  # the plain call: stores written before partitions existed keep working
             await self._store.write_snapshot(manifest, rows, vectors)
         else:

@@ -234,33 +234,21 @@ export function vectorBlobs(vectors, chunkBytes) {
  * generation, the last log key it caught up to and its own later commits' keys. When another tab wrote
  * something it has not seen, nothing is written and the promise rejects with a `StaleWriter` error, since the
  * rewrite would silently drop that tab's commit. `checkJson` null: no check.
+ *
+ * Returns `{tx, done}` at once, every request issued: the caller may work while the browser writes, and abort
+ * `tx` if that work fails (it is still active until the caller awaits); `done` resolves on `complete`.
  */
-export async function writeSnapshot(db, manifestJson, stateJson, vectorChunks, rowChunks, checkJson) {
+export function startSnapshot(db, manifestJson, stateJson, vectorChunks, rowChunks, checkJson) {
   const t0 = performance.now();
   const tx = db.transaction(STORES, "readwrite", { durability: "strict" });
   const finished = done(tx, "writing the snapshot");
-  const write = () => {
-    const q0 = performance.now();
-    const chunks = tx.objectStore("chunks");
-    const rows = tx.objectStore("rows");
-    chunks.clear();
-    rows.clear();
-    tx.objectStore("log").clear();
-    // Vector chunks as Blobs (vectorBlobs): one copy of the bytes each, where an ArrayBuffer value costs a
-    // slice, its structured clone, and Chromium's own wrapping of a large value into a blob. Same transaction,
-    // so the same durability: `complete` fires only once every record, blob data included, is committed.
-    for (let i = 0; i < vectorChunks.length; i++) chunks.put(vectorChunks[i], i);
-    for (let i = 0; i < rowChunks.length; i++) rows.put(whole(rowChunks[i]), i);
-    const meta = tx.objectStore("meta");
-    meta.put(manifestJson, "manifest");
-    meta.put(stateJson, "state");
-    marks.idb_queue = performance.now() - q0;
-  };
   const check = checkJson ? JSON.parse(checkJson) : null;
-  if (!check) {
-    write();
-  } else {
-    // Checked inside the same transaction (its callbacks keep it active), so no commit can slip in between.
+  let stale = false;
+  if (check) {
+    // Checked inside the same transaction, so no commit can slip in between. The reads are issued before the
+    // writes and requests run in order, so they see the index as it was; the writes are issued at once (the
+    // browser starts on them while the caller works), and a stale check aborts them all from its callback,
+    // which runs before the transaction can commit.
     const own = new Set(check.own);
     const state = tx.objectStore("meta").get("state");
     const keys = tx.objectStore("log").getAllKeys();
@@ -270,27 +258,44 @@ export async function writeSnapshot(db, manifestJson, stateJson, vectorChunks, r
         current = JSON.parse(state.result || "{}").generation || 0;
       } catch (_) { /* unreadable: stale */ }
       if (current !== check.generation || !keys.result.every((k) => k <= check.after || own.has(k))) {
+        stale = true;
         tx.abort();
-        return;
       }
-      write();
     };
   }
-  try {
-    await finished;
-  } catch (err) {
-    if (err.name === "AbortError" && check) {
-      throw failure({ name: "StaleWriter", message: "another tab changed the index since this one caught up" },
-        "writing the snapshot");
+  const q0 = performance.now();
+  const chunks = tx.objectStore("chunks");
+  const rows = tx.objectStore("rows");
+  chunks.clear();
+  rows.clear();
+  tx.objectStore("log").clear();
+  // Vector chunks as Blobs (vectorBlobs): one copy of the bytes each, where an ArrayBuffer value costs a
+  // slice, its structured clone, and Chromium's own wrapping of a large value into a blob. Same transaction,
+  // so the same durability: `complete` fires only once every record, blob data included, is committed.
+  for (let i = 0; i < vectorChunks.length; i++) chunks.put(vectorChunks[i], i);
+  for (let i = 0; i < rowChunks.length; i++) rows.put(whole(rowChunks[i]), i);
+  const meta = tx.objectStore("meta");
+  meta.put(manifestJson, "manifest");
+  meta.put(stateJson, "state");
+  marks.idb_queue = performance.now() - q0;
+  const settled = (async () => {
+    try {
+      await finished;
+    } catch (err) {
+      if (err.name === "AbortError" && check && stale) {
+        throw failure({ name: "StaleWriter", message: "another tab changed the index since this one caught up" },
+          "writing the snapshot");
+      }
+      throw err;
     }
-    throw err;
-  }
-  marks.idb_total = performance.now() - t0;
-  return true;
+    marks.idb_total = performance.now() - t0;
+    return true;
+  })();
+  return { tx, done: settled };
 }
 
 const marks = {};
-/** Phases of the last writeSnapshot in ms (idb_queue: issuing the puts, values cloned; idb_total), for
+/** Phases of the last startSnapshot in ms (idb_queue: issuing the puts, values cloned; idb_total), for
  * bench/browser_insert_profile.py. */
 export function lastMarks() {
   return JSON.stringify(marks);

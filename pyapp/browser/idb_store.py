@@ -29,7 +29,7 @@ every stored record must decode.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -327,6 +327,23 @@ class IndexedDBStore(Store):
     async def write_snapshot(
         self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes, ivf: dict[str, Any] | None = None
     ) -> None:
+        await self._write_snapshot(manifest, rows, vectors, ivf, None)
+
+    async def write_snapshot_while(
+        self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes, meanwhile: Callable[[], None]
+    ) -> None:
+        """``meanwhile`` runs once every request of the snapshot's transaction is issued, while the browser
+        writes them; it raises -> the transaction is aborted (still active: nothing was awaited in between)."""
+        await self._write_snapshot(manifest, rows, vectors, None, meanwhile)
+
+    async def _write_snapshot(
+        self,
+        manifest: dict[str, Any],
+        rows: Sequence[Row],
+        vectors: bytes,
+        ivf: dict[str, Any] | None,
+        meanwhile: Callable[[], None] | None,
+    ) -> None:
         self._require_writer()
         dims = int(manifest["dims"])
         if len(vectors) != len(rows) * dims * 4:
@@ -337,18 +354,26 @@ class IndexedDBStore(Store):
         for blob in blobs:
             row_chunks.push(to_u8(blob))
         check = {"generation": self._generation, "after": self._after, "own": sorted(self._own)}
-        await self._call(
-            "writing the snapshot",
-            self._mod.writeSnapshot(
-                self._db,
-                json.dumps(manifest),
-                self._state(len(rows), dims, self._generation + 1),
-                # read where they lie in Python's memory, cut into Blobs: no copy into JS first
-                self._mod.vectorBlobs(vectors, step * dims * 4),
-                row_chunks,
-                json.dumps(check),
-            ),
+        writing = self._mod.startSnapshot(
+            self._db,
+            json.dumps(manifest),
+            self._state(len(rows), dims, self._generation + 1),
+            # read where they lie in Python's memory, cut into Blobs: no copy into JS first
+            self._mod.vectorBlobs(vectors, step * dims * 4),
+            row_chunks,
+            json.dumps(check),
         )
+        if meanwhile is not None:
+            try:
+                meanwhile()
+            except BaseException:
+                writing.tx.abort()
+                try:
+                    await writing.done
+                except JsException:
+                    pass  # the abort we asked for
+                raise
+        await self._call("writing the snapshot", writing.done)
         self._generation += 1
         self._own = set()
         self._snapshot_bytes = len(vectors) + sum(len(b) for b in blobs)

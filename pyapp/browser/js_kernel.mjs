@@ -112,17 +112,19 @@ export function prepare(u8, n, dims) {
   if (v.length !== n * dims) throw new RangeError(`expected ${n * dims} floats, got ${v.length}`);
   for (let r = 0; r < n; r++) {
     const base = r * dims;
+    const end = base + dims;
     let sum = 0;
-    for (let j = 0; j < dims; j++) {
-      const x = v[base + j];
-      if (!Number.isFinite(x)) return r;
+    for (let j = base; j < end; j++) {
+      const x = v[j];
       sum += x * x;
     }
-    if (!(sum > 0)) return r;
+    // One test per row instead of one per value: a NaN makes the sum NaN and an infinity makes it infinite
+    // (float64 squares of float32 values cannot overflow); all zeros leave it 0.
+    if (!(sum > 0 && sum < Infinity)) return r;
     const norm = Math.sqrt(sum);
     // Rows already unit-length to float32 precision stay bit-identical (as NumpyKernel): re-import is exact.
     if (Math.abs(norm - 1) <= 1e-6) continue;
-    for (let j = 0; j < dims; j++) v[base + j] /= norm;
+    for (let j = base; j < end; j++) v[j] /= norm;
   }
   return -1;
 }

@@ -92,7 +92,6 @@ class JsKernel(VectorKernel):
         self._mod: Any = js_module(MODULE)
         self._m: Any = self._mod.Matrix.new(dims)
         self._columns: Any = None  # CodeColumns, made on the first filtered query
-        self._mirror: Buffer | None = None  # a Python buffer equal to the matrix, see load
         self._packed: bytearray | None = None  # pack's last join: prepare may normalise it in place
 
     @property
@@ -157,22 +156,17 @@ class JsKernel(VectorKernel):
     def load(self, data: Buffer, n: int) -> None:
         self._check(data, n)
         self._m.loadPy(data, n)  # read where it lies in Python's memory: one copy, into the matrix
-        # The matrix now equals ``data``: the snapshot written next (a bulk first load) reads it, not a copy back.
-        self._mirror = data if n else None
 
     def append(self, data: Buffer, n: int) -> None:
         self._check(data, n)
-        self._mirror = None
         if n:
             self._m.append(shared_u8(data), n)
 
     def set_row(self, row: int, data: Buffer) -> None:
         self._check(data, 1)
-        self._mirror = None
         self._m.setRow(self._row(row), to_u8(data))
 
     def swap_remove(self, row: int) -> None:
-        self._mirror = None
         self._m.swapRemove(self._row(row))
 
     def get_row(self, row: int) -> bytes:
@@ -187,9 +181,6 @@ class JsKernel(VectorKernel):
             raise IndexError(str(exc)) from None
 
     def to_bytes(self) -> Buffer:
-        if self._mirror is not None:  # loaded from a buffer Python still holds: no copy back (used once)
-            data, self._mirror = self._mirror, None
-            return data
         return bytes(self._m.toBytes().to_bytes())
 
     def _rows_arg(self, rows: Sequence[int] | None) -> Any:

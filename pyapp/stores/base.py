@@ -25,7 +25,7 @@ so the index can apply those commits and re-check its staged ops against the new
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -137,6 +137,17 @@ class Store(ABC):
     ) -> None:
         """Replace snapshot and log with this state, atomically (compaction). ``ivf``: the partitioning of
         these rows (``pyapp.kernels.ivf``), stored with them and handed back as ``Snapshot.ivf``."""
+
+    async def write_snapshot_while(
+        self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes, meanwhile: Callable[[], None]
+    ) -> None:
+        """``write_snapshot`` (no partitioning), running ``meanwhile()`` (the caller loading the same state into
+        memory) while the store writes, where it can: a bulk load then costs the longer of the two, not both.
+
+        Either way: if ``meanwhile`` raises, nothing is written and its exception propagates; if the write
+        fails, ``meanwhile`` may have run and the caller undoes it. Here: ``meanwhile`` first, then the write."""
+        meanwhile()
+        await self.write_snapshot(manifest, rows, vectors)
 
     @property
     @abstractmethod

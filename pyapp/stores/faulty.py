@@ -17,13 +17,13 @@ With an empty ``fail`` it is a plain pass-through and behaves exactly like the s
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from ..errors import StorageError
 from .base import Changes, Op, Row, Snapshot, Store
 
-METHODS = ("exists", "create", "open", "commit", "write_snapshot", "close", "drop")
+METHODS = ("exists", "create", "open", "commit", "write_snapshot", "meanwhile", "close", "drop")
 
 FailSpec = Mapping[str, int | Collection[int]]
 ErrorSpec = type[BaseException] | BaseException
@@ -71,13 +71,14 @@ class FaultyStore(Store):
             return self.error
         return self.error(f"injected failure: {method} call {n} on {self.location!r}")
 
-    async def _call(self, method: str, *args: Any) -> Any:
+    async def _call(self, method: str, *args: Any, inner: str | None = None) -> Any:
+        """Count ``method``, fail it as armed, else run the inner store's ``inner`` (default: the same name)."""
         self.calls[method] += 1
         n = self.calls[method]
         failing = n in self._fail.get(method, ())
         if failing and not self.after:
             raise self._error(method, n)
-        result = await getattr(self.inner, method)(*args)
+        result = await getattr(self.inner, inner or method)(*args)
         if failing:
             raise self._error(method, n)
         return result
@@ -102,6 +103,22 @@ class FaultyStore(Store):
             await self._call("write_snapshot", manifest, rows, vectors)
         else:
             await self._call("write_snapshot", manifest, rows, vectors, ivf)
+
+    async def write_snapshot_while(
+        self, manifest: dict[str, Any], rows: Sequence[Row], vectors: bytes, meanwhile: Callable[[], None]
+    ) -> None:
+        """Counted and failed as a ``write_snapshot`` call; passed through, the inner store's own overlap runs.
+        ``fail={"meanwhile": n}``: the caller's in-memory work runs, then raises, inside the inner store's
+        window (what running out of memory there looks like), so the store must write nothing."""
+
+        def failing_meanwhile() -> None:
+            self.calls["meanwhile"] += 1
+            n = self.calls["meanwhile"]
+            meanwhile()
+            if n in self._fail.get("meanwhile", ()):
+                raise self._error("meanwhile", n)
+
+        await self._call("write_snapshot", manifest, rows, vectors, failing_meanwhile, inner="write_snapshot_while")
 
     async def close(self) -> None:
         await self._call("close")

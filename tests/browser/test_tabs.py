@@ -215,7 +215,7 @@ rnd = random.Random(7)
 items = [{"id": f"big-{i}", "vector": [rnd.random() - 0.5 for _ in range(256)], "text": f"imported note {i}"}
          for i in range(n)]
 store = idx._store
-method = "write_snapshot" if bulk else "commit"
+method = "write_snapshot_while" if bulk else "commit"  # a bulk first load: its snapshot, loaded meanwhile
 original = getattr(store, method)
 
 async def traced(*args):

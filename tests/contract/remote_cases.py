@@ -23,6 +23,7 @@ REMOTE_SKIPS = {
         "failed_batch_commit_ends_the_update",
         "failed_compaction_keeps_the_acknowledged_write",
         "failed_bulk_snapshot_leaves_the_index_empty",
+        "failed_bulk_load_in_memory_writes_nothing",
     )
 }
 

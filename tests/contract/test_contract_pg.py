@@ -27,6 +27,8 @@ NOT_FOR_PG = {
     "is not clinvec's to fail",
     "failed_bulk_snapshot_leaves_the_index_empty": "a Store's bulk snapshot write; PgIndex writes rows in a "
     "transaction (all or nothing is tested in tests/pg)",
+    "failed_bulk_load_in_memory_writes_nothing": "a Store's snapshot written while the rows load into memory; "
+    "PgIndex keeps no rows in memory",
     "stats_never_builds_the_keyword_index": "LocalIndex builds BM25 lazily; PostgreSQL's full-text index is "
     "kept up to date by every write, so 'built' is always true",
 }

@@ -193,6 +193,36 @@ async def case_write_snapshot_replaces_snapshot_and_log(scope: Scope) -> None:
     assert snap.manifest == MANIFEST and snap.rows == [] and bytes(snap.vectors) == b"" and snap.log == []
 
 
+async def case_write_snapshot_while_loading(scope: Scope) -> None:
+    """``write_snapshot_while`` writes what ``write_snapshot`` writes and runs the caller's in-memory load once;
+    when that load raises, its error comes back and nothing is written (the log and old snapshot stay), and the
+    next snapshot is written."""
+    location, store = await scope.created()
+    await store.open()
+    await store.commit(COMMITS[0])
+    rows = [Row(f"w{i}", {"i": i}, f"text {i}", i) for i in range(1500)]  # more than one IndexedDB chunk
+    vectors = b"".join(vec(float(i), 1.0) for i in range(len(rows)))
+    ran: list[str] = []
+
+    def out_of_memory() -> None:
+        ran.append("failed")
+        raise MemoryError("injected: the in-memory load ran out of memory")
+
+    await raises(MemoryError, store.write_snapshot_while(MANIFEST, rows, vectors, out_of_memory))
+    assert ran == ["failed"]
+    await store.commit(COMMITS[1])  # the store still writes
+    await store.close()
+    snap = await scope.reopen(location)
+    assert snap.rows == [] and snap.log == COMMITS[:2]  # nothing of the failed snapshot
+    again = scope.store(location)
+    await again.open()
+    await again.write_snapshot_while(MANIFEST, rows, vectors, lambda: ran.append("loaded"))
+    assert ran == ["failed", "loaded"] and again.log_bytes == 0
+    await again.close()
+    snap = await scope.reopen(location)
+    assert snap.rows == rows and bytes(snap.vectors) == vectors and snap.log == []
+
+
 async def case_read_only_refuses_writes(scope: Scope) -> None:
     location, store = await scope.created()
     await store.open()
