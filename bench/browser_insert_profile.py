@@ -14,7 +14,9 @@ catch-up); ``rows_load`` (kernel, metadata table, id map); ``encode_rows`` (the 
 ``idb`` (waiting for the snapshot transaction's ``complete`` after ``rows_load``, which runs while the browser
 writes: ``Store.write_snapshot_while``), beside the store's own marks ``idb_queue`` (issuing the requests,
 cloning the values) and ``idb_total`` (from the transaction's start to ``complete``, ``rows_load`` included);
-``vector_blobs`` (cutting the vectors into the snapshot's Blobs, before the transaction); ``storage_info`` (the
+``vector_blobs`` (cutting the vectors into the snapshot's Blobs, before the transaction); past the IVF threshold,
+``repartition`` split into ``ivf_kmeans``, ``ivf_assign`` (every row to its list) and ``ivf_calibrate`` (the
+probe depth), and ``kernel_to_bytes`` (the matrix copied back from JS); ``storage_info`` (the
 quota/usage estimate after the snapshot); ``gc`` (a full collection right after, which
 the run's garbage would cost the page later).
 """
@@ -78,6 +80,12 @@ wrap(idb_store.IndexedDBStore, "_refresh_storage", "storage_info")
 wrap(idb_store.IndexedDBStore, "catch_up", "catch_up")
 wrap(commits.Committer, "_bulk_load", "bulk_load")
 wrap(commits.Committer, "_repartition", "repartition")
+from pyapp.kernels import ivf as ivf_mod
+from pyapp.browser import ivf_js
+wrap(ivf_js.JsIvfMath, "train", "ivf_kmeans")
+wrap(ivf_mod.Partitions, "add", "ivf_assign")
+wrap(ivf_mod.Partitions, "calibrate", "ivf_calibrate")
+wrap(js_kernel.JsKernel, "to_bytes", "kernel_to_bytes")
 wrap(commits.Committer, "_commit", "commit")
 wrap(commits.Committer, "write", "write")
 wrap(rows_mod.IndexRows, "snapshot_parts", "snapshot_parts")

@@ -228,17 +228,20 @@ class Committer:
                     await self._store.write_snapshot_while(self._snapshot_manifest(kept), loaded, block, load)
                     return
                 rows.load(loaded, block, kept)
+                self._repartition(block)  # the kernel now holds a copy of ``block``: no copy back from it
+                await self._write_snapshot(block)
             else:
                 rows.apply(ops)
-            self._repartition()
-            await self._write_snapshot()
+                self._repartition()
+                await self._write_snapshot()
         except BaseException:
             rows.load([], b"", tombstones)
             rows.next_seq = next_seq
             raise
 
-    def _repartition(self) -> bool:
+    def _repartition(self, vectors: Any = None) -> bool:
         """Build, retrain or drop the IVF partitions when due (``IndexRows.ivf_due``); True when they changed.
+        ``vectors``: the kernel's rows, when the caller holds them as a buffer (``IndexRows.train_ivf``).
 
         Runs after a durable commit: an error here is logged and the previous partitions (or exact search) stay."""
         rows = self._rows
@@ -246,7 +249,7 @@ class Committer:
         if reason is None:
             return False
         try:
-            rows.train_ivf()
+            rows.train_ivf(vectors=vectors)
         except Exception as exc:  # noqa: BLE001 - the commit is durable; queries stay correct without new lists
             log.warning("clinvec: partitioning %s (%s) failed: %s", self._store.location, reason, exc)
             return False
@@ -272,8 +275,9 @@ class Committer:
         the deletes."""
         return {**self._manifest, "tombstones": tombstones} if tombstones else self._manifest
 
-    async def _write_snapshot(self) -> None:
-        rows, vectors, ivf = self._rows.snapshot_parts()
+    async def _write_snapshot(self, vectors: Any = None) -> None:
+        """Write the current state as the snapshot; ``vectors``: the kernel's rows as a buffer the caller holds."""
+        rows, vectors, ivf = self._rows.snapshot_parts(vectors)
         manifest = self._snapshot_manifest(self._rows.tombstone_list())
         if ivf is None:  # the plain call: stores written before partitions existed keep working
             await self._store.write_snapshot(manifest, rows, vectors)

@@ -196,9 +196,12 @@ class IndexRows:
         """The tombstones as a snapshot stores them: ``[[id, commit, time], ...]``."""
         return [[item_id, commit, time] for item_id, (commit, time) in self.tombstones.items()]
 
-    def snapshot_parts(self) -> tuple[list[Row], Any, dict[str, Any] | None]:
-        """What a snapshot holds: the rows, the vector matrix (row order) and the partitioning state."""
-        return list(self.rows), self.kernel.to_bytes(), None if self.ivf is None else self.ivf.state()
+    def snapshot_parts(self, vectors: Any = None) -> tuple[list[Row], Any, dict[str, Any] | None]:
+        """What a snapshot holds: the rows, the vector matrix (row order) and the partitioning state.
+        ``vectors``: a buffer equal to the kernel's matrix, used instead of a copy out of the kernel."""
+        if vectors is None:
+            vectors = self.kernel.to_bytes()
+        return list(self.rows), vectors, None if self.ivf is None else self.ivf.state()
 
     # ------------------------------------------------------------------ partitions (IVF)
     def ivf_math(self) -> IvfMath | None:
@@ -216,8 +219,9 @@ class IndexRows:
             return "drop"
         return self.ivf.drift()
 
-    def train_ivf(self, seed: int = 0) -> None:
-        """(Re)build the partitioning over every row now (k-means, then every row assigned)."""
+    def train_ivf(self, seed: int = 0, vectors: Any = None) -> None:
+        """(Re)build the partitioning over every row now (k-means, then every row assigned). ``vectors``: a
+        buffer equal to the kernel's matrix (a bulk load's), assigned instead of a copy out of the kernel."""
         math_ = self.ivf_math()
         n = len(self.rows)
         if math_ is None or n < self.ivf_threshold // 2 or n == 0:
@@ -225,6 +229,6 @@ class IndexRows:
             return
         with paused_gc(n):
             parts = Partitions(math_.train(self.kernel, nlist_for(n), seed))
-            parts.add(0, self.kernel.to_bytes(), n)
+            parts.add(0, self.kernel.to_bytes() if vectors is None else vectors, n)
             parts.calibrate(self.kernel, math_, seed)  # this index's own probe depth (pyapp.kernels.ivf)
         self.ivf = parts

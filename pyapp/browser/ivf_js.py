@@ -81,6 +81,9 @@ class JsIvfMath:
         return JsCentroids(bytes(raw.to_bytes()), nlist, dims)
 
     def neighbours(self, kernel: VectorKernel, queries: bytes, n: int, k: int) -> list[list[int]]:
-        """Exact top-``k`` per query through the kernel's own scan (the JS kernel's WASM SIMD top-k)."""
+        """Exact top-``k`` per query through the kernel's own WASM SIMD dot products: all queries in one call
+        (``JsKernel.topk_many``), else one ``topk`` each."""
+        if isinstance(kernel, JsKernel):
+            return kernel.topk_many(queries, n, k)
         width = kernel.dims * 4
         return [[row for row, _ in kernel.topk(queries[i * width : (i + 1) * width], k)] for i in range(n)]

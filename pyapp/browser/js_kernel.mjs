@@ -175,6 +175,63 @@ export function suspectRows(u8, n, dims) {
 
 // ---------------------------------------------------------------- top-k helpers
 
+/**
+ * The best `k` (score, row) pairs offered in ascending row order: a min-heap whose root is the worst kept pair
+ * (lowest score, and of equal scores the highest row), so a later row with the same score never displaces it.
+ * Scores are kept as float32, as the kernel compares them.
+ */
+class TopHeap {
+  constructor(k) {
+    this.k = k;
+    this.size = 0;
+    this.score = new Float32Array(k);
+    this.row = new Int32Array(k);
+  }
+
+  worse(a, b) {
+    return this.score[a] < this.score[b] || (this.score[a] === this.score[b] && this.row[a] > this.row[b]);
+  }
+
+  swap(a, b) {
+    const s = this.score[a], r = this.row[a];
+    this.score[a] = this.score[b]; this.row[a] = this.row[b];
+    this.score[b] = s; this.row[b] = r;
+  }
+
+  offer(s, r) {
+    if (this.size < this.k) {
+      let c = this.size++;
+      this.score[c] = s;
+      this.row[c] = r;
+      while (c > 0) {
+        const p = (c - 1) >> 1;
+        if (!this.worse(c, p)) break;
+        this.swap(c, p);
+        c = p;
+      }
+    } else if (s > this.score[0]) { // both float32 values: equal scores compare equal, and the lower row stays
+      this.score[0] = s;
+      this.row[0] = r;
+      for (let p = 0; ;) {
+        const l = 2 * p + 1, rr = l + 1;
+        let m = p;
+        if (l < this.k && this.worse(l, m)) m = l;
+        if (rr < this.k && this.worse(rr, m)) m = rr;
+        if (m === p) break;
+        this.swap(p, m);
+        p = m;
+      }
+    }
+  }
+
+  /** The kept rows, best first (score descending, then row ascending). */
+  sorted() {
+    const idx = Array.from({ length: this.size }, (_, i) => i);
+    idx.sort((a, b) => this.score[b] - this.score[a] || this.row[a] - this.row[b]);
+    return Int32Array.from(idx, (i) => this.row[i]);
+  }
+}
+
 /** The k-th largest score, via a size-k min-heap: O(n log k). */
 function kthLargest(scores, k) {
   const heap = new Float32Array(k);
@@ -364,6 +421,50 @@ export class Matrix {
       const p = picked[i];
       out[2 * i] = rows ? rows[p] : p;
       out[2 * i + 1] = scores[p];
+    }
+    return out;
+  }
+
+  /**
+   * Exact top-k rows of each of `nq` queries (`u8`: their float32 values back to back), as an Int32Array of
+   * nq * min(k, size) rows, each query's best first, ties by row: the first k rows `topk` answers for each. Why:
+   * the IVF calibration needs the true neighbours of a few hundred of the index's own rows; one `topk` per query
+   * reads the whole matrix from memory each time, while here each block of rows is scored against a group of
+   * queries while it sits in the cache, and every query keeps a k-entry heap instead of a score per row.
+   */
+  topkMany(u8, nq, k) {
+    const d = this.dims, n = this.size, q = f32(u8);
+    if (q.length !== nq * d) throw new RangeError(`expected ${nq * d} query floats, got ${q.length}`);
+    k = Math.min(k, n);
+    const out = new Int32Array(nq * k);
+    if (k <= 0) return out;
+    const GROUP = 16, BLOCK = 256, rowBytes = this.rowBytes;
+    for (let g0 = 0; g0 < nq; g0 += GROUP) {
+      const g = Math.min(GROUP, nq - g0);
+      const heaps = Array.from({ length: g }, () => new TopHeap(k));
+      const qOff = this.scratchOff, sOff = qOff + g * rowBytes;
+      this.ensureBytes(sOff + g * BLOCK * 4);
+      const f = this.f; // after any growth
+      f.set(q.subarray(g0 * d, (g0 + g) * d), qOff / 4);
+      for (let b = 0; b < n; b += BLOCK) {
+        const len = Math.min(BLOCK, n - b);
+        for (let i = 0; i < g; i++) {
+          const sIdx = sOff / 4 + i * BLOCK;
+          if (this.wasm) {
+            this.wasm.scores(this.dataOff + b * rowBytes, qOff + i * rowBytes, sOff + i * BLOCK * 4, len, rowBytes);
+          } else {
+            for (let r = 0; r < len; r++) {
+              const start = this.rowIndex(b + r), qs = qOff / 4 + i * d;
+              let s = 0;
+              for (let j = 0; j < d; j++) s += f[start + j] * f[qs + j];
+              f[sIdx + r] = s;
+            }
+          }
+          const heap = heaps[i];
+          for (let r = 0; r < len; r++) heap.offer(f[sIdx + r], b + r);
+        }
+      }
+      for (let i = 0; i < g; i++) out.set(heaps[i].sorted(), (g0 + i) * k);
     }
     return out;
   }

@@ -217,6 +217,16 @@ class JsKernel(VectorKernel):
             raise IndexError(str(exc)) from None
         return [(int(flat[i]), flat[i + 1]) for i in range(0, len(flat), 2)]
 
+    def topk_many(self, queries: Buffer, n: int, k: int) -> list[list[int]]:
+        """The rows of each prepared query's exact top ``k`` (ties by row: ``topk``'s first ``k``), all queries in
+        one JS call that scores blocks of rows against groups of queries (``Matrix.topkMany``)."""
+        self._check(queries, n)
+        if n == 0:
+            return []
+        flat = array("i", self._m.topkMany(to_u8(queries), n, int(k)).to_bytes())
+        width = len(flat) // n
+        return [flat[i * width : (i + 1) * width].tolist() for i in range(n)]
+
     def scores(self, query: Buffer, rows: Sequence[int]) -> list[float]:
         self._check(query, 1)
         if len(rows) == 0:

@@ -244,3 +244,38 @@ def test_topk_10k_x_768_is_fast(app: Any) -> None:
     out = app.run(BENCH, n=10_000)
     assert out["hits"] == 10
     assert statistics.median(out["times"]) < 150, out["times"]
+
+
+MANY_RUN = """
+import base64
+from pyapp.browser.js_kernel import JsKernel
+k = JsKernel(dims)
+k.load(k.prepare(base64.b64decode(data), n), n)
+qs = k.prepare(base64.b64decode(queries), nq)
+w = dims * 4
+result = {
+    str(kk): {
+        "many": k.topk_many(qs, nq, kk),
+        "single": [[row for row, _ in k.topk(qs[i * w : (i + 1) * w], kk)][:kk] for i in range(nq)],
+    }
+    for kk in ks
+}
+"""
+
+
+@pytest.mark.parametrize("dims", [16, 10], ids=["wasm-simd", "js-loop"])
+def test_topk_many_equals_topk_per_query_ties_included(app: Any, dims: int) -> None:
+    """The IVF calibration's batched truth (``topk_many``: blocks of 256 rows scored against groups of 16 queries,
+    a k-entry heap per query) answers what ``topk`` answers first for each query, ties by row, also for ties
+    that straddle a block edge and for k beyond the row count."""
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((700, dims)).astype("f4")
+    data[250:270] = data[10]  # 21 equal rows around the first block edge (256)
+    queries = np.concatenate([data[[10, 255, 699]], rng.standard_normal((20, dims)).astype("f4")])  # two groups
+    ks = [1, 11, 1000]
+    out = app.run(MANY_RUN, dims=dims, n=len(data), data=b64(data), nq=len(queries), queries=b64(queries), ks=ks)
+    for kk in ks:
+        got = out[str(kk)]
+        assert got["many"] == got["single"], kk
+        assert all(len(rows) == min(kk, len(data)) for rows in got["many"])
+    assert out["11"]["many"][0] == [10, *range(250, 260)]  # the tied rows, lowest first, across the block edge
