@@ -245,9 +245,15 @@ def run_clinvec(context: Any, url: str, size: str, repeat_args: dict[str, Any]) 
     search = "exact (JS/WASM SIMD kernel)"
     ivf = r.pop("ivf", {})
     if ivf.get("active"):  # past create()'s ivf_threshold: partitioned, so the recall rows say what was found
+        depth = (
+            "the calibrated probe depth is a third of the rows or more on these vectors, so queries scan every "
+            "row exactly"
+            if ivf.get("auto_scan") == "exact"
+            else "default probe depth: approximate"
+        )
         search = (
-            f"partitioned (IVF, {ivf.get('lists')} lists, default probe depth: approximate) past "
-            f"{ivf.get('threshold'):,} rows, a selective filter scanned exactly"
+            f"partitioned (IVF, {ivf.get('lists')} lists, {depth}) past {ivf.get('threshold'):,} rows, "
+            "a selective filter scanned exactly"
         )
     r["notes"] = f"{search}; insert_many and every insert durable in IndexedDB before they return"
     return r
