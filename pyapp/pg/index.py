@@ -55,6 +55,9 @@ FORMAT = "clinvec-pg-index"
 FORMAT_VERSION = 1
 EXACT_BELOW = 10_000  # tables smaller than this are scanned exactly (a scan is then as fast as HNSW)
 EF_SEARCH = 40  # pgvector's default; queries use max(ef_search, top_k)
+# A filter matching fewer rows is answered by scoring them exactly (through an indexed field's index): cheaper
+# than the graph walk, which passes over every row the filter drops (pg/search.py).
+EXACT_MATCHES_BELOW = 2_000
 
 
 def _check_indexed(indexed: Sequence[str]) -> builtins.list[str]:
@@ -90,6 +93,7 @@ class PgIndex(IndexAPI):
         self._closed = False
         self.exact_below = EXACT_BELOW
         self.ef_search = EF_SEARCH
+        self.exact_matches_below = EXACT_MATCHES_BELOW
         self.expand_abbreviations: bool | str = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -319,7 +323,8 @@ class PgIndex(IndexAPI):
         """``query()`` (``pyapp.index_api``): LocalIndex's checks, then PostgreSQL answers (``search``).
 
         ``exact=False`` scans exactly below ``exact_below`` rows and uses HNSW above (set ``exact_below = 0``
-        to always use HNSW); ``nprobe`` has no effect (module docstring)."""
+        to always use HNSW), except for a filter matching fewer than ``exact_matches_below`` rows (set it to 0
+        to walk the graph for every filter); ``nprobe`` has no effect (module docstring)."""
         p = args.plan(self._embedder is not None)
         if p.filter is not None:
             self._where(p.filter)  # InvalidFilter before any work
@@ -331,7 +336,7 @@ class PgIndex(IndexAPI):
                 assert self._embedder is not None and p.text
                 raw = await self._embedder.embed_raw([p.vector_text or p.text])
             prepared = Vec(self._kernel.prepare(raw, 1), self.dims)
-        return await self._search.run(p, prepared, self.exact_below, self.ef_search)
+        return await self._search.run(p, prepared, self.exact_below, self.ef_search, self.exact_matches_below)
 
     # ------------------------------------------------------------------ maintenance
     async def stats(self) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 Why these rules: below ``exact_below`` rows (or with ``exact=True``) an ordered scan is as fast as HNSW and
 exact; above it HNSW answers with ``hnsw.ef_search`` = max(``ef_search``, k) and strict-order iterative
-scans, so a filtered query still fills ``top_k``; when it cannot (a very selective filter), the exact scan
-over the matching rows answers instead. Ties break by insertion order (``seq``) in every leg, as in
-LocalIndex. ``keyword_score`` is PostgreSQL's ``ts_rank`` (term frequency, no length normalisation), not
-BM25: rankings are alike, scores are not.
+scans, so a filtered query still fills ``top_k``. A filter matching fewer than ``exact_matches_below`` rows
+(counted up to that bound first) is answered by scoring those rows exactly, since the graph walk would pass
+over every row the filter drops; when the walk still cannot fill ``top_k``, the exact scan answers. Ties break
+by insertion order (``seq``) in every leg, as in LocalIndex. ``keyword_score`` is PostgreSQL's ``ts_rank``
+(term frequency, no length normalisation), not BM25: rankings are alike, scores are not.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from .values import tsquery
 
 SIZE_TTL = 2.0  # seconds a table-size estimate is reused (it only decides exact scan vs HNSW)
 # The HNSW query's planner settings. Strict-order iterative scans: a filtered query still fills top_k. No
-# sequential scan: vectors of more than ~500 dims live in TOAST, so the planner costs a scan of the small main
-# table and a sort as cheaper than the graph walk at low ef_search (seen at 20k x 768, ef_search 40: a 300-1,000
-# ms exact scan instead of a 2 ms walk); the exact path below is the place for exact answers.
-HNSW_SETTINGS = {"hnsw.iterative_scan": "strict_order", "enable_seqscan": "off"}
+# sequential scan and no sort: vectors of more than ~500 dims live in TOAST, so the planner costs reading the
+# rows and sorting them by distance as cheaper than the graph walk. Without a sequential scan it did that at low
+# ef_search (seen at 20k x 768, ef_search 40: a 300-1,000 ms exact scan instead of a 2 ms walk); without a sort it
+# still did it through an indexed field's index (200k x 768, a 10 % filter: 20,000 rows read and sorted, 242 ms).
+# The exact path below is the place for exact answers, and a filter matching few rows goes there first.
+HNSW_SETTINGS = {"hnsw.iterative_scan": "strict_order", "enable_seqscan": "off", "enable_sort": "off"}
 Where = Callable[[Any], tuple[str, list[Any]]]
 
 
@@ -45,13 +48,16 @@ class Search:
         self._where = where
         self._was_small, self._size_checked, self._size_for = True, -math.inf, -1  # see small()
 
-    async def run(self, p: QueryPlan, q: Vec | None, exact_below: int, ef_search: int) -> list[Result]:
+    async def run(
+        self, p: QueryPlan, q: Vec | None, exact_below: int, ef_search: int, exact_matches_below: int = 0
+    ) -> list[Result]:
         """Answer a checked plan (``q``: the prepared query vector of a vector or hybrid query)."""
         read, columns = self._session.read, rows.COLUMNS
         exact = True if p.exact else None
+        bounds = (exact_below, ef_search, exact_matches_below)
         if p.mode == "vector":
             assert q is not None
-            hits = await self.vector_leg(q, p, p.top_k, exact, exact_below, ef_search, full=True)
+            hits = await self.vector_leg(q, p, p.top_k, exact, *bounds, full=True)
             return cut([Result(rows.item(r[3:]), r[2], vector_score=r[2]) for r in hits], p.min_score)
         if p.mode == "keyword":
             found = await self.keyword_leg(p, p.top_k)
@@ -59,7 +65,7 @@ class Search:
             return cut([Result(items[i], s, keyword_score=s) for i, _, s in found if i in items], p.min_score)
         assert q is not None
         depth = max(p.top_k, HYBRID_DEPTH)
-        vector_leg = await self.vector_leg(q, p, depth, exact, exact_below, ef_search)
+        vector_leg = await self.vector_leg(q, p, depth, exact, *bounds)
         keyword_leg = await self.keyword_leg(p, depth)
         seqs = {i: s for i, s, _ in vector_leg} | {i: s for i, s, _ in keyword_leg}
         if p.fusion == "rrf":
@@ -111,16 +117,23 @@ class Search:
         exact: bool | None,
         exact_below: int,
         ef_search: int,
+        exact_matches_below: int = 0,
         full: bool = False,
     ) -> list[tuple[Any, ...]]:
         """``(id, seq, cosine)`` best first, ties by insertion order; with ``full`` also the item's
         ``(id, embedding, metadata_json, text)``, so a vector query is one round trip. ``exact`` None:
-        exact below ``exact_below`` rows."""
+        exact below ``exact_below`` rows, or when the filter matches fewer than ``exact_matches_below``."""
         where, params = self._where(p.filter)
         columns = f"id, seq, 1 - (embedding <=> %b){', ' + rows.COLUMNS if full else ''}"
         read = self._session.read
         if exact is None:
             exact = await self.small(exact_below)
+            if not exact and p.filter is not None and exact_matches_below > 0:
+                got = await read(
+                    f"SELECT count(*) FROM (SELECT 1 FROM {self._table} WHERE {where} LIMIT %s) AS s",
+                    [*params, exact_matches_below],
+                )
+                exact = got[0][0] < exact_matches_below
         if not exact:
             ef = str(min(max(ef_search, k), 1000))
             got = await read(
