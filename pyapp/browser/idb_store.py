@@ -111,18 +111,7 @@ class IndexedDBStore(Store):
         try:
             return await promise
         except JsException as exc:
-            name = js_error_name(exc)
-            if name == "QuotaExceededError":
-                raise StorageFull(f"{what}: the browser's storage quota is full; the index is unchanged") from None
-            if name == "InvalidStateError":
-                raise IndexClosed(f"{what}: the database connection was closed ({exc})") from None
-            if name == "TimeoutError":
-                raise IndexLocked(f"{what}: another tab has been committing for too long; try again") from None
-            if name == "StaleWriter":
-                raise StorageError(
-                    f"{what}: another tab changed the index since this one caught up; nothing was written"
-                ) from None
-            raise StorageError(f"{what}: IndexedDB failed ({exc}); the index is unchanged") from None
+            raise _store_error(what, exc) from None
 
     def _require_writer(self) -> None:
         if self._read_only is None:
@@ -354,15 +343,18 @@ class IndexedDBStore(Store):
         for blob in blobs:
             row_chunks.push(to_u8(blob))
         check = {"generation": self._generation, "after": self._after, "own": sorted(self._own)}
-        writing = self._mod.startSnapshot(
-            self._db,
-            json.dumps(manifest),
-            self._state(len(rows), dims, self._generation + 1),
-            # read where they lie in Python's memory, cut into Blobs: no copy into JS first
-            self._mod.vectorBlobs(vectors, step * dims * 4),
-            row_chunks,
-            json.dumps(check),
-        )
+        try:  # synchronous: a connection closed under us (another tab deleting the index) throws here
+            writing = self._mod.startSnapshot(
+                self._db,
+                json.dumps(manifest),
+                self._state(len(rows), dims, self._generation + 1),
+                # read where they lie in Python's memory, cut into Blobs: no copy into JS first
+                self._mod.vectorBlobs(vectors, step * dims * 4),
+                row_chunks,
+                json.dumps(check),
+            )
+        except JsException as exc:
+            raise _store_error("writing the snapshot", exc) from None
         if meanwhile is not None:
             try:
                 meanwhile()
@@ -431,6 +423,20 @@ class IndexedDBStore(Store):
             "channel": str(self._mod.channelName(self.location)),
             "writer_lock": str(self._mod.lockName(self.location)),
         }
+
+
+def _store_error(what: str, exc: JsException) -> StorageError | IndexClosed | IndexLocked:
+    """The clinvec error for a failed IndexedDB call (the transaction it was part of is aborted)."""
+    name = js_error_name(exc)
+    if name == "QuotaExceededError":
+        return StorageFull(f"{what}: the browser's storage quota is full; the index is unchanged")
+    if name == "InvalidStateError":
+        return IndexClosed(f"{what}: the database connection was closed ({exc})")
+    if name == "TimeoutError":
+        return IndexLocked(f"{what}: another tab has been committing for too long; try again")
+    if name == "StaleWriter":
+        return StorageError(f"{what}: another tab changed the index since this one caught up; nothing was written")
+    return StorageError(f"{what}: IndexedDB failed ({exc}); the index is unchanged")
 
 
 def _lengths(lengths: Any) -> list[float]:

@@ -397,6 +397,50 @@ result = got
     assert f"clinvec/{index_name}-never" not in names
 
 
+def test_a_connection_closed_under_the_store_is_index_closed_and_writes_nothing(
+    tabs: tuple[AppPage, AppPage], index_name: str
+) -> None:
+    """The browser closes a connection when another tab deletes or upgrades the database: a snapshot write on it
+    fails in the synchronous start of its transaction, which must be ``IndexClosed`` (not a raw JS error), with
+    the in-memory load never run and the stored index unchanged."""
+    _, tab = tabs
+    out = run(
+        tab,
+        """
+s = IndexedDBStore(name)
+await s.create({"dims": 2})
+await s.open()
+await s.commit([Put(Row("a", {}, None, 0), vec(1, 0))])
+s._db.close()  # what onversionchange does
+got, ran = {}, []
+for call in ("write_snapshot", "write_snapshot_while"):
+    args = [{"dims": 2}, [Row("b", {}, None, 1)], vec(0, 1)]
+    try:
+        if call == "write_snapshot":
+            await s.write_snapshot(*args)
+        else:
+            await s.write_snapshot_while(*args, lambda: ran.append(1))
+    except IndexClosed as exc:
+        got[call] = type(exc).__name__
+await s.close()
+again = IndexedDBStore(name)
+snap = await again.open(read_only=True)
+got["kept"] = [[r.id for r in snap.rows], [[o.row.id for o in c] for c in snap.log]]
+got["ran"] = ran
+await again.close()
+await IndexedDBStore(name).drop()
+result = got
+""",
+        name=index_name,
+    )
+    assert out == {
+        "write_snapshot": "IndexClosed",
+        "write_snapshot_while": "IndexClosed",
+        "kept": [[], [["a"]]],
+        "ran": [],
+    }
+
+
 def test_missing_snapshot_chunk_is_corrupt_index(tabs: tuple[AppPage, AppPage], index_name: str) -> None:
     _, tab = tabs
     with pytest.raises(BrowserPythonError) as info:
