@@ -42,31 +42,32 @@ from browser_peers import CLINVEC_SETUP, DATA_DIR, load_average, start_server  #
 
 PROFILE = """
 import gc
+from contextlib import contextmanager
 from pyapp import commits, index as index_mod, rows as rows_mod, staging
 from pyapp.browser import idb_store, js_kernel
 
 spent = {}
+
+@contextmanager
+def timed(label):
+    t0 = js.performance.now()
+    try:
+        yield
+    finally:
+        spent[label] = spent.get(label, 0.0) + ms(t0)
 
 def wrap(owner, attr, label):
     real = getattr(owner, attr)
     if getattr(real, "_profiled", False):
         return
     if hasattr(real, "__code__") and real.__code__.co_flags & 0x80:  # a coroutine function
-        async def timed_async(*a, **k):
-            t0 = js.performance.now()
-            try:
+        async def fn(*a, **k):
+            with timed(label):
                 return await real(*a, **k)
-            finally:
-                spent[label] = spent.get(label, 0.0) + ms(t0)
-        fn = timed_async
     else:
-        def timed_sync(*a, **k):
-            t0 = js.performance.now()
-            try:
+        def fn(*a, **k):
+            with timed(label):
                 return real(*a, **k)
-            finally:
-                spent[label] = spent.get(label, 0.0) + ms(t0)
-        fn = timed_sync
     fn._profiled = True
     setattr(owner, attr, fn)
 
@@ -101,11 +102,8 @@ if hasattr(_idb_mod, "vectorBlobs") and not hasattr(idb_store, "_profiled_blobs"
             if attr != "vectorBlobs":
                 return value
             def blobs(*a):
-                t0 = js.performance.now()
-                try:
+                with timed("vector_blobs"):
                     return value(*a)
-                finally:
-                    spent["vector_blobs"] = spent.get("vector_blobs", 0.0) + ms(t0)
             return blobs
     real_js_module = idb_store.js_module
     idb_store.js_module = lambda name: _TimedModule(real_js_module(name))
@@ -114,13 +112,8 @@ if hasattr(_idb_mod, "vectorBlobs") and not hasattr(idb_store, "_profiled_blobs"
 real_call = idb_store.IndexedDBStore._call
 if not getattr(real_call, "_profiled", False):
     async def call(self, what, promise):
-        t0 = js.performance.now()
-        try:
+        with timed({"writing the snapshot": "idb", "waiting for the commit lock": "lock"}.get(what, "other_calls")):
             return await real_call(self, what, promise)
-        finally:
-            key = {"writing the snapshot": "idb", "waiting for the commit lock": "lock"}.get(what)
-            if key:
-                spent[key] = spent.get(key, 0.0) + ms(t0)
     call._profiled = True
     idb_store.IndexedDBStore._call = call
 

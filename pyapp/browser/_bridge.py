@@ -44,30 +44,6 @@ def to_u8(data: Buffer) -> Any:
     return arr
 
 
-_shared: list[tuple[Any, Any]] = []  # at most one (Python buffer, JS Uint8Array holding the same bytes)
-
-
-def share_u8(data: Buffer, arr: Any) -> None:
-    """Remember that the JS array ``arr`` holds exactly the bytes of ``data`` (this very object).
-
-    Why: a bulk insert's vectors are normalised in JS and come back to Python once; the kernel and the store then
-    read them again. ``shared_u8`` hands them this array instead of copying tens of MB across the bridge again.
-    One entry only, dropped when taken, so at most one such buffer is ever kept alive here."""
-    _shared[:] = [(data, arr)]
-
-
-def shared_u8(data: Buffer) -> Any:
-    """A JS ``Uint8Array`` with ``data``'s bytes, for read-only use: the one ``share_u8`` remembered for this
-    object (or a whole-buffer memoryview of it); otherwise a fresh copy (``to_u8``). Either way the remembered
-    entry is dropped: it is meant for the very next read, and must not keep a large buffer alive after it."""
-    if _shared:
-        obj, arr = _shared.pop()
-        view = data if isinstance(data, memoryview) else None
-        if data is obj or (view is not None and view.obj is obj and view.nbytes == memoryview(obj).nbytes):
-            return arr
-    return to_u8(data)
-
-
 def to_i32(values: Any) -> Any:
     """Row numbers as a JS ``Int32Array`` (one C-level conversion, no per-element bridge calls)."""
     from array import array

@@ -12,6 +12,8 @@
 //   rows   : i -> ArrayBuffer, codec.encode_rows of the same rows
 //   log    : autoIncrement -> ArrayBuffer, one codec.encode_commit record per commit
 
+import { withPyBytes } from "./js_kernel.mjs";
+
 const VERSION = 1;
 const STORES = ["meta", "chunks", "rows", "log"];
 
@@ -214,13 +216,7 @@ export async function commit(db, record) {
  * are slices of it (no copy). Synchronous, so Python cannot run (and move its memory) before the view is released.
  */
 export function vectorBlobs(vectors, chunkBytes) {
-  const view = vectors instanceof Uint8Array ? null : vectors.getBuffer("u8");
-  let all;
-  try {
-    all = new Blob([view ? view.data : vectors]); // one copy, one Blob: slices of it copy nothing
-  } finally {
-    if (view) view.release();
-  }
+  const all = withPyBytes(vectors, (u8) => new Blob([u8]), false); // one copy, one Blob: slices of it copy nothing
   const out = [];
   for (let pos = 0; pos < all.size; pos += chunkBytes) out.push(all.slice(pos, Math.min(pos + chunkBytes, all.size)));
   return out;

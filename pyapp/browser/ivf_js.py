@@ -81,9 +81,7 @@ class JsIvfMath:
         return JsCentroids(bytes(raw.to_bytes()), nlist, dims)
 
     def neighbours(self, kernel: VectorKernel, queries: bytes, n: int, k: int) -> list[list[int]]:
-        """Exact top-``k`` per query through the kernel's own WASM SIMD dot products: all queries in one call
-        (``JsKernel.topk_many``), else one ``topk`` each."""
-        if isinstance(kernel, JsKernel):
-            return kernel.topk_many(queries, n, k)
-        width = kernel.dims * 4
-        return [[row for row, _ in kernel.topk(queries[i * width : (i + 1) * width], k)] for i in range(n)]
+        """Exact top-``k`` per query, all queries in one call of the kernel's WASM SIMD (``JsKernel.topk_many``).
+        This math runs beside a ``JsKernel`` only: ``default_math`` picks it where ``default_kernel`` picks that."""
+        assert isinstance(kernel, JsKernel), kernel
+        return kernel.topk_many(queries, n, k)

@@ -18,7 +18,7 @@ from pyodide.ffi import JsException  # type: ignore[import-not-found]
 
 from ..errors import InvalidVector
 from ..kernels.base import Buffer, VectorKernel, pack_rows, reject_booleans
-from ._bridge import js_module, shared_u8, to_i32, to_u8
+from ._bridge import js_module, to_i32, to_u8
 
 MODULE = "clinvec_kernel"
 IN_PLACE_ROWS = 64  # from this many rows prepare normalises in Python's memory (below: the old copy is cheaper)
@@ -160,7 +160,7 @@ class JsKernel(VectorKernel):
     def append(self, data: Buffer, n: int) -> None:
         self._check(data, n)
         if n:
-            self._m.append(shared_u8(data), n)
+            self._m.append(to_u8(data), n)
 
     def set_row(self, row: int, data: Buffer) -> None:
         self._check(data, 1)
@@ -212,7 +212,7 @@ class JsKernel(VectorKernel):
         if k <= 0 or (rows is not None and len(rows) == 0):
             return []
         try:
-            flat = array("d", self._m.topk(shared_u8(query), int(k), self._rows_arg(rows)).to_bytes())
+            flat = array("d", self._m.topk(to_u8(query), int(k), self._rows_arg(rows)).to_bytes())
         except (JsException, OverflowError) as exc:
             raise IndexError(str(exc)) from None
         return [(int(flat[i]), flat[i + 1]) for i in range(0, len(flat), 2)]

@@ -194,10 +194,8 @@ def probe_budget(costs: list[list[int]], target: float, floor: float) -> int:
         return 1
 
     def enough(budget: int) -> bool:
-        recalls = [sum(c < budget for c in query) / len(query) for query in costs if query]
-        mean = math.fsum(recalls) / len(recalls)
-        spread = math.sqrt(math.fsum((r - mean) ** 2 for r in recalls) / max(1, len(recalls) - 1))
-        return mean >= target - 1e-12 and mean - 2 * spread / math.sqrt(len(recalls)) >= floor - 1e-12
+        mean, error = _recall_stats(costs, budget)
+        return mean >= target - 1e-12 and mean - 2 * error >= floor - 1e-12
 
     lo, hi = 0, len(flat) - 1  # both criteria only grow with B: binary search over the budgets that differ
     if not enough(flat[hi] + 1):

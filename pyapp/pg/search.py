@@ -104,10 +104,16 @@ class Search:
         got = await read("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [self._table])
         estimate = got[0][0] if got else -1
         if estimate is None or estimate < 0:
-            got = await read(f"SELECT count(*) FROM (SELECT 1 FROM {self._table} LIMIT %s) AS s", [exact_below])
-            estimate = got[0][0]
+            estimate = await self._count_up_to(exact_below)
         self._was_small, self._size_checked, self._size_for = estimate < exact_below, now, exact_below
         return self._was_small
+
+    async def _count_up_to(self, bound: int, where: str = "TRUE", params: list[Any] | None = None) -> int:
+        """How many rows match ``where``, counting no further than ``bound`` (reads at most that many)."""
+        got = await self._session.read(
+            f"SELECT count(*) FROM (SELECT 1 FROM {self._table} WHERE {where} LIMIT %s) AS s", [*(params or ()), bound]
+        )
+        return int(got[0][0])
 
     async def vector_leg(
         self,
@@ -129,11 +135,7 @@ class Search:
         if exact is None:
             exact = await self.small(exact_below)
             if not exact and p.filter is not None and exact_matches_below > 0:
-                got = await read(
-                    f"SELECT count(*) FROM (SELECT 1 FROM {self._table} WHERE {where} LIMIT %s) AS s",
-                    [*params, exact_matches_below],
-                )
-                exact = got[0][0] < exact_matches_below
+                exact = await self._count_up_to(exact_matches_below, where, params) < exact_matches_below
         if not exact:
             ef = str(min(max(ef_search, k), 1000))
             got = await read(
