@@ -71,27 +71,22 @@ def wrap(owner, attr, label):
     fn._profiled = True
     setattr(owner, attr, fn)
 
-wrap(staging.Stager, "puts", "stage")
-wrap(js_kernel.JsKernel, "pack", "pack")
-wrap(js_kernel.JsKernel, "prepare", "prepare")
-wrap(index_mod, "item_dicts", "item_dicts")
-wrap(rows_mod.IndexRows, "load", "rows_load")
-wrap(idb_store, "encode_rows", "encode_rows")
-wrap(idb_store.IndexedDBStore, "_refresh_storage", "storage_info")
-wrap(idb_store.IndexedDBStore, "catch_up", "catch_up")
-wrap(commits.Committer, "_bulk_load", "bulk_load")
-wrap(commits.Committer, "_repartition", "repartition")
 from pyapp.kernels import ivf as ivf_mod
 from pyapp.browser import ivf_js
-wrap(ivf_js.JsIvfMath, "train", "ivf_kmeans")
-wrap(ivf_mod.Partitions, "add", "ivf_assign")
-wrap(ivf_mod.Partitions, "calibrate", "ivf_calibrate")
-wrap(js_kernel.JsKernel, "to_bytes", "kernel_to_bytes")
-wrap(commits.Committer, "_commit", "commit")
-wrap(commits.Committer, "write", "write")
-wrap(rows_mod.IndexRows, "snapshot_parts", "snapshot_parts")
-wrap(idb_store.IndexedDBStore, "write_snapshot", "write_snapshot")
-wrap(idb_store.IndexedDBStore, "write_snapshot_while", "write_snapshot")
+for owner, attr, label in (
+    (staging.Stager, "puts", "stage"), (js_kernel.JsKernel, "pack", "pack"),
+    (js_kernel.JsKernel, "prepare", "prepare"), (index_mod, "item_dicts", "item_dicts"),
+    (rows_mod.IndexRows, "load", "rows_load"), (idb_store, "encode_rows", "encode_rows"),
+    (idb_store.IndexedDBStore, "_refresh_storage", "storage_info"), (idb_store.IndexedDBStore, "catch_up", "catch_up"),
+    (commits.Committer, "_bulk_load", "bulk_load"), (commits.Committer, "_repartition", "repartition"),
+    (ivf_js.JsIvfMath, "train", "ivf_kmeans"), (ivf_mod.Partitions, "add", "ivf_assign"),
+    (ivf_mod.Partitions, "calibrate", "ivf_calibrate"), (js_kernel.JsKernel, "to_bytes", "kernel_to_bytes"),
+    (commits.Committer, "_commit", "commit"), (commits.Committer, "write", "write"),
+    (rows_mod.IndexRows, "snapshot_parts", "snapshot_parts"),
+    (idb_store.IndexedDBStore, "write_snapshot", "write_snapshot"),
+    (idb_store.IndexedDBStore, "write_snapshot_while", "write_snapshot"),
+):
+    wrap(owner, attr, label)
 _idb_mod = idb_store.js_module(idb_store.MODULE)
 if hasattr(_idb_mod, "vectorBlobs") and not hasattr(idb_store, "_profiled_blobs"):
     class _TimedModule:
